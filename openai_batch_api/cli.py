@@ -1,0 +1,84 @@
+"""What every command has in common: the common flags and the one error boundary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import openai
+
+from . import __version__
+from .utils.config import Config, load_config
+from .utils.errors import BatchToolError, ExitStatus
+
+# Tests set this so that an unexpected exception fails loudly instead of becoming a line.
+RAISE_ENV = "OPENAI_BATCH_API_RAISE"
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--config",
+        default="config.yaml",
+        metavar="PATH",
+        help="the YAML config of the run (default: config.yaml)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def describe_api_error(exc: openai.OpenAIError) -> str:
+    """One line for an SDK error: HTTP status, the API's message and the request id."""
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = body.get("message") or exc.message
+        request_id = f" (request id {exc.request_id})" if exc.request_id else ""
+        return f"the API answered {exc.status_code}: {message}{request_id}"
+    if isinstance(exc, openai.APITimeoutError):
+        return f"the API did not answer in time ({exc.request.url}); run the command again to continue"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"cannot reach the API at {exc.request.url}: {exc.__cause__ or exc.message}; check base_url and the network, then run the command again"
+    return str(exc)
+
+
+def run_command(
+    *,
+    prog: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    handler: Callable[[argparse.Namespace, Config], int | None],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse arguments, load the config and run `handler`, turning failures into one line."""
+    parser = build_parser(prog, description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return int(handler(args, config) or ExitStatus.OK)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted; nothing is lost: run the command again to continue", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except BatchToolError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except openai.OpenAIError as exc:
+        if args.debug:
+            raise
+        print(f"error: {describe_api_error(exc)}", file=sys.stderr)
+        return ExitStatus.ERROR
+    except Exception as exc:
+        if args.debug or os.environ.get(RAISE_ENV):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc}; run again with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return ExitStatus.ERROR

