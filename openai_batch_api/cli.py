@@ -40,7 +40,10 @@ def describe_api_error(exc: openai.OpenAIError) -> str:
     if isinstance(exc, openai.APITimeoutError):
         return f"the API did not answer in time ({exc.request.url}); run the command again to continue"
     if isinstance(exc, openai.APIConnectionError):
-        return f"cannot reach the API at {exc.request.url}: {exc.__cause__ or exc.message}; check base_url and the network, then run the command again"
+        return (
+            f"cannot reach the API at {exc.request.url}: {exc.__cause__ or exc.message}; "
+            "check base_url and the network, then run the command again"
+        )
     return str(exc)
 
 

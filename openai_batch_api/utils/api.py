@@ -1,0 +1,228 @@
+"""A typed layer over the SDK's files and batches endpoints, with retries that never pay twice.
+
+The SDK's own retries are switched off: a retried `POST /v1/batches` after a dropped
+connection can create a second batch. Here every transient failure is retried with
+backoff (honouring Retry-After), and after a failure that may have happened on the
+server side (a dropped connection, a timeout, a 5xx) the create calls first look for
+what they may already have made.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import openai
+from openai.types import Batch, FileObject
+
+from .config import Config
+from .errors import BatchToolError
+
+T = TypeVar("T")
+API_KEY_ENV = "OPENAI_API_KEY"
+ENDPOINT = "/v1/chat/completions"
+# Batches created this long before the run started are not looked at when reconciling.
+CLOCK_SKEW_SECONDS = 300
+# Seconds a local in-process backend gets to finish its batches before the command exits.
+LOCAL_SETTLE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
+
+
+def may_have_happened(exc: BaseException) -> bool:
+    """Whether the server may have carried out the request that failed this way."""
+    return isinstance(exc, (openai.APIConnectionError, openai.InternalServerError))
+
+
+def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
+    response = getattr(exc, "response", None)
+    header = response.headers.get("retry-after") if response is not None else None
+    if header:
+        try:
+            return min(float(header), policy.max_retry_after)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header)
+            if parsed is not None:
+                return min(max(parsed.timestamp() - time.time(), 0.0), policy.max_retry_after)
+    backoff = min(policy.base_delay * 2**attempt, policy.max_delay)
+    return backoff * (0.5 + random.random() / 2)  # jitter, so parallel calls do not retry in step
+
+
+class BatchApi:
+    """The files and batches calls the commands make, each retried under one policy."""
+
+    def __init__(self, client: openai.OpenAI, *, retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.retry = retry or RetryPolicy()
+
+    def _call(self, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
+        """Run `fn`, retrying transient failures; `recover` finds the result of a lost call."""
+        for attempt in range(self.retry.attempts):
+            try:
+                return fn()
+            except openai.OpenAIError as exc:
+                if not is_transient(exc) or attempt == self.retry.attempts - 1:
+                    raise
+                time.sleep(retry_delay(exc, attempt, self.retry))
+                if recover is not None and may_have_happened(exc):
+                    found = recover()
+                    if found is not None:
+                        return found
+        raise AssertionError("unreachable")
+
+    # Files
+
+    def find_file(self, *, filename: str, size: int) -> FileObject | None:
+        """The uploaded batch file with this name and size, if there is one."""
+
+        def scan() -> FileObject | None:
+            for item in self.client.files.list(purpose="batch"):
+                if item.filename == filename and item.bytes == size:
+                    return item
+            return None
+
+        return self._call(scan)
+
+    def upload_file(self, path: Path, *, filename: str) -> FileObject:
+        size = path.stat().st_size
+
+        def upload() -> FileObject:
+            with open(path, "rb") as fh:
+                return self.client.files.create(file=(filename, fh, "application/jsonl"), purpose="batch")
+
+        return self._call(upload, recover=lambda: self.find_file(filename=filename, size=size))
+
+    def download_file(self, file_id: str, dest: Path) -> Path:
+        """Stream a file's content to `dest`, atomically: a half download is never at `dest`."""
+
+        def download() -> Path:
+            tmp = dest.with_name(f".{dest.name}.part")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with self.client.files.with_streaming_response.content(file_id) as response:
+                    with open(tmp, "wb") as fh:
+                        for chunk in response.iter_bytes(1 << 20):
+                            fh.write(chunk)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return dest
+
+        return self._call(download)
+
+    def delete_file(self, file_id: str) -> bool:
+        """Delete a file; False when it was already gone."""
+        try:
+            self._call(lambda: self.client.files.delete(file_id))
+            return True
+        except openai.NotFoundError:
+            return False
+
+    # Batches
+
+    def find_batch(self, *, metadata: dict[str, str], since: int) -> Batch | None:
+        """The batch tagged with `metadata`, looking back no further than `since` (newest first)."""
+
+        def scan() -> Batch | None:
+            for batch in self.client.batches.list(limit=100):
+                if batch.created_at < since - CLOCK_SKEW_SECONDS:
+                    return None
+                tags = batch.metadata or {}
+                if all(tags.get(k) == v for k, v in metadata.items()):
+                    return batch
+            return None
+
+        return self._call(scan)
+
+    def create_batch(self, *, input_file_id: str, metadata: dict[str, str], since: int) -> Batch:
+        def create() -> Batch:
+            return self.client.batches.create(
+                input_file_id=input_file_id,
+                endpoint=ENDPOINT,
+                completion_window="24h",
+                metadata=metadata,
+            )
+
+        return self._call(create, recover=lambda: self.find_batch(metadata=metadata, since=since))
+
+    def retrieve_batch(self, batch_id: str) -> Batch:
+        return self._call(lambda: self.client.batches.retrieve(batch_id))
+
+    def cancel_batch(self, batch_id: str) -> Batch:
+        return self._call(lambda: self.client.batches.cancel(batch_id))
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (comments, `export` and quotes allowed)."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def find_api_key(config: Config) -> str:
+    """The key from OPENAI_API_KEY, else from a .env beside the config or in the working folder."""
+    key = os.environ.get(API_KEY_ENV)
+    if key:
+        return key
+    for folder in (config.path.parent, Path.cwd()):
+        key = read_dotenv(folder / ".env").get(API_KEY_ENV)
+        if key:
+            return key
+    raise BatchToolError(
+        f"no API key: set {API_KEY_ENV} in the environment or in a .env file beside {config.path.name}, "
+        "or set `base_url: local` in the config to use the local backend"
+    )
+
+
+def local_state_dir(config: Config) -> Path:
+    return config.data_path / "local_backend"
+
+
+@contextmanager
+def open_api(config: Config) -> Iterator[BatchApi]:
+    """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile."""
+    if not config.is_local:
+        client = openai.OpenAI(api_key=find_api_key(config), base_url=config.base_url, max_retries=0)
+        with client:
+            yield BatchApi(client)
+        return
+
+    from ..local_server import LocalServer, ServerOptions
+
+    options = ServerOptions.from_mapping(config.local_backend)
+    with LocalServer(state_dir=local_state_dir(config), options=options) as server:
+        with openai.OpenAI(api_key="local", base_url=server.base_url, max_retries=0) as client:
+            yield BatchApi(client)
+        # The local backend answers only while a command runs: give small batches time to finish.
+        server.wait_idle(timeout=LOCAL_SETTLE_SECONDS)

@@ -1,0 +1,190 @@
+"""The run ledger: what was built, uploaded and submitted, kept in `data_path/ledger.json`.
+
+Every step records its intent before the API call and its result after it, and each
+save is atomic (temp file, fsync, rename), so a crash at any line leaves a ledger that
+says either "not yet" or "done" for every step, and `reconcile` settles the "maybe".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import BatchToolError
+
+LEDGER_NAME = "ledger.json"
+LEDGER_VERSION = 1
+
+# Shard states, in the order a shard moves through them.
+PENDING = "pending"  # built; not uploaded yet
+UPLOADING = "uploading"  # an upload was started: the file may or may not exist on the API side
+UPLOADED = "uploaded"  # file_id known; no batch yet (also: waiting for enqueued-token room)
+CREATING = "creating"  # a batch creation was started: it may or may not exist
+SUBMITTED = "submitted"  # batch_id known
+
+# Batch statuses after which a batch never changes again.
+FINISHED_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+@dataclass
+class ShardRecord:
+    """One shard file of one attempt and its life on the API side."""
+
+    key: str  # unique within the run, e.g. "a1-s0003"
+    attempt: int
+    index: int
+    path: str  # relative to data_path
+    rows: int
+    bytes: int
+    sha256: str
+    prompt_tokens: int
+    state: str = PENDING
+    submission: int = 1  # bumped when a token-limit failure sends the shard back to the queue
+    file_id: str | None = None
+    batch_id: str | None = None
+    batch: dict[str, Any] | None = None  # the last snapshot of the batch seen from the API
+    requeued_batch_ids: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """The batch's status, or where the shard stands before it has a batch."""
+        if self.batch:
+            return self.batch["status"]
+        return "queued" if self.state in (PENDING, UPLOADED) else self.state
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass
+class Ledger:
+    """The whole state of one run."""
+
+    run_id: str
+    created_at: int
+    input_sha256: str
+    request_sha256: str
+    rows: int
+    token_method: str
+    shards: list[ShardRecord] = field(default_factory=list)
+    attempts: int = 1
+    collated_at: int | None = None
+    version: int = LEDGER_VERSION
+
+    def upload_name(self, shard: ShardRecord) -> str:
+        """The filename a shard is uploaded under: how a re-run finds an upload it lost track of."""
+        return f"{self.run_id}-{shard.key}.jsonl"
+
+    def batch_metadata(self, shard: ShardRecord) -> dict[str, str]:
+        """The tags a shard's batch carries: how a re-run finds a batch it lost track of."""
+        return {
+            "openai_batch_api_run": self.run_id,
+            "shard": shard.key,
+            "submission": str(shard.submission),
+            "shard_sha256": shard.sha256[:32],
+        }
+
+    def shard(self, key: str) -> ShardRecord:
+        return next(s for s in self.shards if s.key == key)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
+        shard_fields = {f.name for f in fields(ShardRecord)}
+        shards = [ShardRecord(**{k: v for k, v in s.items() if k in shard_fields}) for s in data["shards"]]
+        ledger_fields = {f.name for f in fields(cls)} - {"shards"}
+        return cls(shards=shards, **{k: v for k, v in data.items() if k in ledger_fields})
+
+
+def ledger_path(data_path: Path) -> Path:
+    return data_path / LEDGER_NAME
+
+
+def load_ledger(data_path: Path) -> Ledger | None:
+    """The run's ledger, or None when no run was created in `data_path` yet."""
+    path = ledger_path(data_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != LEDGER_VERSION:
+            raise BatchToolError(
+                f"{path}: written by another version of openai_batch_api (ledger version "
+                f"{data.get('version')}); use that version, or a new data_path"
+            )
+        return Ledger.from_json(data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BatchToolError(
+            f"{path}: the run ledger is damaged ({exc}); restore it from a backup, or move it away "
+            "to start a new run (its batches stay on the API side)"
+        ) from None
+
+
+def save_ledger(data_path: Path, ledger: Ledger) -> None:
+    """Write the ledger atomically: readers see the old version or the new one, never half."""
+    write_atomic(ledger_path(data_path), json.dumps(ledger.to_json(), indent=1).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def request_sha256(config: Config) -> str:
+    """A hash of everything besides the table that shapes the request lines."""
+    shape = {
+        "prompt": config.prompt,
+        "model_params": config.model_params,
+        "id_column": config.id_column,
+        "content_column": config.content_column,
+        "image_url_column": config.image_url_column,
+        "image_detail": config.image_detail,
+        "batch_size": config.batch_size,
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def new_run_id() -> str:
+    return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
+
+
+def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str) -> None:
+    """Refuse to mix a run with a changed table, prompt or model parameters."""
+    changed = []
+    if input_sha256 != ledger.input_sha256:
+        changed.append(f"the input table {config.input_file.name}")
+    if request_sha256(config) != ledger.request_sha256:
+        changed.append("the prompt, columns, batch_size or model_params")
+    if changed:
+        raise BatchToolError(
+            f"{config.path}: {' and '.join(changed)} changed since run {ledger.run_id} was created in "
+            f"{config.data_path}; to continue that run restore what it was made from, to start a new "
+            "run set another data_path (or collate and delete-tasks the old one first)"
+        )
