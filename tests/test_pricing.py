@@ -73,8 +73,10 @@ def test_resolve_price_config_overrides_and_extends_table():
         ("cheap", "prices.m: expected {input: ..., output: ...} in USD per 1M tokens"),
         ({"output": 1}, "prices.m.input: expected a number of USD per 1M tokens (>= 0), got None"),
         ({"input": -1, "output": 1}, "prices.m.input: expected a number of USD per 1M tokens (>= 0), got -1"),
-        ({"input": 1, "output": "2"},
-         "prices.m.output: expected a number of USD per 1M tokens (>= 0), got '2'"),
+        (
+            {"input": 1, "output": "2"},
+            "prices.m.output: expected a number of USD per 1M tokens (>= 0), got '2'",
+        ),
     ],
 )
 def test_resolve_price_malformed_override_error(entry, message):
