@@ -28,6 +28,7 @@ UPLOADING = "uploading"  # an upload was started: the file may or may not exist 
 UPLOADED = "uploaded"  # file_id known; no batch yet (also: waiting for enqueued-token room)
 CREATING = "creating"  # a batch creation was started: it may or may not exist
 SUBMITTED = "submitted"  # batch_id known
+CANCELLED = "cancelled"  # cancelled while still queued: never to be submitted
 
 # Batch statuses after which a batch never changes again.
 FINISHED_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -57,6 +58,8 @@ class ShardRecord:
         """The batch's status, or where the shard stands before it has a batch."""
         if self.batch:
             return self.batch["status"]
+        if self.state == CANCELLED:
+            return "cancelled"
         return "queued" if self.state in (PENDING, UPLOADED) else self.state
 
     @property
@@ -77,6 +80,7 @@ class Ledger:
     shards: list[ShardRecord] = field(default_factory=list)
     attempts: int = 1
     collated_at: int | None = None
+    cancelled_at: int | None = None  # set by a cancel: nothing more is submitted
     version: int = LEDGER_VERSION
 
     def upload_name(self, shard: ShardRecord) -> str:
@@ -128,6 +132,17 @@ def load_ledger(data_path: Path) -> Ledger | None:
             f"{path}: the run ledger is damaged ({exc}); restore it from a backup, or move it away "
             "to start a new run (its batches stay on the API side)"
         ) from None
+
+
+def require_ledger(config: Config, *, config_arg: str) -> Ledger:
+    """The run's ledger, or an error saying how to start the run."""
+    ledger = load_ledger(config.data_path)
+    if ledger is None:
+        raise BatchToolError(
+            f"{config.data_path}: no run here yet (no {LEDGER_NAME}); start one with "
+            f"create-batch --config {config_arg}"
+        )
+    return ledger
 
 
 def save_ledger(data_path: Path, ledger: Ledger) -> None:

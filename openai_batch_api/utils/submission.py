@@ -31,16 +31,18 @@ TOKEN_LIMIT_CODE = "token_limit_exceeded"
 class LedgerWriter:
     """Saves the ledger after each step; one writer at a time when steps run in threads."""
 
-    def __init__(self, data_path: Path, ledger: Ledger) -> None:
+    def __init__(self, data_path: Path, ledger: Ledger, *, persist: bool = True) -> None:
         self.data_path = data_path
         self.ledger = ledger
+        self.persist = persist  # False for a reader that does not hold the run lock
         self._lock = threading.Lock()
 
     def update(self, change: Callable[[], Any] | None = None) -> None:
         with self._lock:
             if change is not None:
                 change()
-            save_ledger(self.data_path, self.ledger)
+            if self.persist:
+                save_ledger(self.data_path, self.ledger)
 
 
 def batch_snapshot(batch: Batch) -> dict[str, Any]:

@@ -1,0 +1,169 @@
+"""create-batch: build the task files from the input table, upload them and create the batches."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .cli import run_command
+from .reporting import cost_lines, next_command, plural
+from .utils.api import open_api
+from .utils.config import Config
+from .utils.errors import BatchToolError
+from .utils.ledger import check_same_inputs, load_ledger, save_ledger
+from .utils.planning import (
+    attempt_dir,
+    build_attempt,
+    check_max_cost,
+    estimate_plan_cost,
+    input_sha256,
+    new_ledger,
+)
+from .utils.retry import add_retry_attempt
+from .utils.run_lock import run_lock
+from .utils.submission import (
+    LedgerWriter,
+    check_token_limit,
+    reconcile,
+    refresh,
+    submit_waiting,
+    waiting_shards,
+)
+
+DESCRIPTION = (
+    "Build JSONL task files from the input table, upload them and create the batches. "
+    "Running it again on the same run submits nothing twice."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build and validate every request, print the cost estimate, upload nothing",
+    )
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="submit again the rows whose last attempt failed retryably (429, 5xx, expired) or has no result",
+    )
+    parser.add_argument(
+        "--retry-all",
+        action="store_true",
+        help="like --retry, and also the rows that failed for other reasons (e.g. 400s)",
+    )
+
+
+def dry_run(config: Config) -> int:
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".dry-run-", dir=config.data_path)
+    try:
+        plan = build_attempt(config, out_dir=Path(scratch) / "tasks")
+        cost = estimate_plan_cost(config, plan)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    size = sum(s.bytes for s in plan.shards)
+    print(
+        f"dry run: {plural(plan.rows, 'row')} valid, {plural(len(plan.shards), 'shard')} ({size / 1e6:.1f} MB)"
+    )
+    for line in cost_lines(cost):
+        print(line)
+    check_max_cost(config, cost)
+    print("nothing was uploaded")
+    return 0
+
+
+def handle(args: argparse.Namespace, config: Config) -> int:
+    if args.dry_run and (args.retry or args.retry_all):
+        raise BatchToolError("--dry-run cannot be combined with --retry; check the run with status-jobs")
+    with run_lock(config.data_path, command="create-batch"):
+        if args.dry_run:
+            return dry_run(config)
+        ledger = load_ledger(config.data_path)
+        input_hash = input_sha256(config)
+        if ledger is None:
+            if args.retry or args.retry_all:
+                raise BatchToolError(
+                    f"{config.data_path}: no run to retry yet; run create-batch --config {args.config} first"
+                )
+            plan = build_attempt(config, out_dir=attempt_dir(config.data_path, 1))
+            cost = estimate_plan_cost(config, plan)
+            check_max_cost(config, cost)
+            ledger = new_ledger(config, plan, input_hash=input_hash)
+            check_token_limit(ledger, config)
+            save_ledger(config.data_path, ledger)
+            print(
+                f"run {ledger.run_id}: {plural(plan.rows, 'row')} in {plural(len(plan.shards), 'shard')} "
+                f"({attempt_dir(config.data_path, 1)})"
+            )
+            for line in cost_lines(cost):
+                print(line)
+        else:
+            check_same_inputs(ledger, config, input_sha256=input_hash)
+        writer = LedgerWriter(config.data_path, ledger)
+        with open_api(config) as api:
+            for found in reconcile(api, writer):
+                print(f"found again after an interrupted run: {found}")
+            requeued = refresh(api, writer, workers=config.concurrency)
+            if args.retry or args.retry_all:
+                added = add_retry_attempt(api, writer, config, include_all=args.retry_all)
+                if added is None:
+                    print(f"run {ledger.run_id}: no row needs a retry")
+                    return 0
+                rows, shards, cost = added
+                print(
+                    f"attempt {ledger.attempts}: retrying {plural(rows, 'row')} in {plural(shards, 'shard')}"
+                )
+                for line in cost_lines(cost):
+                    print(line)
+            before = {s.key for s in waiting_shards(ledger)}
+            if ledger.cancelled_at:
+                raise BatchToolError(
+                    f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or start "
+                    "a new run with another data_path"
+                )
+            submitted = submit_waiting(api, writer, config)
+        print_summary(args, config, ledger, submitted=len(submitted), waiting=before, requeued=len(requeued))
+    return 0
+
+
+def print_summary(args, config: Config, ledger, *, submitted: int, waiting: set[str], requeued: int) -> None:
+    batches = sum(1 for s in ledger.shards if s.batch_id)
+    queued = len(waiting_shards(ledger))
+    print(
+        f"run {ledger.run_id}: {plural(ledger.rows, 'row')}, {plural(len(ledger.shards), 'shard')}, "
+        f"{plural(batches, 'batch', 'batches')} on the API side"
+    )
+    if submitted:
+        print(f"submitted {plural(submitted, 'batch', 'batches')} now")
+    elif not waiting:
+        print("every shard already has its batch: nothing was submitted again")
+    if requeued:
+        print(
+            f"{plural(requeued, 'batch', 'batches')} hit the enqueued-token limit and went back to the queue"
+        )
+    if queued:
+        print(
+            f"{plural(queued, 'shard')} queued until earlier batches finish (max_enqueued_tokens); "
+            f"status-jobs --wait submits them as room frees"
+        )
+    print(f"next: {next_command('status-jobs', args.config)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `create-batch`."""
+    return run_command(
+        prog="create-batch",
+        description=DESCRIPTION,
+        add_arguments=add_arguments,
+        handler=handle,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Text the commands print: counts, costs and the next command to run."""
+
+from __future__ import annotations
+
+import shlex
+
+from .utils.planning import CostReport
+from .utils.pricing import estimate_cost, format_usd
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"
+
+
+def next_command(command: str, config_arg: str, *extra: str) -> str:
+    return shlex.join([command, "--config", config_arg, *extra])
+
+
+def cost_lines(cost: CostReport) -> list[str]:
+    """The estimate before submitting: requests, tokens, and the cost at batch prices."""
+    if cost.output_tokens_max is None:
+        output = (
+            "output tokens unbounded (set max_tokens or max_completion_tokens in model_params to bound them)"
+        )
+    else:
+        output = f"at most {cost.output_tokens_max:,} output tokens"
+    lines = [
+        f"estimate: {plural(cost.requests, 'request')}, about {cost.input_tokens:,} input tokens "
+        f"({cost.token_method}), {output}"
+    ]
+    if cost.estimate is None:
+        lines.append(f"cost: model '{cost.model}' has no known price; add it under `prices:` in the config")
+    elif cost.output_tokens_max is None:
+        lines.append(
+            f"cost at batch prices ({cost.model}): input {format_usd(cost.estimate.input_usd)} "
+            "plus the output, which is unbounded"
+        )
+    else:
+        lines.append(
+            f"cost at batch prices ({cost.model}): input {format_usd(cost.estimate.input_usd)} + output at most "
+            f"{format_usd(cost.estimate.output_usd)} = at most {format_usd(cost.estimate.total_usd)}"
+        )
+    return lines
+
+
+def actual_cost_line(*, model: str, input_tokens: int, output_tokens: int, prices: dict) -> str:
+    """The cost after the fact, from the usage the API reported."""
+    estimate = estimate_cost(
+        model=model, input_tokens=input_tokens, output_tokens=output_tokens, overrides=prices
+    )
+    cost = (
+        f"{format_usd(estimate.total_usd)} at batch prices" if estimate else f"no known price for '{model}'"
+    )
+    return f"tokens used: {input_tokens:,} input, {output_tokens:,} output; cost {cost}"
+
+
+def failure_lines(failures: list) -> list[str]:
+    """Why requests failed, grouped by error code, most common first."""
+    if not failures:
+        return []
+    lines = ["failed requests by reason:"]
+    for group in failures:
+        kind = "retryable" if group.retryable else "not retryable"
+        lines.append(
+            f"  {group.code}: {plural(group.count, 'row')} ({kind}), e.g. id {group.example_id}"
+            + (f": {group.example_error}" if getattr(group, "example_error", None) else "")
+        )
+    return lines

@@ -1,0 +1,298 @@
+"""status-jobs: a table of the run's batches and their progress; --wait polls until done."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from tabulate import tabulate
+
+from .cli import run_command
+from .confirm import confirm
+from .reporting import actual_cost_line, failure_lines, next_command, plural
+from .utils.api import open_api
+from .utils.collation import download_results
+from .utils.config import Config
+from .utils.errors import BatchToolError
+from .utils.ledger import CANCELLED, FINISHED_STATUSES, Ledger, ShardRecord, require_ledger
+from .utils.results import load_results, summarize_failures
+from .utils.run_lock import run_lock
+from .utils.submission import LedgerWriter, RunProgress, refresh, run_progress, waiting_shards
+from .utils.waiting import WaitUpdate, wait_for_run
+
+DESCRIPTION = (
+    "Show every batch of the run with its progress, why failed rows failed, and the tokens used. "
+    "--wait polls until every batch is finished, submitting queued shards as room frees."
+)
+HEADERS = ["shard", "batch id", "status", "created", "in progress since", "done / failed / total", "expires"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the same information as JSON")
+    parser.add_argument("--wait", action="store_true", help="poll until every batch of the run is finished")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between the first polls of --wait (default: poll_interval of the config, 30); it backs off",
+    )
+    parser.add_argument("--collate", action="store_true", help="with --wait: run collate-output when done")
+    parser.add_argument(
+        "--cancel", action="store_true", help="cancel the run's unfinished batches and its queued shards"
+    )
+    parser.add_argument("--yes", action="store_true", help="with --cancel: do not ask for confirmation")
+
+
+def local_time(timestamp: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else "-"
+
+
+def batch_row(shard: ShardRecord) -> dict[str, Any]:
+    batch = shard.batch or {}
+    counts = batch.get("request_counts") or {}
+    return {
+        "shard": shard.key,
+        "batch_id": shard.batch_id,
+        "status": shard.status,
+        "created_at": batch.get("created_at"),
+        "in_progress_at": batch.get("in_progress_at"),
+        "completed": counts.get("completed", 0),
+        "failed": counts.get("failed", 0),
+        "total": counts.get("total") or shard.rows,
+        "expires_at": batch.get("expires_at"),
+        "errors": [
+            {"code": e.get("code"), "message": e.get("message"), "line": e.get("line")}
+            for e in (batch.get("errors") or {}).get("data") or []
+        ],
+    }
+
+
+def table_text(rows: list[dict[str, Any]]) -> str:
+    cells = [
+        [
+            row["shard"],
+            row["batch_id"] or "-",
+            row["status"],
+            local_time(row["created_at"]),
+            local_time(row["in_progress_at"]),
+            f"{row['completed']:,} / {row['failed']:,} / {row['total']:,}",
+            local_time(row["expires_at"]),
+        ]
+        for row in rows
+    ]
+    return tabulate(cells, headers=HEADERS, tablefmt="simple")
+
+
+def progress_line(progress: RunProgress) -> str:
+    return (
+        f"rows: {progress.rows_done:,} done, {progress.rows_failed:,} failed, {progress.rows_pending:,} pending "
+        f"of {progress.rows:,}; batches: {progress.finished_shards} of {progress.shards} finished"
+    )
+
+
+def batch_warnings(ledger: Ledger) -> list[str]:
+    """Failed batches with the API's reasons, and finished batches whose requests mostly failed."""
+    lines = []
+    for shard in ledger.shards:
+        row = batch_row(shard)
+        if shard.status == "failed":
+            reasons = "; ".join(
+                (f"line {e['line']}: " if e["line"] else "") + f"{e['code']}: {e['message']}"
+                for e in row["errors"]
+            )
+            lines.append(f"batch {shard.batch_id} (shard {shard.key}) failed: {reasons or 'no reason given'}")
+        elif shard.status in FINISHED_STATUSES and row["failed"] > row["completed"]:
+            lines.append(
+                f"warning: batch {shard.batch_id} (shard {shard.key}) {shard.status} but "
+                f"{row['failed']:,} of {row['total']:,} requests failed"
+            )
+    return lines
+
+
+def usage_totals(ledger: Ledger) -> tuple[int, int]:
+    usage = [(s.batch or {}).get("usage") or {} for s in ledger.shards]
+    return sum(u.get("input_tokens") or 0 for u in usage), sum(u.get("output_tokens") or 0 for u in usage)
+
+
+def show_status(args: argparse.Namespace, config: Config, ledger: Ledger, failures: list) -> None:
+    rows = [batch_row(s) for s in ledger.shards]
+    progress = run_progress(ledger)
+    input_tokens, output_tokens = usage_totals(ledger)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": ledger.run_id,
+                    "batches": rows,
+                    "summary": {
+                        "rows": progress.rows,
+                        "done": progress.rows_done,
+                        "failed": progress.rows_failed,
+                        "pending": progress.rows_pending,
+                        "batches": progress.shards,
+                        "finished_batches": progress.finished_shards,
+                        "input_tokens": input_tokens,
+                        "output_tokens": output_tokens,
+                    },
+                    "failures": [vars(group) for group in failures],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    print(f"run {ledger.run_id}")
+    print(table_text(rows))
+    print(progress_line(progress))
+    for line in batch_warnings(ledger) + failure_lines(failures):
+        print(line)
+    if input_tokens or output_tokens:
+        print(
+            actual_cost_line(
+                model=config.model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                prices=config.prices,
+            )
+        )
+    if progress.finished:
+        print(f"next: {next_command('collate-output', args.config)}")
+    else:
+        print(f"next: {next_command('status-jobs', args.config, '--wait')} (or run status-jobs again later)")
+
+
+def failure_groups(api, ledger: Ledger, config: Config) -> list:
+    """Why requests failed, from the error files of the finished batches (downloaded once)."""
+    paths = download_results(api, ledger, config.data_path, workers=config.concurrency)
+    error_files = [p for p in paths if p.name.endswith("-errors.jsonl")]
+    if not error_files:
+        return []
+    return summarize_failures(load_results(error_files))
+
+
+class WaitDisplay:
+    """A live line on a terminal, plain periodic lines otherwise."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+
+    def __call__(self, update: WaitUpdate) -> None:
+        progress = update.progress
+        statuses: dict[str, int] = {}
+        for shard_status in update.statuses:
+            statuses[shard_status] = statuses.get(shard_status, 0) + 1
+        by_status = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+        left = update.seconds_left
+        line = (
+            f"{progress.rows_done:,}/{progress.rows:,} rows done, {progress.rows_failed:,} failed | "
+            f"batches: {by_status} | elapsed {clock(update.elapsed)}"
+            + (f" | about {clock(left)} left" if left is not None and not progress.finished else "")
+        )
+        notes = []
+        if update.submitted:
+            notes.append(f"submitted {plural(update.submitted, 'queued shard')}")
+        if update.requeued:
+            notes.append(f"{plural(update.requeued, 'batch', 'batches')} back in the queue (token limit)")
+        if update.retried_rows:
+            notes.append(f"retrying {plural(update.retried_rows, 'failed row')}")
+        if self.live:
+            if notes:
+                self.stream.write("\r\x1b[K" + "; ".join(notes) + "\n")
+            self.stream.write("\r\x1b[K" + line + ("\n" if progress.finished else ""))
+        else:
+            self.stream.write(line + "".join(f"; {n}" for n in notes) + "\n")
+        self.stream.flush()
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def cancel_run(args: argparse.Namespace, config: Config, ledger: Ledger, writer: LedgerWriter, api) -> None:
+    running = [s for s in ledger.shards if s.batch_id and not s.finished]
+    queued = waiting_shards(ledger)
+    if not running and not queued:
+        print(f"run {ledger.run_id}: nothing to cancel, every batch is finished")
+        return
+    question = (
+        f"cancel {plural(len(running), 'running batch', 'running batches')} and "
+        f"{plural(len(queued), 'queued shard')} of run {ledger.run_id}?"
+    )
+    if not confirm(question, assume_yes=args.yes):
+        print("nothing was cancelled")
+        return
+
+    def drop_queued() -> None:
+        ledger.cancelled_at = int(time.time())
+        for shard in queued:
+            shard.state = CANCELLED
+
+    writer.update(drop_queued)
+    for shard in running:
+        batch = api.cancel_batch(shard.batch_id)
+        writer.update(lambda shard=shard, batch=batch: setattr(shard, "batch", batch.model_dump(mode="json")))
+    print(
+        f"cancelling {plural(len(running), 'batch', 'batches')}; their finished rows are kept. "
+        f"{plural(len(queued), 'queued shard')} will not be submitted"
+    )
+
+
+def handle(args: argparse.Namespace, config: Config) -> int:
+    if args.collate and not args.wait:
+        raise BatchToolError("--collate goes with --wait: status-jobs --wait --collate")
+    if args.interval is not None and args.interval <= 0:
+        raise BatchToolError(f"--interval must be a positive number of seconds, got {args.interval:g}")
+    ledger = require_ledger(config, config_arg=args.config)
+    with ExitStack() as stack:
+        if args.wait or args.cancel:
+            stack.enter_context(run_lock(config.data_path, command="status-jobs"))
+            persist = True
+        else:
+            # A plain look needs no lock; it saves what it learns only when nobody else holds it.
+            try:
+                stack.enter_context(run_lock(config.data_path, command="status-jobs"))
+                persist = True
+            except BatchToolError:
+                persist = False
+        ledger = require_ledger(config, config_arg=args.config)
+        writer = LedgerWriter(config.data_path, ledger, persist=persist)
+        api = stack.enter_context(open_api(config))
+        if args.cancel:
+            cancel_run(args, config, ledger, writer, api)
+            refresh(api, writer, workers=config.concurrency)
+        elif args.wait:
+            wait_for_run(
+                api,
+                writer,
+                config,
+                interval=args.interval or config.poll_interval,
+                on_update=WaitDisplay(sys.stderr if args.json else sys.stdout),
+            )
+        else:
+            refresh(api, writer, workers=config.concurrency)
+        failures = failure_groups(api, ledger, config)
+    show_status(args, config, ledger, failures)
+    if args.wait and args.collate:
+        from .collate_output import collate_run
+
+        collate_run(args, config)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `status-jobs`."""
+    return run_command(
+        prog="status-jobs", description=DESCRIPTION, add_arguments=add_arguments, handler=handle, argv=argv
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

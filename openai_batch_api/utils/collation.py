@@ -1,0 +1,201 @@
+"""Downloading a run's results and joining them back onto the input rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pandas as pd
+
+from .api import BatchApi
+from .config import Config
+from .errors import BatchToolError
+from .ledger import Ledger, ShardRecord
+from .results import FailureGroup, expand_structured_answers, load_results, summarize_failures
+from .submission import run_in_parallel
+from .table import read_input_table
+
+RESULTS_DIR = "results"
+OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
+# The columns collate adds after the input's own, in this order.
+RESULT_COLUMNS = [
+    "api_output",
+    "api_status",
+    "api_error",
+    "api_finish_reason",
+    "api_refusal",
+    "api_prompt_tokens",
+    "api_completion_tokens",
+    "api_total_tokens",
+    "api_attempts",
+]
+# What happened to a row that has no line in any result file, by its batch's final status.
+UNANSWERED = {
+    "failed": ("error", "batch_failed", "the batch failed before this request ran"),
+    "expired": ("expired", "batch_expired", "batch_expired: the batch expired before this request ran"),
+    "cancelled": (
+        "cancelled",
+        "batch_cancelled",
+        "batch_cancelled: the batch was cancelled before this request ran",
+    ),
+    "completed": ("error", "no_result", "the batch completed without a result for this request"),
+}
+
+
+def check_output_format(config: Config) -> None:
+    if config.output_file.suffix.lower() not in OUTPUT_FORMATS:
+        raise BatchToolError(
+            f"{config.path}: output_file {config.output_file.name} has an unknown format; "
+            f"end it with one of {', '.join(OUTPUT_FORMATS)}"
+        )
+
+
+def result_file_path(data_path: Path, shard: ShardRecord, kind: str) -> Path:
+    return data_path / RESULTS_DIR / f"{shard.key}-{shard.batch_id}-{kind}.jsonl"
+
+
+def finished_result_files(ledger: Ledger, data_path: Path) -> list[tuple[str, Path]]:
+    """(file id, local path) of every result file of the finished batches, oldest attempt first."""
+    files = []
+    for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
+        if not shard.finished or not shard.batch:
+            continue
+        for kind, field in (("output", "output_file_id"), ("errors", "error_file_id")):
+            if shard.batch.get(field):
+                files.append((shard.batch[field], result_file_path(data_path, shard, kind)))
+    return files
+
+
+def download_results(api: BatchApi, ledger: Ledger, data_path: Path, *, workers: int) -> list[Path]:
+    """Download what is not on disk yet; result files never change, so each is fetched once."""
+    files = finished_result_files(ledger, data_path)
+    missing = [(file_id, path) for file_id, path in files if not path.exists()]
+    run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
+    return [path for _, path in files]
+
+
+def shard_ids(path: Path) -> list[str]:
+    """The custom_ids of a shard file, in order."""
+    with open(path, "rb") as fh:
+        return [orjson.loads(line)["custom_id"] for line in fh if line.strip()]
+
+
+def unanswered_outcomes(ledger: Ledger, data_path: Path) -> dict[str, tuple[str, str | None, str | None]]:
+    """Status, error code and error of rows that may have no result line, from their shards' batches.
+
+    Only shards that are unfinished or did not answer every row are read; later
+    attempts override earlier ones.
+    """
+    outcomes: dict[str, tuple[str, str | None, str | None]] = {}
+    for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
+        counts = (shard.batch or {}).get("request_counts") or {}
+        answered = (counts.get("completed") or 0) + (counts.get("failed") or 0)
+        if shard.finished and shard.status == "completed" and answered >= shard.rows:
+            continue
+        if not shard.finished:
+            outcome: tuple[str, str | None, str | None] = ("pending", None, None)
+        else:
+            status, code, error = UNANSWERED[shard.status]
+            reasons = [e.get("message") for e in ((shard.batch or {}).get("errors") or {}).get("data") or []]
+            if shard.status == "failed" and reasons:
+                error = f"the batch failed: {reasons[0]}"
+            outcome = (status, code, error)
+        for custom_id in shard_ids(data_path / shard.path):
+            outcomes[custom_id] = outcome
+    return outcomes
+
+
+def retry_attempt_counts(ledger: Ledger, data_path: Path) -> dict[str, int]:
+    """How many later attempts included each retried row."""
+    counts: dict[str, int] = {}
+    for shard in ledger.shards:
+        if shard.attempt > 1:
+            for custom_id in shard_ids(data_path / shard.path):
+                counts[custom_id] = counts.get(custom_id, 0) + 1
+    return counts
+
+
+@dataclass
+class Collation:
+    """The input rows with their results, and what the summary needs."""
+
+    table: pd.DataFrame
+    retryable: pd.Series  # per row: whether a retry may succeed
+    failures: list[FailureGroup]
+
+    def status_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.table["api_status"].value_counts().items()}
+
+
+def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:
+    """Join the results in `result_files` (oldest first) onto every input row, in input order."""
+    table = read_input_table(config.input_file)
+    results = load_results(result_files)
+    ids = table[config.id_column].astype(str)
+    joined = results.reindex(ids.to_numpy())
+    joined.index = table.index
+
+    unanswered = unanswered_outcomes(ledger, config.data_path)
+    if unanswered:
+        outcome = ids.map(unanswered)
+        has_outcome = outcome.notna()
+        is_pending = has_outcome & outcome.map(lambda o: isinstance(o, tuple) and o[0] == "pending")
+        status = joined["api_status"]
+        # A row waiting on a later attempt is pending unless it already succeeded; other
+        # outcomes only speak for rows that have no result line at all.
+        override = (is_pending & (status != "ok")) | (has_outcome & ~is_pending & status.isna())
+        for position, column in enumerate(("api_status", "api_error_code", "api_error")):
+            joined.loc[override, column] = outcome[override].map(lambda o, i=position: o[i])
+        joined.loc[override, ["api_output", "api_finish_reason", "api_refusal"]] = None
+        joined.loc[override, "api_retryable"] = ~is_pending[override]
+    missing = joined["api_status"].isna()
+    joined.loc[missing, ["api_status", "api_error_code", "api_error"]] = (
+        "error",
+        "no_result",
+        "no result for this row in any batch of the run",
+    )
+    joined.loc[missing, "api_retryable"] = True
+
+    retries = retry_attempt_counts(ledger, config.data_path)
+    joined["api_attempts"] = 1 + ids.map(retries).fillna(0).astype(int)
+
+    out = table.copy()
+    for column in RESULT_COLUMNS:
+        out[column] = joined[column] if column in joined else None
+    structured = expand_structured_answers(
+        out["api_output"].where(out["api_status"] == "ok"),
+        response_format=config.model_params.get("response_format"),
+        prefix=config.answer_column_prefix,
+    )
+    clashes = [c for c in structured.columns if c in table.columns]
+    if clashes:
+        raise BatchToolError(
+            f"{config.path}: the answer column '{clashes[0]}' clashes with an input column; "
+            "set answer_column_prefix to another prefix"
+        )
+    for column in structured.columns:
+        out[column] = structured[column].to_numpy()
+    retryable = joined["api_retryable"].fillna(True).astype(bool) & (out["api_status"] != "ok")
+    outcomes = joined.set_axis(ids.to_numpy())
+    return Collation(table=out, retryable=retryable, failures=summarize_failures(outcomes))
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write the collated table in the format its extension names, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".pkl", ".pickle"):
+            table.to_pickle(tmp, compression=None)
+        elif suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        elif suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,119 @@
+"""Turning the input table into a run: shard files on disk, ledger records, a cost estimate."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .errors import BatchToolError
+from .ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
+from .pricing import CostEstimate, estimate_cost, max_output_tokens
+from .tasks import ShardPlan, write_shards
+
+TASKS_DIR = "tasks"
+
+
+def attempt_dir(data_path: Path, attempt: int) -> Path:
+    return data_path / TASKS_DIR / f"attempt-{attempt}"
+
+
+def input_sha256(config: Config) -> str:
+    try:
+        return file_sha256(config.input_file)
+    except FileNotFoundError:
+        raise BatchToolError(
+            f"{config.path}: input_file {config.input_file} does not exist; fix the path in the config"
+        ) from None
+
+
+def build_attempt(config: Config, *, out_dir: Path, only_ids: Collection[str] | None = None) -> ShardPlan:
+    """Validate the table and write one attempt's shard files into `out_dir`."""
+    if out_dir.exists():
+        # Left by an attempt that crashed before its ledger was saved: nothing refers to it.
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return write_shards(config, out_dir=out_dir, only_ids=only_ids)
+
+
+def shard_records(plan: ShardPlan, *, attempt: int, data_path: Path) -> list[ShardRecord]:
+    return [
+        ShardRecord(
+            key=f"a{attempt}-s{shard.index:04d}",
+            attempt=attempt,
+            index=shard.index,
+            path=shard.path.relative_to(data_path).as_posix(),
+            rows=shard.rows,
+            bytes=shard.bytes,
+            sha256=shard.sha256,
+            prompt_tokens=shard.prompt_tokens,
+        )
+        for shard in plan.shards
+    ]
+
+
+def new_ledger(config: Config, plan: ShardPlan, *, input_hash: str) -> Ledger:
+    return Ledger(
+        run_id=new_run_id(),
+        created_at=int(time.time()),
+        input_sha256=input_hash,
+        request_sha256=request_sha256(config),
+        rows=plan.rows,
+        token_method=plan.token_method,
+        shards=shard_records(plan, attempt=1, data_path=config.data_path),
+    )
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """What a plan will cost at batch prices, as far as it can be known before it runs."""
+
+    model: str
+    requests: int
+    input_tokens: int
+    token_method: str
+    output_tokens_max: int | None  # None: no max_tokens, so output is unbounded
+    estimate: CostEstimate | None  # None: the model has no known price
+
+
+def estimate_plan_cost(config: Config, plan: ShardPlan) -> CostReport:
+    per_request = max_output_tokens(config.model_params)
+    output_max = per_request * plan.rows if per_request is not None else None
+    estimate = estimate_cost(
+        model=config.model,
+        input_tokens=plan.prompt_tokens,
+        output_tokens=output_max or 0,
+        overrides=config.prices,
+    )
+    return CostReport(
+        model=config.model,
+        requests=plan.rows,
+        input_tokens=plan.prompt_tokens,
+        token_method=plan.token_method,
+        output_tokens_max=output_max,
+        estimate=estimate,
+    )
+
+
+def check_max_cost(config: Config, cost: CostReport) -> None:
+    """Refuse a plan whose estimate passes `max_cost`, or whose cost cannot be bounded."""
+    if config.max_cost is None:
+        return
+    if cost.estimate is None:
+        raise BatchToolError(
+            f"{config.path}: max_cost is set but model '{cost.model}' has no known price; "
+            "add it under `prices:` in the config"
+        )
+    if cost.output_tokens_max is None:
+        raise BatchToolError(
+            f"{config.path}: max_cost is set but the output is unbounded; set max_tokens or "
+            "max_completion_tokens in model_params"
+        )
+    if cost.estimate.total_usd > config.max_cost:
+        raise BatchToolError(
+            f"{config.path}: the estimated cost ${cost.estimate.total_usd:.4f} is above max_cost "
+            f"${config.max_cost:g}; raise max_cost, lower max_tokens, or submit fewer rows"
+        )

@@ -1,0 +1,59 @@
+"""Retrying the rows whose last attempt failed, as a new attempt of the same run."""
+
+from __future__ import annotations
+
+from .api import BatchApi
+from .collation import collate_results, download_results
+from .config import Config
+from .errors import BatchToolError
+from .planning import (
+    CostReport,
+    attempt_dir,
+    build_attempt,
+    check_max_cost,
+    estimate_plan_cost,
+    shard_records,
+)
+from .submission import LedgerWriter
+
+
+def rows_to_retry(api: BatchApi, writer: LedgerWriter, config: Config, *, include_all: bool) -> list[str]:
+    """Ids of the rows to submit again: failed retryably or unanswered (or, with include_all, any failure)."""
+    ledger = writer.ledger
+    running = [s for s in ledger.shards if not s.finished]
+    if running:
+        raise BatchToolError(
+            f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
+            "wait for them with status-jobs --wait before retrying"
+        )
+    files = download_results(api, ledger, config.data_path, workers=config.concurrency)
+    collation = collate_results(config, ledger, files)
+    failed = collation.table["api_status"] != "ok"
+    if not include_all:
+        failed &= collation.retryable
+    return collation.table.loc[failed, config.id_column].astype(str).tolist()
+
+
+def add_retry_attempt(
+    api: BatchApi, writer: LedgerWriter, config: Config, *, include_all: bool
+) -> tuple[int, int, CostReport] | None:
+    """Build the next attempt from the rows to retry and add it to the ledger.
+
+    Returns (rows, shards, cost estimate), or None when no row needs a retry.
+    """
+    ids = rows_to_retry(api, writer, config, include_all=include_all)
+    if not ids:
+        return None
+    ledger = writer.ledger
+    attempt = ledger.attempts + 1
+    plan = build_attempt(config, out_dir=attempt_dir(config.data_path, attempt), only_ids=set(ids))
+    cost = estimate_plan_cost(config, plan)
+    check_max_cost(config, cost)
+
+    def add() -> None:
+        ledger.shards.extend(shard_records(plan, attempt=attempt, data_path=config.data_path))
+        ledger.attempts = attempt
+        ledger.collated_at = None
+
+    writer.update(add)
+    return plan.rows, len(plan.shards), cost

@@ -1,0 +1,71 @@
+"""Waiting for a run to finish: poll the unfinished batches, submit queued shards as room frees."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .api import BatchApi
+from .config import Config
+from .retry import add_retry_attempt
+from .submission import LedgerWriter, RunProgress, refresh, run_progress, submit_waiting
+
+# The poll interval grows by this factor after each poll, up to MAX_INTERVAL (or the first interval).
+BACKOFF = 1.5
+MAX_INTERVAL = 300.0
+
+
+@dataclass(frozen=True)
+class WaitUpdate:
+    """What a display needs after one poll."""
+
+    progress: RunProgress
+    statuses: tuple[str, ...]  # each shard's status
+    elapsed: float
+    rows_per_second: float | None
+    submitted: int
+    requeued: int
+    retried_rows: int
+
+    @property
+    def seconds_left(self) -> float | None:
+        if not self.rows_per_second:
+            return None
+        return self.progress.rows_pending / self.rows_per_second
+
+
+def wait_for_run(
+    api: BatchApi,
+    writer: LedgerWriter,
+    config: Config,
+    *,
+    interval: float,
+    on_update: Callable[[WaitUpdate], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunProgress:
+    """Poll until every shard is finished, retrying failed rows up to `config.max_retries` times."""
+    ledger = writer.ledger
+    started = time.monotonic()
+    done_at_start = run_progress(ledger).rows_done
+    delay = interval
+    while True:
+        requeued = refresh(api, writer, workers=config.concurrency)
+        submitted = submit_waiting(api, writer, config) if not ledger.cancelled_at else []
+        progress = run_progress(ledger)
+        retried = 0
+        if progress.finished and ledger.attempts <= config.max_retries:
+            added = add_retry_attempt(api, writer, config, include_all=False)
+            if added is not None:
+                retried = added[0]
+                submit_waiting(api, writer, config)
+                progress = run_progress(ledger)
+        elapsed = time.monotonic() - started
+        done = progress.rows_done - done_at_start
+        rate = done / elapsed if done > 0 and elapsed > 0 else None
+        statuses = tuple(s.status for s in ledger.shards)
+        on_update(WaitUpdate(progress, statuses, elapsed, rate, len(submitted), len(requeued), retried))
+        if progress.finished:
+            return progress
+        sleep(delay)
+        delay = min(delay * BACKOFF, max(interval, MAX_INTERVAL))
