@@ -1,0 +1,113 @@
+"""The config: a closed schema, every problem at once, paths against the config's folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openai_batch_api.utils.config import CONFIG_KEYS, load_config
+from openai_batch_api.utils.errors import BatchToolError
+
+BASE = """\
+input_file: input.csv
+id_column: id
+content_column: content
+prompt: Classify the text.
+batch_size: 50
+model_params:
+  model: gpt-4o-mini
+  temperature: 0
+output_file: out/output.pkl
+data_path: data
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(BatchToolError) as caught:
+        load_config(path)
+    return str(caught.value)
+
+
+def test_load_config_resolves_paths_against_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    config = load_config(write(tmp_path / "sub", BASE))
+    assert config.input_file == (tmp_path / "sub" / "input.csv").resolve()
+    assert config.output_file == (tmp_path / "sub" / "out" / "output.pkl").resolve()
+    assert config.data_path == (tmp_path / "sub" / "data").resolve()
+    assert config.model == "gpt-4o-mini"
+    assert config.batch_size == 50
+    assert config.image_detail == "low"
+    assert config.base_url is None
+
+
+def test_load_config_legacy_image_url_and_batch_submit_data(tmp_path):
+    config = load_config(write(tmp_path, BASE + "image_url: picture\nbatch_submit_data: {a: 1}\n"))
+    assert config.image_url_column == "picture"
+
+
+def test_load_config_local_base_url(tmp_path):
+    config = load_config(write(tmp_path, BASE + "base_url: local\n"))
+    assert config.is_local
+
+
+def test_load_config_reports_every_problem_at_once(tmp_path):
+    text = BASE.replace("prompt: Classify the text.\n", "promt: Classify\n").replace("batch_size: 50", "batch_size: ten")
+    path = write(tmp_path, text + "image_detail: medium\n")
+    assert error_of(path) == (
+        f"{path}: 4 problems: unknown key 'promt' (did you mean 'prompt'?); "
+        "'batch_size' must be a whole number from 1 to 50000, got 'ten'; "
+        "'image_detail' must be one of low, high, auto, got 'medium'; missing key 'prompt'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("batch_size: 50001\n", "'batch_size' must be a whole number from 1 to 50000, got 50001"),
+        ("max_cost: -1\n", "'max_cost' must be a positive number, got -1"),
+        ("concurrency: 0\n", "'concurrency' must be a whole number of at least 1, got 0"),
+        ("prices: {gpt-x: {input: 1}}\n", "'prices' gpt-x: must be {input: USD per 1M tokens, output: USD per 1M tokens}"),
+        ("image_url: a\nimage_url_column: b\n", "'image_url' and 'image_url_column' both given: keep only 'image_url_column'"),
+        ("colour: blue\n", "unknown key 'colour'"),
+    ],
+)
+def test_load_config_single_problem(tmp_path, extra, message):
+    text = BASE.replace("batch_size: 50\n", "") if extra.startswith("batch_size") else BASE
+    path = write(tmp_path, text + extra)
+    assert error_of(path) == f"{path}: {message}"
+
+
+def test_load_config_model_params_without_model(tmp_path):
+    path = write(tmp_path, BASE.replace("  model: gpt-4o-mini\n", ""))
+    assert error_of(path) == f"{path}: 'model_params' must name the model, e.g. `model: gpt-4o-mini`"
+
+
+def test_load_config_missing_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    assert error_of(path) == f"{path}: no such config file; pass one with --config path/to/config.yaml"
+
+
+def test_load_config_invalid_yaml(tmp_path):
+    path = write(tmp_path, "input_file: [unclosed\n")
+    assert error_of(path).startswith(f"{path}: not valid YAML at line 2: ")
+
+
+def test_load_config_not_a_mapping(tmp_path):
+    path = write(tmp_path, "- a\n- b\n")
+    assert error_of(path) == f"{path}: the config must be a mapping of keys, got list"
+
+
+def test_load_config_empty(tmp_path):
+    path = write(tmp_path, "")
+    assert error_of(path) == f"{path}: the config is empty; see the README's config reference"
+
+
+def test_every_key_has_a_meaning():
+    assert all(meaning for meaning in CONFIG_KEYS.values())
