@@ -39,3 +39,21 @@ def isolated_environment(tmp_path, monkeypatch, tiktoken_cache):
     monkeypatch.setenv(RAISE_ENV, "1")
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local Batch API backend on loopback, its state in the test's folder."""
+    from openai_batch_api.local_server import LocalServer, ServerOptions
+
+    with LocalServer(state_dir=tmp_path / "server-state", options=ServerOptions(seed=7)) as local:
+        yield local
+
+
+@pytest.fixture
+def project(tmp_path, server, monkeypatch):
+    """A table and a config pointing at the local backend over HTTP."""
+    from project_support import Project
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    return Project(root=tmp_path, base_url=server.base_url)

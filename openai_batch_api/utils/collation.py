@@ -131,7 +131,7 @@ class Collation:
 
 def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:
     """Join the results in `result_files` (oldest first) onto every input row, in input order."""
-    table = read_input_table(config.input_file)
+    table = read_input_table(config.input_file, id_column=config.id_column)
     results = load_results(result_files)
     ids = table[config.id_column].astype(str)
     joined = results.reindex(ids.to_numpy())

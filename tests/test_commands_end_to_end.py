@@ -1,0 +1,199 @@
+"""The four commands through their entry points, against the local backend over HTTP."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from openai_batch_api.utils.ledger import load_ledger
+
+
+def test_commands_full_run_keeps_every_row_in_input_order(project, server):
+    table = project.write_rows(10)
+
+    created = project.run("create-batch")
+    assert created.exit_code == 0, created.err
+    assert "10 rows in 3 shards" in created.out
+    assert "submitted 3 batches now" in created.out
+    assert created.out.rstrip().endswith(f"next: status-jobs --config {project.config_path}")
+    assert server.wait_idle(timeout=10)
+
+    status = project.run("status-jobs")
+    assert status.exit_code == 0, status.err
+    assert "rows: 10 done, 0 failed, 0 pending of 10; batches: 3 of 3 finished" in status.out
+    assert status.out.count("completed") == 3
+
+    collated = project.run("collate-output")
+    assert collated.exit_code == 0, collated.err
+    assert f"collated 10 rows into {project.root / 'output.pkl'}: 10 ok" in collated.out
+    output = project.output()
+    assert list(output["id"]) == list(table["id"])
+    assert list(output["content"]) == list(table["content"])
+    assert set(output["api_status"]) == {"ok"}
+    assert output["api_output"].str.len().min() > 0
+    assert output["api_error"].isna().all()
+    assert (output["api_prompt_tokens"] > 0).all()
+    assert (output["api_attempts"] == 1).all()
+
+    deleted = project.run("delete-tasks", "--yes")
+    assert deleted.exit_code == 0, deleted.err
+    assert "and 6 files on the API side" in deleted.out
+    assert not project.data_path.exists()
+    assert project.server_files() == []
+
+
+def test_create_batch_rerun_submits_nothing_twice(project, server):
+    project.write_rows(6)
+    assert project.run("create-batch").exit_code == 0
+
+    again = project.run("create-batch")
+    assert again.exit_code == 0, again.err
+    assert "every shard already has its batch: nothing was submitted again" in again.out
+    assert len(project.server_batches()) == 2
+    assert len(project.server_files()) in (2, 3, 4)  # inputs, plus outputs of batches already done
+
+
+def test_create_batch_ids_keep_their_text(project, server):
+    table = pd.DataFrame({"id": ["007", "1.0", "1"], "content": ["a", "b", "c"]})
+    project.write_table(table)
+    assert project.run("create-batch").exit_code == 0
+    assert server.wait_idle(timeout=10)
+    assert project.run("collate-output").exit_code == 0
+    assert list(project.output()["id"]) == ["007", "1.0", "1"]
+    assert set(project.output()["api_status"]) == {"ok"}
+
+
+def test_create_batch_without_api_key_error(project, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    project.write_rows(3)
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        "error: no API key: set OPENAI_API_KEY in the environment or in a .env file beside config.yaml, "
+        "or set `base_url: local` in the config to use the local backend\n"
+    )
+    assert project.server_files() == []
+
+
+def test_create_batch_api_key_from_dotenv(project, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    (project.root / ".env").write_text("# key for tests\nOPENAI_API_KEY='from-dotenv'\n")
+    project.write_rows(3)
+    result = project.run("create-batch")
+    assert result.exit_code == 0, result.err
+
+
+def test_create_batch_duplicate_ids_uploads_nothing(project, server):
+    project.write_table(pd.DataFrame({"id": ["1", "2", "1"], "content": ["a", "b", "c"]}))
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err.startswith(f"error: {project.root / 'input.csv'}: ")
+    assert "duplicate" in result.err
+    assert result.err.count("\n") == 1
+    assert project.server_files() == []
+    assert load_ledger(project.data_path) is None
+
+
+def test_create_batch_changed_input_refuses_to_mix(project):
+    project.write_rows(4)
+    assert project.run("create-batch").exit_code == 0
+    project.write_rows(5)
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err.startswith(f"error: {project.config_path}: the input table input.csv changed since run run-")
+    assert "to start a new run set another data_path" in result.err
+
+
+def test_collate_output_while_batches_run_marks_pending(tmp_path, monkeypatch):
+    from openai_batch_api.local_server import LocalServer, ServerOptions
+    from project_support import Project
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    slow = ServerOptions(seed=1, line_latency=0.5)
+    with LocalServer(state_dir=tmp_path / "slow", options=slow) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(8)
+        project.write_config(batch_size=8)
+        assert project.run("create-batch").exit_code == 0
+        result = project.run("collate-output")
+        assert result.exit_code == 0, result.err
+        output = project.output()
+        assert len(output) == 8
+        assert "pending" in set(output["api_status"])
+        assert "still pending: run collate-output again once" in result.out
+        server.stop()
+
+
+def test_status_jobs_json(project, server):
+    import json
+
+    project.write_rows(5)
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    result = project.run("status-jobs", "--json")
+    assert result.exit_code == 0, result.err
+    data = json.loads(result.out)
+    assert data["summary"]["rows"] == 5
+    assert data["summary"]["done"] == 5
+    assert [b["status"] for b in data["batches"]] == ["completed", "completed"]
+    assert all(b["batch_id"].startswith("batch_") for b in data["batches"])
+
+
+def test_status_jobs_before_any_run_error(project):
+    project.write_rows(2)
+    result = project.run("status-jobs")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.data_path}: no run here yet (no ledger.json); start one with "
+        f"create-batch --config {project.config_path}\n"
+    )
+
+
+def test_delete_tasks_refuses_without_yes_when_not_a_terminal(project, server, monkeypatch):
+    import io
+
+    project.write_rows(2)
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    project.run("collate-output")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    result = project.run("delete-tasks")
+    assert result.exit_code == 1
+    assert "Standard input is not a terminal, so nobody can answer: pass --yes" in result.err
+    assert (project.data_path / "ledger.json").exists()
+
+
+def test_delete_tasks_before_collate_refuses(project, server):
+    project.write_rows(2)
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    result = project.run("delete-tasks", "--yes")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.data_path}: the results of run {load_ledger(project.data_path).run_id} are not "
+        f"collated yet; run collate-output --config {project.config_path} first, or pass --force\n"
+    )
+
+
+def test_delete_tasks_keeps_other_files(project, server):
+    project.write_rows(2)
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    project.run("collate-output")
+    (project.data_path / "notes.txt").write_text("mine")
+    assert project.run("delete-tasks", "--yes").exit_code == 0
+    assert sorted(p.name for p in project.data_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".pkl"])
+def test_collate_output_writes_the_format_of_its_extension(project, server, suffix):
+    project.write_rows(3)
+    project.write_config(output_file=f"result{suffix}")
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    assert project.run("collate-output").exit_code == 0
+    path = project.root / f"result{suffix}"
+    read = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pkl": pd.read_pickle}.get(
+        suffix, lambda p: pd.read_json(p, lines=True)
+    )
+    assert list(read(path)["api_status"]) == ["ok"] * 3
