@@ -1,0 +1,212 @@
+"""HTTP plumbing: keep-alive connections, bodies, the bearer check and injected HTTP faults."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from .api_error import MISSING_KEY_MESSAGE, ApiError
+from .endpoints import Api, Request, Response
+from .faults import FaultInjector
+from .validation import MAX_UPLOAD_BYTES
+
+# Room for the multipart envelope around the largest upload.
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
+# An idle keep-alive connection is closed after this many seconds.
+IDLE_TIMEOUT = 120
+
+
+class BodyError(Exception):
+    """The request body cannot be read; the connection must be closed after the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiHTTPServer(ThreadingHTTPServer):
+    """A threading server that knows its open connections, so that stopping can close them."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], api: Api, faults: FaultInjector) -> None:
+        self.api = api
+        self.faults = faults
+        self.stopping = False
+        self.busy = 0
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        super().__init__(address, ApiRequestHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        with self._lock:
+            self._connections.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer is normal (and injected drops are on purpose).
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+    def enter(self) -> None:
+        with self._lock:
+            self.busy += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.busy -= 1
+
+    def close_connections(self, grace: float) -> None:
+        """Let requests being answered finish (up to `grace` seconds), then cut every connection."""
+        deadline = time.monotonic() + grace
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ApiRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "openai-batch-api-local"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+    server: ApiHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        try:
+            length = int(raw)
+        except ValueError:
+            raise BodyError(400, "Invalid Content-Length header.") from None
+        if length < 0:
+            raise BodyError(400, "Invalid Content-Length header.")
+        if length > MAX_BODY_BYTES:
+            raise BodyError(413, f"Request body too large: {length} bytes; the maximum is {MAX_BODY_BYTES}.")
+        data = self.rfile.read(length)
+        if len(data) < length:
+            raise BodyError(400, "The request body ended before its Content-Length.")
+        return data
+
+    def _read_chunked(self) -> bytes:
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise BodyError(400, "Malformed chunked request body.") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise BodyError(413, f"Request body too large; the maximum is {MAX_BODY_BYTES} bytes.")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(8)
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("x-request-id", "req_" + secrets.token_hex(12))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _send_error(self, error: ApiError) -> None:
+        self._send(Response(error.status, orjson.dumps(error.body()), headers=error.headers))
+
+    def _handle(self) -> None:
+        self.server.enter()
+        try:
+            self._handle_request()
+        finally:
+            self.server.leave()
+
+    def _handle_request(self) -> None:
+        try:
+            body = self._read_body()
+        except BodyError as exc:
+            self.close_connection = True
+            self._send_error(ApiError(exc.status, str(exc)))
+            return
+        if self.server.stopping:
+            self.close_connection = True
+            self._send_error(ApiError(503, "The local backend is shutting down.", type="server_error"))
+            return
+        parts = urllib.parse.urlsplit(self.path)
+        path = parts.path
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        fault = self.server.faults.http_fault(self.command, path)
+        if fault == "drop":
+            self.close_connection = True  # closed before anything is done: nothing happened
+            return
+        if fault in ("429", "500", "503"):
+            self._send_error(self.server.faults.http_error(fault))
+            return
+        authorization = self.headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self._send_error(ApiError(401, MISSING_KEY_MESSAGE))
+            return
+        request = Request(self.command, path, query, self.headers.get("Content-Type", ""), body)
+        try:
+            response = self.server.api.dispatch(request)
+        except ApiError as exc:
+            response = Response(exc.status, orjson.dumps(exc.body()), headers=exc.headers)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            error = ApiError(500, f"The local backend failed on this request: {exc!r}", type="server_error")
+            response = Response(500, orjson.dumps(error.body()))
+        if fault == "drop_after":
+            self.close_connection = True  # done and committed, but the client never hears of it
+            return
+        self._send(response)

@@ -1,0 +1,156 @@
+"""LocalServer: the backend's HTTP server, batch workers and on-disk state, started and stopped as one."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ..utils.errors import BatchToolError
+from .endpoints import Api
+from .faults import FaultInjector
+from .handler import ApiHTTPServer
+from .options import ServerOptions
+from .store import Store
+from .worker import BatchEngine
+
+LOCK_NAME = "server.lock"
+# Requests being answered when stop() is called get this long to finish.
+STOP_GRACE_SECONDS = 5.0
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+
+class LocalServer:
+    """The OpenAI Files and Batches API on loopback, with state under `state_dir`.
+
+    >>> with LocalServer(state_dir="state") as server:
+    ...     client = openai.OpenAI(base_url=server.base_url, api_key="any")
+
+    Batches left in progress by an earlier server on the same `state_dir` continue where they stopped.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        options: ServerOptions | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.options = options or ServerOptions()
+        self.host = host
+        self.port = port
+        self.base_url: str | None = None
+        self._lock_fd: int | None = None
+        self._store: Store | None = None
+        self._engine: BatchEngine | None = None
+        self._httpd: ApiHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _take_lock(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise BatchToolError(
+                f"{self.state_dir}: the local backend state is in use by {holder}; stop it or use another state dir"
+            )
+        os.ftruncate(fd, 0)
+        os.write(fd, f"a local backend (pid {os.getpid()})".encode())
+        self._lock_fd = fd
+
+    def start(self) -> str:
+        """Serve in background threads; returns the base URL, e.g. http://127.0.0.1:8089/v1."""
+        if self.base_url is not None:
+            return self.base_url
+        self._take_lock()
+        try:
+            self._store = Store(self.state_dir)
+            faults = FaultInjector(self.options)
+            self._engine = BatchEngine(self._store, self.options, faults)
+            api = Api(self._store, self._engine, self.options)
+            try:
+                self._httpd = ApiHTTPServer((self.host, self.port), api, faults)
+            except OSError as exc:
+                raise BatchToolError(
+                    f"cannot listen on {self.host}:{self.port} ({exc.strerror}); choose another --port"
+                ) from None
+        except BaseException:
+            self._release()
+            raise
+        host, port = self._httpd.server_address[:2]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in str(host) else host
+        self.port = port
+        self.base_url = f"http://{shown}:{port}/v1"
+        self._engine.start()
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="local-batch-http", daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no batch is validating, in progress, finalizing or cancelling; False on timeout."""
+        if self._store is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._store.active_batch_ids():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop accepting, let answers in flight finish, stop workers at a line boundary; progress is kept."""
+        if self._httpd is not None:
+            self._httpd.stopping = True
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd.close_connections(STOP_GRACE_SECONDS)
+        if self._engine is not None:
+            self._engine.stop()
+        if self._thread is not None:
+            self._thread.join()
+        self._release()
+        self.base_url = None
+
+    def _release(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self._store = self._engine = self._httpd = self._thread = None
+        self._lock_fd = None
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

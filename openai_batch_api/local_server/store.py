@@ -1,0 +1,395 @@
+"""Files, batches and per-line progress on disk: one sqlite database plus one blob per file.
+
+Every change is one sqlite transaction, so a process killed at any instant leaves either the
+state before a change or the state after it. Blobs are written (temp file + rename) before the row
+that names them is committed; a blob without a row is an orphan removed at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
+TERMINAL_STATUSES = ("failed", "completed", "expired", "cancelled")
+# Files of these purposes expire 30 days after upload, as on the API.
+EXPIRING_PURPOSES = ("batch", "batch_output")
+FILE_LIFETIME_SECONDS = 30 * 24 * 3600
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    filename TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    endpoint TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    completion_window TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model TEXT,
+    metadata TEXT,
+    errors TEXT,
+    output_file_id TEXT,
+    error_file_id TEXT,
+    created_at INTEGER NOT NULL,
+    deadline REAL NOT NULL,
+    expires_at INTEGER,
+    in_progress_at INTEGER,
+    finalizing_at INTEGER,
+    completed_at INTEGER,
+    failed_at INTEGER,
+    expired_at INTEGER,
+    cancelling_at INTEGER,
+    cancelled_at INTEGER,
+    total INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS results (
+    batch_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    UNIQUE (batch_id, line)
+);
+"""
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+class Store:
+    """Thread-safe access to the backend's state under `state_dir`."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(state_dir)
+        self.blob_dir = self.root / "files"
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        # One connection shared under a lock: every statement is short, and one writer at a
+        # time is what sqlite allows anyway.
+        self._db = sqlite3.connect(
+            self.root / "state.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL survives a killed process (not a power cut), at a fraction of FULL's cost.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        self._remove_orphan_blobs()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def blob_path(self, file_id: str) -> Path:
+        return self.blob_dir / file_id
+
+    def _write_blob(self, file_id: str, data: bytes | Iterable[bytes]) -> int:
+        path = self.blob_path(file_id)
+        tmp = path.with_name(f".{file_id}.tmp")
+        size = 0
+        with open(tmp, "wb") as f:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
+                size += len(chunk)
+        os.replace(tmp, path)
+        return size
+
+    def read_blob(self, file_id: str) -> bytes:
+        return self.blob_path(file_id).read_bytes()
+
+    def _remove_orphan_blobs(self) -> None:
+        known = {row["id"] for row in self._query("SELECT id FROM files WHERE deleted = 0")}
+        known |= {
+            row["input_file_id"]
+            for row in self._query(
+                f"SELECT input_file_id FROM batches WHERE status IN ({_marks(ACTIVE_STATUSES)})",
+                ACTIVE_STATUSES,
+            )
+        }
+        for path in self.blob_dir.iterdir():
+            if path.name not in known:
+                path.unlink(missing_ok=True)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def create_file(self, *, data: bytes | Iterable[bytes], filename: str, purpose: str) -> sqlite3.Row:
+        """Store a file's bytes and its row; returns the row."""
+        file_id = new_id("file-")
+        size = self._write_blob(file_id, data)
+        now = int(time.time())
+        expires_at = now + FILE_LIFETIME_SECONDS if purpose in EXPIRING_PURPOSES else None
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO files (id, bytes, created_at, expires_at, filename, purpose) VALUES (?,?,?,?,?,?)",
+                (file_id, size, now, expires_at, filename, purpose),
+            )
+        return self.get_file(file_id)  # type: ignore[return-value]
+
+    def get_file(self, file_id: str) -> sqlite3.Row | None:
+        rows = self._query("SELECT * FROM files WHERE id = ? AND deleted = 0", (file_id,))
+        return rows[0] if rows else None
+
+    def list_files(
+        self, *, purpose: str | None, after: str | None, limit: int, ascending: bool
+    ) -> tuple[list[sqlite3.Row], bool]:
+        """A page of files and whether more follow; `after` is the id ending the previous page."""
+        where, params = ["deleted = 0"], []
+        if purpose:
+            where.append("purpose = ?")
+            params.append(purpose)
+        if after:
+            # Deleted rows stay as cursors, so paging survives a deletion meanwhile.
+            where.append(f"seq {'>' if ascending else '<'} (SELECT seq FROM files WHERE id = ?)")
+            params.append(after)
+        order = "ASC" if ascending else "DESC"
+        rows = self._query(
+            f"SELECT * FROM files WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
+            [*params, limit + 1],
+        )
+        return rows[:limit], len(rows) > limit
+
+    def delete_file(self, file_id: str) -> bool:
+        """Mark a file deleted; its bytes stay while an unfinished batch still reads them."""
+        with self.transaction() as db:
+            changed = db.execute("UPDATE files SET deleted = 1 WHERE id = ? AND deleted = 0", (file_id,)).rowcount
+            in_use = db.execute(
+                f"SELECT 1 FROM batches WHERE input_file_id = ? AND status IN ({_marks(ACTIVE_STATUSES)})",
+                (file_id, *ACTIVE_STATUSES),
+            ).fetchone()
+        if changed and not in_use:
+            self.blob_path(file_id).unlink(missing_ok=True)
+        return bool(changed)
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        *,
+        endpoint: str,
+        input_file_id: str,
+        completion_window: str,
+        metadata: str | None,
+        window_seconds: float,
+    ) -> sqlite3.Row:
+        batch_id = new_id("batch_")
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, metadata,"
+                " created_at, deadline, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    batch_id,
+                    endpoint,
+                    input_file_id,
+                    completion_window,
+                    "validating",
+                    metadata,
+                    int(now),
+                    now + window_seconds,
+                    int(now + window_seconds),
+                ),
+            )
+        return self.get_batch(batch_id)  # type: ignore[return-value]
+
+    def get_batch(self, batch_id: str) -> sqlite3.Row | None:
+        rows = self._query("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        return rows[0] if rows else None
+
+    def list_batches(self, *, after: str | None, limit: int) -> tuple[list[sqlite3.Row], bool]:
+        """A page of batches, newest first, and whether more follow."""
+        if after:
+            rows = self._query(
+                "SELECT * FROM batches WHERE seq < (SELECT seq FROM batches WHERE id = ?) ORDER BY seq DESC LIMIT ?",
+                (after, limit + 1),
+            )
+        else:
+            rows = self._query("SELECT * FROM batches ORDER BY seq DESC LIMIT ?", (limit + 1,))
+        return rows[:limit], len(rows) > limit
+
+    def active_batch_ids(self) -> list[str]:
+        rows = self._query(
+            f"SELECT id FROM batches WHERE status IN ({_marks(ACTIVE_STATUSES)}) ORDER BY seq",
+            ACTIVE_STATUSES,
+        )
+        return [row["id"] for row in rows]
+
+    def update_batch(self, batch_id: str, *, only_if: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set fields of a batch; with `only_if`, only while its status is one of those. True if set."""
+        with self.transaction() as db:
+            return self._update_batch(db, batch_id, only_if=only_if, **fields)
+
+    @staticmethod
+    def _update_batch(db: sqlite3.Connection, batch_id: str, *, only_if: tuple[str, ...], **fields: Any) -> bool:
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        sql = f"UPDATE batches SET {assignments} WHERE id = ?"
+        params = [*fields.values(), batch_id]
+        if only_if:
+            sql += f" AND status IN ({_marks(only_if)})"
+            params.extend(only_if)
+        return db.execute(sql, params).rowcount > 0
+
+    def admit_batch(
+        self, batch_id: str, *, limit: int | None, model: str | None, prompt_tokens: int, **fields: Any
+    ) -> bool:
+        """Move a validated batch to in_progress unless its tokens overflow the enqueued-token limit.
+
+        Checked and set in one transaction, so two batches validated at once cannot both slip in.
+        """
+        with self.transaction() as db:
+            if limit is not None:
+                row = db.execute(
+                    "SELECT COALESCE(SUM(prompt_tokens), 0) FROM batches WHERE id != ? AND model IS ?"
+                    " AND status IN ('in_progress', 'finalizing', 'cancelling')",
+                    (batch_id, model),
+                ).fetchone()
+                if row[0] + prompt_tokens > limit:
+                    return False
+            self._update_batch(
+                db, batch_id, only_if=("validating",), model=model, prompt_tokens=prompt_tokens, **fields
+            )
+            return True
+
+    # -- per-line results ----------------------------------------------------------------------
+
+    def record_results(
+        self, batch_id: str, results: list[tuple[int, bool, bytes]], *, input_tokens: int, output_tokens: int
+    ) -> None:
+        """Save answered lines (line, ok, output line) and bump the batch's counters, atomically.
+
+        The unique (batch, line) key makes answering a line twice an error rather than a silent
+        duplicate in the output file.
+        """
+        if not results:
+            return
+        completed = sum(1 for _, ok, _ in results if ok)
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO results (batch_id, line, ok, data) VALUES (?,?,?,?)",
+                [(batch_id, line, int(ok), data) for line, ok, data in results],
+            )
+            db.execute(
+                "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
+                " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+                (completed, len(results) - completed, input_tokens, output_tokens, batch_id),
+            )
+
+    def answered_lines(self, batch_id: str) -> set[int]:
+        return {row[0] for row in self._query("SELECT line FROM results WHERE batch_id = ?", (batch_id,))}
+
+    def _result_data(self, batch_id: str, ok: bool) -> list[bytes]:
+        # In completion order: rowid grows with each insert.
+        rows = self._query("SELECT data FROM results WHERE batch_id = ? AND ok = ? ORDER BY rowid", (batch_id, int(ok)))
+        return [row[0] for row in rows]
+
+    def finish_batch(
+        self,
+        batch_id: str,
+        *,
+        status: str,
+        only_if: tuple[str, ...],
+        extra_error_lines: list[bytes] = (),  # type: ignore[assignment]
+        **fields: Any,
+    ) -> bool:
+        """Write the output and error files from the saved results and end the batch, atomically.
+
+        Returns False (and writes nothing) when the batch's status is no longer one of `only_if`.
+        """
+        batch = self.get_batch(batch_id)
+        if batch is None or batch["status"] not in only_if:
+            return False
+        outputs = self._result_data(batch_id, True)
+        errors = self._result_data(batch_id, False) + list(extra_error_lines)
+        now = int(time.time())
+        new_files: list[tuple[str, int, str]] = []
+        for kind, lines in (("output", outputs), ("error", errors)):
+            if lines:
+                file_id = new_id("file-")
+                size = self._write_blob(file_id, _jsonl(lines))
+                new_files.append((file_id, size, kind))
+                fields[f"{kind}_file_id"] = file_id
+        try:
+            input_deleted = self._commit_finish(batch, new_files, now, status, only_if, fields)
+        except _Raced:
+            for file_id, _, _ in new_files:
+                self.blob_path(file_id).unlink(missing_ok=True)
+            return False
+        if input_deleted:
+            self.blob_path(batch["input_file_id"]).unlink(missing_ok=True)
+        return True
+
+    def _commit_finish(
+        self,
+        batch: sqlite3.Row,
+        new_files: list[tuple[str, int, str]],
+        now: int,
+        status: str,
+        only_if: tuple[str, ...],
+        fields: dict[str, Any],
+    ) -> bool:
+        batch_id = batch["id"]
+        with self.transaction() as db:
+            for file_id, size, kind in new_files:
+                db.execute(
+                    "INSERT INTO files (id, bytes, created_at, expires_at, filename, purpose) VALUES (?,?,?,?,?,?)",
+                    (file_id, size, now, now + FILE_LIFETIME_SECONDS, f"{batch_id}_{kind}.jsonl", "batch_output"),
+                )
+            if not self._update_batch(db, batch_id, only_if=only_if, status=status, **fields):
+                raise _Raced()
+            db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
+            input_deleted = db.execute(
+                "SELECT 1 FROM files WHERE id = ? AND deleted = 1", (batch["input_file_id"],)
+            ).fetchone()
+        return input_deleted is not None
+
+
+class _Raced(Exception):
+    """The batch changed status between reading it and finishing it."""
+
+
+def _marks(values: tuple[Any, ...]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _jsonl(lines: list[bytes]) -> Iterator[bytes]:
+    for line in lines:
+        yield line
+        yield b"\n"

@@ -1,0 +1,103 @@
+"""Answers from an upstream OpenAI-compatible server (Ollama, vLLM, llama.cpp, another backend)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+import orjson
+
+from .api_error import error_body
+
+ATTEMPTS = 3
+BASE_DELAY = 0.2
+MAX_RETRY_AFTER = 10.0
+TIMEOUT = 600.0
+
+
+class UpstreamUnreachable(Exception):
+    """The upstream server could not be reached, even after retries."""
+
+
+class UpstreamClient:
+    """POSTs request bodies to `base_url`, one kept-alive connection per thread."""
+
+    def __init__(self, base_url: str, *, key_env: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.base_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._prefix = parts.path
+        self._key = os.environ.get(key_env)
+        self._local = threading.local()
+
+    def path_for(self, endpoint: str) -> str:
+        """Where a batch endpoint such as /v1/chat/completions lives under the base URL (".../v1")."""
+        if self._prefix.endswith("/v1") and endpoint.startswith("/v1/"):
+            return self._prefix + endpoint[3:]
+        return self._prefix + endpoint
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            connection = kind(self._host, self._port, timeout=TIMEOUT)
+            self._local.connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def _post_once(self, path: str, payload: bytes) -> tuple[int, dict[str, Any], str | None]:
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        connection = self._connection()
+        try:
+            connection.request("POST", path, body=payload, headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException):
+            self._drop_connection()
+            raise
+        if response.getheader("connection", "").lower() == "close":
+            self._drop_connection()
+        try:
+            body = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            body = error_body(
+                f"The upstream server answered {response.status} with a body that is not JSON.", type="server_error"
+            )
+        return response.status, body, response.getheader("retry-after")
+
+    def post(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """(status, body) of the upstream's answer; transient failures are retried a few times."""
+        path = self.path_for(endpoint)
+        payload = orjson.dumps(body)
+        last_error: Exception | None = None
+        for attempt in range(ATTEMPTS):
+            retry_after = None
+            try:
+                status, answer, retry_after = self._post_once(path, payload)
+            except (OSError, http.client.HTTPException) as exc:
+                last_error = exc
+            else:
+                if status != 429 and status < 500 or attempt == ATTEMPTS - 1:
+                    return status, answer
+            delay = BASE_DELAY * 2**attempt
+            if retry_after:
+                try:
+                    delay = min(float(retry_after), MAX_RETRY_AFTER)
+                except ValueError:
+                    pass
+            if attempt < ATTEMPTS - 1:
+                time.sleep(delay)
+        raise UpstreamUnreachable(f"cannot reach the upstream server at {self.base_url}: {last_error}")

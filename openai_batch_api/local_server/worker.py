@@ -1,0 +1,321 @@
+"""The batch lifecycle: validating → in_progress → finalizing → completed (or failed, expired, cancelled).
+
+A few worker threads take batches from a queue round-robin, each time doing one bounded step
+(validate, answer a chunk of lines, finish), so many batches progress together and a cancel or an
+expiry is noticed within a fraction of a second. Each chunk's answers and counters are committed in
+one transaction: after a restart (or a killed process) a batch resumes with the lines not yet saved,
+none lost and none answered twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .faults import FaultInjector
+from .options import ServerOptions
+from .responder import respond, usage_tokens
+from .store import TERMINAL_STATUSES, Store
+from .upstream import UpstreamClient, UpstreamUnreachable
+from .validation import BatchRequest, parse_batch_input
+
+BATCH_WORKERS = 3
+# A step answers at most this many lines, or for about this long, before other batches get a turn.
+CHUNK_LINES = 500
+CHUNK_SECONDS = 0.25
+EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+
+
+@dataclass
+class BatchRun:
+    """What a worker keeps in memory about a batch in progress."""
+
+    requests: list[BatchRequest]
+    # Prompt tokens per request when already counted (at validation), else None.
+    tokens: list[int] | None
+    # Indexes into `requests` not yet answered, popped from the end.
+    pending: list[int]
+
+
+def _ts() -> int:
+    return int(time.time())
+
+
+def result_line(custom_id: str, status: int, body: dict[str, Any]) -> bytes:
+    """One line of an output or error file, as the API writes it."""
+    return orjson.dumps(
+        {
+            "id": "batch_req_" + secrets.token_hex(12),
+            "custom_id": custom_id,
+            "response": {"status_code": status, "request_id": "req_" + secrets.token_hex(12), "body": body},
+            "error": None,
+        }
+    )
+
+
+def error_line(custom_id: str, code: str, message: str) -> bytes:
+    """A line of the error file for a request that got no HTTP answer at all."""
+    return orjson.dumps(
+        {
+            "id": "batch_req_" + secrets.token_hex(12),
+            "custom_id": custom_id,
+            "response": None,
+            "error": {"code": code, "message": message},
+        }
+    )
+
+
+class BatchEngine:
+    """Runs the batches stored in `store` until `stop()`."""
+
+    def __init__(self, store: Store, options: ServerOptions, faults: FaultInjector) -> None:
+        self.store = store
+        self.options = options
+        self.faults = faults
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._owned: set[str] = set()  # queued or being stepped: never two workers on one batch
+        self._lock = threading.Lock()
+        self._runs: dict[str, BatchRun] = {}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._upstream = (
+            UpstreamClient(options.upstream, key_env=options.upstream_key_env) if options.upstream else None
+        )
+        self._pool = (
+            ThreadPoolExecutor(options.upstream_concurrency, thread_name_prefix="local-batch-upstream")
+            if options.upstream
+            else None
+        )
+
+    def start(self) -> None:
+        for batch_id in self.store.active_batch_ids():
+            self.submit(batch_id)
+        for number in range(BATCH_WORKERS):
+            thread = threading.Thread(target=self._loop, name=f"local-batch-worker-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop at a line boundary; answers given so far are saved."""
+        self._stopping.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, batch_id: str) -> None:
+        """Make sure a worker will look at this batch soon."""
+        with self._lock:
+            if batch_id in self._owned:
+                return
+            self._owned.add(batch_id)
+        self._queue.put(batch_id)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            batch_id = self._queue.get()
+            if batch_id is None or self._stopping.is_set():
+                return
+            try:
+                again = self._step(batch_id)
+            except sqlite3.ProgrammingError:
+                return  # the store was closed under us: the server is stopping
+            except Exception as exc:  # a bug must not leave a batch hanging forever
+                traceback.print_exc(file=sys.stderr)
+                self._fail(batch_id, "server_error", f"The local backend failed on this batch: {exc!r}")
+                again = False
+            if again and not self._stopping.is_set():
+                self._queue.put(batch_id)
+            else:
+                with self._lock:
+                    self._owned.discard(batch_id)
+                if not again:
+                    self._runs.pop(batch_id, None)
+
+    def _step(self, batch_id: str) -> bool:
+        """One bounded piece of work on a batch; True while it needs more."""
+        batch = self.store.get_batch(batch_id)
+        if batch is None or batch["status"] in TERMINAL_STATUSES:
+            return False
+        status = batch["status"]
+        if status == "cancelling":
+            return not self.store.finish_batch(
+                batch_id, status="cancelled", only_if=("cancelling",), cancelled_at=_ts()
+            )
+        if status in ("validating", "in_progress") and time.time() >= batch["deadline"]:
+            return not self._expire(batch)
+        if status == "validating":
+            return self._validate(batch)
+        if status == "in_progress":
+            return self._answer_chunk(batch)
+        if status == "finalizing":
+            return not self.store.finish_batch(
+                batch_id, status="completed", only_if=("finalizing",), completed_at=_ts()
+            )
+        return False
+
+    def _fail(self, batch_id: str, code: str, message: str, line: int | None = None) -> None:
+        errors = {"object": "list", "data": [{"code": code, "message": message, "param": None, "line": line}]}
+        self.store.update_batch(
+            batch_id,
+            only_if=("validating", "in_progress", "finalizing", "cancelling"),
+            status="failed",
+            failed_at=_ts(),
+            errors=orjson.dumps(errors).decode(),
+        )
+
+    def _read_input(self, batch: sqlite3.Row) -> list[BatchRequest] | None:
+        try:
+            data = self.store.read_blob(batch["input_file_id"])
+        except FileNotFoundError:
+            self._fail(batch["id"], "input_file_missing", f"The input file {batch['input_file_id']} is gone.")
+            return None
+        parsed = parse_batch_input(data, endpoint=batch["endpoint"])
+        if parsed.errors:
+            self.store.update_batch(
+                batch["id"],
+                only_if=("validating",),
+                status="failed",
+                failed_at=_ts(),
+                errors=orjson.dumps({"object": "list", "data": parsed.errors}).decode(),
+            )
+            return None
+        return parsed.requests
+
+    def _validate(self, batch: sqlite3.Row) -> bool:
+        from ..utils.tokens import estimate_body_tokens
+
+        requests = self._read_input(batch)
+        if requests is None:
+            return False
+        endpoint = batch["endpoint"]
+        tokens = [estimate_body_tokens(request.body, endpoint=endpoint) for request in requests]
+        model = next((r.body["model"] for r in requests if isinstance(r.body.get("model"), str)), None)
+        limit = self.options.enqueued_token_limit
+        admitted = self.store.admit_batch(
+            batch["id"],
+            limit=limit,
+            model=model,
+            prompt_tokens=sum(tokens),
+            status="in_progress",
+            in_progress_at=_ts(),
+            total=len(requests),
+        )
+        if not admitted:
+            if self.store.get_batch(batch["id"])["status"] == "validating":
+                self._fail(
+                    batch["id"],
+                    "token_limit_exceeded",
+                    f"Enqueued token limit reached for {model} in organization org-local. "
+                    f"Limit: {limit:,} enqueued tokens. Please try again once some in_progress batches "
+                    "have been completed.",
+                )
+                return False
+            return True  # cancelled meanwhile: the next step finishes it
+        pending = list(range(len(requests)))
+        self.faults.shuffler(str(batch["seq"])).shuffle(pending)
+        self._runs[batch["id"]] = BatchRun(requests, tokens, pending)
+        return True
+
+    def _run_of(self, batch: sqlite3.Row) -> BatchRun | None:
+        """The batch's run, rebuilt from disk after a restart: only lines without a saved answer."""
+        run = self._runs.get(batch["id"])
+        if run is not None:
+            return run
+        requests = self._read_input(batch)
+        if requests is None:
+            return None
+        answered = self.store.answered_lines(batch["id"])
+        pending = [i for i, request in enumerate(requests) if request.line not in answered]
+        self.faults.shuffler(f"{batch['seq']}:{len(answered)}").shuffle(pending)
+        run = BatchRun(requests, None, pending)
+        self._runs[batch["id"]] = run
+        return run
+
+    def _answer(self, endpoint: str, request: BatchRequest, prompt_tokens: int | None) -> tuple[bool, bytes]:
+        if self.options.line_latency:
+            time.sleep(self.options.line_latency)
+        failure = self.faults.line_failure(request.custom_id)
+        if failure is not None:
+            status, body = failure
+        elif self._upstream is not None:
+            try:
+                status, body = self._upstream.post(endpoint, request.body)
+            except UpstreamUnreachable as exc:
+                return False, error_line(request.custom_id, "upstream_unreachable", str(exc))
+        else:
+            status, body = respond(endpoint, request.body, prompt_tokens=prompt_tokens)
+        return 200 <= status < 300, result_line(request.custom_id, status, body)
+
+    def _answer_chunk(self, batch: sqlite3.Row) -> bool:
+        run = self._run_of(batch)
+        if run is None:
+            return False
+        endpoint, deadline = batch["endpoint"], batch["deadline"]
+        answered: list[tuple[int, bool, bytes]] = []
+        if self._pool is not None:
+            take = run.pending[-self.options.upstream_concurrency * 2 :]
+            futures = {self._pool.submit(self._answer, endpoint, run.requests[i], None): i for i in reversed(take)}
+            for future in as_completed(futures):
+                index = futures[future]
+                answered.append((index, *future.result()))
+        else:
+            started = time.monotonic()
+            for index in reversed(run.pending[-CHUNK_LINES:]):
+                if self._stopping.is_set() or time.time() >= deadline:
+                    break
+                tokens = run.tokens[index] if run.tokens is not None else None
+                answered.append((index, *self._answer(endpoint, run.requests[index], tokens)))
+                if time.monotonic() - started > CHUNK_SECONDS:
+                    break
+        input_tokens = output_tokens = 0
+        for _, ok, data in answered:
+            if ok:
+                used_in, used_out = usage_tokens(orjson.loads(data)["response"]["body"])
+                input_tokens += used_in
+                output_tokens += used_out
+        self.store.record_results(
+            batch["id"],
+            [(run.requests[i].line, ok, data) for i, ok, data in answered],
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        # Lines are taken from the end of `pending`, so the answered ones are its last entries.
+        del run.pending[len(run.pending) - len(answered) :]
+        if not run.pending:
+            self.store.update_batch(batch["id"], only_if=("in_progress",), status="finalizing", finalizing_at=_ts())
+        return True
+
+    def _expire(self, batch: sqlite3.Row) -> bool:
+        """End a batch whose window passed: answers kept, the rest written as batch_expired."""
+        fields: dict[str, Any] = {"expired_at": _ts()}
+        if batch["status"] == "validating":
+            requests = self._read_input(batch)
+            if requests is None:
+                return True
+            run = BatchRun(requests, None, list(range(len(requests))))
+            fields["total"] = len(requests)
+        else:
+            run = self._run_of(batch)
+            if run is None:
+                return True
+        expired = [error_line(run.requests[i].custom_id, "batch_expired", EXPIRED_MESSAGE) for i in run.pending]
+        return self.store.finish_batch(
+            batch["id"],
+            status="expired",
+            only_if=("validating", "in_progress"),
+            extra_error_lines=expired,
+            **fields,
+        )
