@@ -168,10 +168,11 @@ def test_token_limit_exceeded_goes_back_to_the_queue(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     project = Project(root=tmp_path, base_url="")
     project.write_rows(9)
-    project.write_config(batch_size=3)
-    assert project.run("create-batch", "--dry-run").exit_code == 0  # no API call: base_url unused
+    project.write_config(batch_size=3, base_url=None)
+    assert project.run("create-batch", "--dry-run").exit_code == 0  # a dry run calls no API
     per_shard = max(s.prompt_tokens for s in _plan_tokens(project))
-    options = ServerOptions(seed=5, line_latency=0.02, enqueued_token_limit=int(per_shard * 1.5))
+    # Batches slow enough that the second is created while the first still holds the queue.
+    options = ServerOptions(seed=5, line_latency=0.2, enqueued_token_limit=int(per_shard * 1.5))
     with LocalServer(state_dir=tmp_path / "state", options=options) as server:
         project.base_url = server.base_url
         project.write_config(base_url=server.base_url)
