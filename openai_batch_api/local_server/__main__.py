@@ -1,0 +1,121 @@
+"""python -m openai_batch_api.local_server: serve the local Batch API backend until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..utils.errors import BatchToolError, ExitStatus
+from .options import HTTP_ERROR_KINDS, ServerOptions, option_problem
+from .server import LocalServer
+
+DESCRIPTION = (
+    "Serve the OpenAI Files and Batches API locally (no key, no network): batches are answered by a "
+    "deterministic built-in responder or by an upstream OpenAI-compatible server, and state is kept on "
+    "disk so batches survive a restart. Point the SDK or the config's base_url at the printed URL."
+)
+
+# option name -> (type, help); each becomes --option-name.
+OPTION_FLAGS: dict[str, tuple[Any, str]] = {
+    "upstream": (
+        str,
+        "base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1) that answers "
+        "the request lines instead of the built-in responder",
+    ),
+    "upstream_key_env": (str, "environment variable holding the upstream's API key (default OPENAI_API_KEY)"),
+    "upstream_concurrency": (int, "requests sent to the upstream at once (default 8)"),
+    "line_latency": (float, "seconds spent on each request line (default 0)"),
+    "line_failure_rate": (float, "probability that a request line fails (default 0)"),
+    "line_failure_pattern": (str, "regex on custom_id: matching request lines fail"),
+    "line_failure_status": (int, "HTTP status of failing request lines, 400-599 (default 500)"),
+    "http_error_rate": (float, "probability that a files/batches API call gets a transient fault (default 0)"),
+    "http_error_kinds": (
+        str,
+        f"comma-separated faults to choose from: {', '.join(HTTP_ERROR_KINDS)} "
+        "(default 429,500,drop; drop_after handles the call, then drops the connection)",
+    ),
+    "http_error_paths": (str, 'regex on "METHOD /path" limiting which calls get faults, e.g. "POST /v1/batches$"'),
+    "retry_after": (float, "seconds in the Retry-After header of injected 429s (default 1)"),
+    "completion_window": (float, "seconds until a batch expires (default 86400, the API's 24h)"),
+    "enqueued_token_limit": (
+        int,
+        "most prompt tokens enqueued per model; a batch over it fails with token_limit_exceeded (default: no limit)",
+    ),
+    "seed": (int, "makes random faults and the completion order reproducible"),
+}
+
+METAVARS = {
+    "upstream": "URL",
+    "upstream_key_env": "NAME",
+    "upstream_concurrency": "N",
+    "line_latency": "SECONDS",
+    "line_failure_rate": "P",
+    "line_failure_pattern": "REGEX",
+    "line_failure_status": "STATUS",
+    "http_error_rate": "P",
+    "http_error_kinds": "KINDS",
+    "http_error_paths": "REGEX",
+    "retry_after": "SECONDS",
+    "completion_window": "SECONDS",
+    "enqueued_token_limit": "TOKENS",
+    "seed": "N",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m openai_batch_api.local_server", description=DESCRIPTION)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    parser.add_argument("--port", type=int, default=8089, help="port to listen on; 0 picks a free one (default 8089)")
+    parser.add_argument("--state-dir", required=True, metavar="DIR", help="folder for files, batches and progress")
+    for name, (kind, help_text) in OPTION_FLAGS.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, metavar=METAVARS[name], help=help_text
+        )
+    return parser
+
+
+def options_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServerOptions:
+    values: dict[str, Any] = {}
+    for name in OPTION_FLAGS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        problem = option_problem(name, value)
+        if problem:
+            parser.error(f"--{name.replace('_', '-')} {problem}")
+        values[name] = value
+    return ServerOptions(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = options_from_args(parser, args)
+    server = LocalServer(state_dir=args.state_dir, options=options, host=args.host, port=args.port)
+    try:
+        base_url = server.start()
+    except BatchToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitStatus.ERROR
+    print(f"local Batch API backend at {base_url} (state in {args.state_dir}); set base_url to it", flush=True)
+    stop = threading.Event()
+    # Set explicitly: a process started in the background may inherit an ignored SIGINT. SIGTERM
+    # (a service manager, `kill`) stops as gracefully as Ctrl-C.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return ExitStatus.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
