@@ -17,17 +17,14 @@ from .utils.errors import BatchToolError
 from .utils.ledger import check_same_inputs, load_ledger, save_ledger
 from .utils.planning import (
     attempt_dir,
-    build_attempt,
-    check_max_cost,
-    estimate_plan_cost,
     input_sha256,
     new_ledger,
+    plan_attempt,
 )
 from .utils.retry import add_retry_attempt
 from .utils.run_lock import run_lock
 from .utils.submission import (
     LedgerWriter,
-    check_token_limit,
     reconcile,
     refresh,
     submit_waiting,
@@ -62,8 +59,7 @@ def dry_run(config: Config) -> int:
     config.data_path.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".dry-run-", dir=config.data_path)
     try:
-        plan = build_attempt(config, out_dir=Path(scratch) / "tasks")
-        cost = estimate_plan_cost(config, plan)
+        plan, cost = plan_attempt(config, out_dir=Path(scratch) / "tasks")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     size = sum(s.bytes for s in plan.shards)
@@ -72,7 +68,6 @@ def dry_run(config: Config) -> int:
     )
     for line in cost_lines(cost):
         print(line)
-    check_max_cost(config, cost)
     print("nothing was uploaded")
     return 0
 
@@ -90,11 +85,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 raise BatchToolError(
                     f"{config.data_path}: no run to retry yet; run create-batch --config {args.config} first"
                 )
-            plan = build_attempt(config, out_dir=attempt_dir(config.data_path, 1))
-            cost = estimate_plan_cost(config, plan)
-            check_max_cost(config, cost)
+            plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
             ledger = new_ledger(config, plan, input_hash=input_hash)
-            check_token_limit(ledger, config)
             save_ledger(config.data_path, ledger)
             print(
                 f"run {ledger.run_id}: {plural(plan.rows, 'row')} in {plural(len(plan.shards), 'shard')} "

@@ -30,13 +30,36 @@ def input_sha256(config: Config) -> str:
         ) from None
 
 
-def build_attempt(config: Config, *, out_dir: Path, only_ids: Collection[str] | None = None) -> ShardPlan:
-    """Validate the table and write one attempt's shard files into `out_dir`."""
+def plan_attempt(
+    config: Config, *, out_dir: Path, only_ids: Collection[str] | None = None
+) -> tuple[ShardPlan, CostReport]:
+    """Validate the table, write one attempt's shard files into `out_dir`, and check the limits.
+
+    When a limit refuses the plan (max_cost, max_enqueued_tokens), its files are removed again.
+    """
     if out_dir.exists():
         # Left by an attempt that crashed before its ledger was saved: nothing refers to it.
         shutil.rmtree(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return write_shards(config, out_dir=out_dir, only_ids=only_ids)
+    plan = write_shards(config, out_dir=out_dir, only_ids=only_ids)
+    try:
+        cost = estimate_plan_cost(config, plan)
+        check_max_cost(config, cost)
+        check_token_limit(config, plan)
+    except BatchToolError:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    return plan, cost
+
+
+def check_token_limit(config: Config, plan: ShardPlan) -> None:
+    limit = config.max_enqueued_tokens
+    too_big = [s for s in plan.shards if limit is not None and s.prompt_tokens > limit]
+    if too_big:
+        raise BatchToolError(
+            f"{config.path}: shard {too_big[0].index} holds about {too_big[0].prompt_tokens:,} prompt tokens, more "
+            f"than max_enqueued_tokens ({limit:,}), so it could never be submitted; lower batch_size"
+        )
 
 
 def shard_records(plan: ShardPlan, *, attempt: int, data_path: Path) -> list[ShardRecord]:

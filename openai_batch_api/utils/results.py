@@ -13,6 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -96,18 +97,18 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
     a result line raises BatchToolError naming the file and line.
     """
     ids: list[str] = []
-    statuses: list[str] = []
     outputs: list[str | None] = []
-    errors: list[str | None] = []
-    codes: list[str | None] = []
     finishes: list[str | None] = []
     refusals: list[str | None] = []
     prompt_tokens: list[int | None] = []
     completion_tokens: list[int | None] = []
     total_tokens: list[int | None] = []
-    retryables: list[bool] = []
+    # Most rows succeed: failures are kept apart as (row position, status, error, code, retryable).
+    failures: list[tuple[int, str, str, str, bool]] = []
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
+    add_id, add_output, add_finish, add_refusal = ids.append, outputs.append, finishes.append, refusals.append
+    add_prompt, add_completion, add_total = prompt_tokens.append, completion_tokens.append, total_tokens.append
 
     for path in paths:
         path = Path(path)
@@ -157,29 +158,33 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                         else:  # embeddings: the vectors are not an answer to show, the usage is billed
                             prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
                         total = usage.get("total_tokens")
-                        statuses.append("ok")
-                        errors.append(None)
-                        codes.append(None)
-                        retryables.append(False)
                     else:
-                        status, message_line, code, retryable = _failure(response, error)
-                        statuses.append(status)
-                        errors.append(message_line)
-                        codes.append(code)
-                        retryables.append(retryable)
+                        failures.append((len(ids), *_failure(response, error)))
                 except (KeyError, TypeError, AttributeError, IndexError):
                     raise BatchToolError(
                         f"{path}, line {number}: not a Batch API result line (expected custom_id with a "
                         "response or an error); pass the batch's output or error file"
                     ) from None
-                ids.append(custom_id if isinstance(custom_id, str) else str(custom_id))
-                outputs.append(output)
-                refusals.append(refusal)
-                finishes.append(finish)
-                prompt_tokens.append(prompt)
-                completion_tokens.append(completion)
-                total_tokens.append(total)
+                add_id(custom_id if isinstance(custom_id, str) else str(custom_id))
+                add_output(output)
+                add_refusal(refusal)
+                add_finish(finish)
+                add_prompt(prompt)
+                add_completion(completion)
+                add_total(total)
 
+    count = len(ids)
+    statuses = np.full(count, "ok", dtype=object)
+    errors = np.full(count, None, dtype=object)
+    codes = np.full(count, None, dtype=object)
+    retryables = np.zeros(count, dtype=bool)
+    if failures:
+        positions, failure_statuses, failure_errors, failure_codes, failure_retryables = zip(*failures, strict=True)
+        rows = np.fromiter(positions, dtype=np.intp, count=len(failures))
+        statuses[rows] = failure_statuses
+        errors[rows] = failure_errors
+        codes[rows] = failure_codes
+        retryables[rows] = failure_retryables
     frame = pd.DataFrame(
         {
             "api_status": pd.Series(statuses, dtype=object),
@@ -191,12 +196,17 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
             "api_prompt_tokens": pd.array(prompt_tokens, dtype="Int64"),
             "api_completion_tokens": pd.array(completion_tokens, dtype="Int64"),
             "api_total_tokens": pd.array(total_tokens, dtype="Int64"),
-            "api_retryable": pd.Series(retryables, dtype=bool),
+            "api_retryable": retryables,
         }
     )
+    # A custom_id seen again is a later attempt: keep each id's last row, in the order they were last seen.
+    last_row = dict(zip(ids, range(count), strict=True))
+    if len(last_row) != count:
+        keep = np.fromiter(last_row.values(), dtype=np.intp, count=len(last_row))
+        keep.sort()
+        frame = frame.take(keep)
+        ids = [ids[row] for row in keep]
     frame.index = pd.Index(ids, name="custom_id", dtype=str)
-    if frame.index.has_duplicates:
-        frame = frame[~frame.index.duplicated(keep="last")]
     return frame
 
 

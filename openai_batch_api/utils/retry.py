@@ -6,14 +6,7 @@ from .api import BatchApi
 from .collation import collate_results, download_results
 from .config import Config
 from .errors import BatchToolError
-from .planning import (
-    CostReport,
-    attempt_dir,
-    build_attempt,
-    check_max_cost,
-    estimate_plan_cost,
-    shard_records,
-)
+from .planning import CostReport, attempt_dir, plan_attempt, shard_records
 from .submission import LedgerWriter
 
 
@@ -46,9 +39,7 @@ def add_retry_attempt(
         return None
     ledger = writer.ledger
     attempt = ledger.attempts + 1
-    plan = build_attempt(config, out_dir=attempt_dir(config.data_path, attempt), only_ids=set(ids))
-    cost = estimate_plan_cost(config, plan)
-    check_max_cost(config, cost)
+    plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, attempt), only_ids=set(ids))
 
     def add() -> None:
         ledger.shards.extend(shard_records(plan, attempt=attempt, data_path=config.data_path))

@@ -13,7 +13,6 @@ from openai.types import Batch
 
 from .api import BatchApi
 from .config import Config
-from .errors import BatchToolError
 from .ledger import (
     CREATING,
     PENDING,
@@ -149,17 +148,6 @@ def shards_that_fit(ledger: Ledger, max_enqueued_tokens: int | None) -> list[Sha
         chosen.append(shard)
         room -= shard.prompt_tokens
     return chosen
-
-
-def check_token_limit(ledger: Ledger, config: Config) -> None:
-    limit = config.max_enqueued_tokens
-    too_big = [s for s in ledger.shards if limit is not None and s.prompt_tokens > limit]
-    if too_big:
-        shard = too_big[0]
-        raise BatchToolError(
-            f"{config.path}: shard {shard.key} holds about {shard.prompt_tokens} prompt tokens, more than "
-            f"max_enqueued_tokens ({limit}), so it could never be submitted; lower batch_size"
-        )
 
 
 def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[ShardRecord]:

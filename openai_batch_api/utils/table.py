@@ -1,0 +1,285 @@
+"""Reading the input table (CSV, pickle, Parquet or JSONL, chosen by extension), whole or in chunks.
+
+Ids keep exactly the text they have in the file: CSV cells are read as text (empty cells as "", never
+NaN), and ids in typed formats go through str() on their original values, so `1` stays `1`.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+import pickle
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .errors import BatchToolError
+
+# extension -> format name used in messages
+FORMATS = {".csv": "CSV", ".pkl": "pickle", ".pickle": "pickle", ".parquet": "Parquet", ".jsonl": "JSONL"}
+CHUNK_ROWS = 20_000
+# pyarrow parses CSV in blocks and one row must fit in a block; 16 MB holds any sensible row while
+# keeping memory flat however long the file is.
+CSV_BLOCK_BYTES = 16 << 20
+MAX_LISTED_COLUMNS = 20
+
+Chunk = dict[str, list[Any]]  # column -> its values in this chunk; every list has the same length
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a cell is empty in the typed formats' sense: None, NaN, pd.NA or NaT."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def id_text(value: Any) -> str:
+    """The text of an id cell: strings as they are, other values through str(), missing cells as ""."""
+    if isinstance(value, str):
+        return value
+    if is_missing(value):
+        return ""
+    return str(value)
+
+
+def input_format(path: Path) -> str:
+    """The format named by `path`'s extension: "CSV", "pickle", "Parquet" or "JSONL"."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        got = f"extension '{path.suffix}'" if path.suffix else "no extension"
+        raise BatchToolError(
+            f"{path}: unknown input format ({got}); input_file must end in "
+            ".csv, .pkl, .pickle, .parquet or .jsonl"
+        )
+    return fmt
+
+
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise BatchToolError(f"{path}: is a folder; input_file must name the table file")
+    if not path.exists():
+        raise BatchToolError(f"{path}: no such input file; fix input_file in the config")
+
+
+@contextmanager
+def _reading(path: Path, fmt: str) -> Iterator[None]:
+    """Turn the many ways a broken file fails into one line naming the file and the fix."""
+    try:
+        yield
+    except (BatchToolError, MemoryError):
+        raise
+    except PermissionError:
+        raise BatchToolError(f"{path}: cannot read the input (permission denied); check its permissions") from None
+    except Exception as exc:  # pickle alone can raise anything a module import can
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        detail = lines[0] if len(lines[0]) <= 200 else lines[0][:200] + "..."
+        raise BatchToolError(
+            f"{path}: cannot read it as {fmt} ({detail}); check the file, or give it the extension "
+            "of its real format"
+        ) from None
+
+
+def _closest(name: str, available: Sequence[str]) -> str | None:
+    for candidate in available:
+        if candidate.casefold() == name.casefold():
+            return candidate
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _check_columns(
+    path: Path, available: Sequence[str], columns: Sequence[str], column_keys: Mapping[str, str]
+) -> None:
+    """Raise naming every missing column, the config key that names it and its closest match."""
+    missing = [column for column in columns if column not in available]
+    if not missing:
+        return
+    parts = []
+    for column in missing:
+        details = []
+        if column in column_keys:
+            details.append(f"{column_keys[column]} in the config")
+        close = _closest(column, available)
+        if close is not None:
+            details.append(f"did you mean '{close}'?")
+        parts.append(f"no column '{column}'" + (f" ({', '.join(details)})" if details else ""))
+    listed = ", ".join(f"'{name}'" for name in available[:MAX_LISTED_COLUMNS])
+    if len(available) > MAX_LISTED_COLUMNS:
+        listed += f" and {len(available) - MAX_LISTED_COLUMNS} more"
+    has = f"the file has columns {listed}" if available else "the file has no columns"
+    raise BatchToolError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
+
+
+def _csv_header(path: Path) -> list[str]:
+    with _reading(path, "CSV"), open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), None)
+    if not header:
+        raise BatchToolError(f"{path}: the file is empty; a CSV input needs a header row naming its columns")
+    return header
+
+
+def _csv_options(header: Sequence[str], include: Sequence[str] | None = None) -> dict[str, Any]:
+    """pyarrow options that read every cell as text: empty cells "" (not null), quoted newlines kept."""
+    return {
+        "read_options": pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False,
+            include_columns=list(include) if include is not None else None,
+        ),
+    }
+
+
+def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-blank line."""
+    with _reading(path, "JSONL"), open(path, "rb") as f:
+        for line_number, line in enumerate(f, 1):
+            if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise BatchToolError(
+                    f"{path}: line {line_number} is not valid JSON ({exc}); each line must hold one JSON object"
+                ) from None
+            if not isinstance(record, dict):
+                raise BatchToolError(
+                    f"{path}: line {line_number} holds a JSON {type(record).__name__}, not an object; "
+                    "each line must hold one JSON object of column: value"
+                )
+            yield record
+
+
+def _load_pickle(path: Path) -> pd.DataFrame:
+    with _reading(path, "pickle"), open(path, "rb") as f:
+        table = pickle.load(f)
+    if not isinstance(table, pd.DataFrame):
+        raise BatchToolError(
+            f"{path}: the pickle holds a {type(table).__name__}, not a pandas DataFrame; "
+            "save the table with DataFrame.to_pickle"
+        )
+    return table
+
+
+def _frame_column(path: Path, table: pd.DataFrame, column: str, key: str) -> Any:
+    """The label of `column` in a DataFrame whose labels may be non-strings (e.g. 0, 1 from a pickle)."""
+    names = [str(label) for label in table.columns]
+    _check_columns(path, names, [column], {column: key})
+    return table.columns[names.index(column)]
+
+
+def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFrame:
+    """The whole input table, every column as the file has it (CSV: all text, empty cells "").
+
+    With `id_column`, that column must exist and becomes text: str() of each original value, "" where
+    the cell is missing.
+    """
+    path = Path(path)
+    fmt = input_format(path)
+    _check_is_file(path)
+    if fmt == "CSV":
+        header = _csv_header(path)
+        with _reading(path, fmt):
+            table = pacsv.read_csv(path, **_csv_options(header)).to_pandas()
+    elif fmt == "Parquet":
+        with _reading(path, fmt):
+            table = pq.read_table(path).to_pandas()
+    elif fmt == "pickle":
+        table = _load_pickle(path)
+    else:
+        table = pd.DataFrame(list(_jsonl_records(path)))
+    if id_column is not None:
+        label = _frame_column(path, table, id_column, "id_column")
+        table[label] = pd.Series([id_text(value) for value in table[label].tolist()], index=table.index, dtype=str)
+    return table
+
+
+def _arrow_chunks(batches: Iterator[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
+    for batch in batches:
+        for start in range(0, batch.num_rows, chunk_rows):
+            part = batch.slice(start, chunk_rows)
+            yield {name: part.column(name).to_pylist() for name in columns}
+
+
+def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+    header = _csv_header(path)
+    _check_columns(path, header, columns, column_keys)
+    with _reading(path, "CSV"):
+        reader = pacsv.open_csv(path, **_csv_options(header, include=columns))
+        yield from _arrow_chunks(reader, columns, chunk_rows)
+
+
+def _parquet_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int
+) -> Iterator[Chunk]:
+    with _reading(path, "Parquet"):
+        parquet = pq.ParquetFile(path)
+        _check_columns(path, parquet.schema_arrow.names, columns, column_keys)
+        yield from _arrow_chunks(parquet.iter_batches(batch_size=chunk_rows, columns=columns), columns, chunk_rows)
+
+
+def _pickle_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+    table = _load_pickle(path)
+    names = [str(label) for label in table.columns]
+    _check_columns(path, names, columns, column_keys)
+    values = {name: table.iloc[:, names.index(name)].tolist() for name in columns}
+    del table
+    for start in range(0, len(values[columns[0]]), chunk_rows):
+        yield {name: column[start : start + chunk_rows] for name, column in values.items()}
+
+
+def _jsonl_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+    records: list[dict[str, Any]] = []
+    checked = False
+
+    def chunk() -> Chunk:
+        nonlocal checked
+        if not checked:
+            # A JSONL file has no header: a column counts as present if any record of the first chunk
+            # has it (later records missing a key just have an empty cell).
+            seen = list(dict.fromkeys(key for record in records for key in record))
+            _check_columns(path, seen, columns, column_keys)
+            checked = True
+        return {name: [record.get(name) for record in records] for name in columns}
+
+    for record in _jsonl_records(path):
+        records.append(record)
+        if len(records) == chunk_rows:
+            yield chunk()
+            records = []
+    if records:
+        yield chunk()
+
+
+def iter_input_chunks(
+    path: Path,
+    *,
+    columns: Sequence[str],
+    chunk_rows: int = CHUNK_ROWS,
+    column_keys: Mapping[str, str] | None = None,
+) -> Iterator[Chunk]:
+    """Stream `columns` of the input table as chunks of at most `chunk_rows` rows, in file order.
+
+    Each chunk maps a column to a list of its raw values: str for CSV (empty cells ""), the file's own
+    Python values for the typed formats (missing ones None or NaN). CSV, JSONL and Parquet are streamed
+    so memory does not grow with the row count; a pickle is loaded whole. `column_keys` maps a column to
+    the config key that names it, for the message when the column is missing.
+    """
+    path = Path(path)
+    fmt = input_format(path)
+    _check_is_file(path)
+    columns = list(dict.fromkeys(columns))
+    read = {"CSV": _csv_chunks, "Parquet": _parquet_chunks, "pickle": _pickle_chunks, "JSONL": _jsonl_chunks}[fmt]
+    return read(path, columns, column_keys or {}, chunk_rows)
