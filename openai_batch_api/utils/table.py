@@ -83,8 +83,8 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         detail = lines[0] if len(lines[0]) <= 200 else lines[0][:200] + "..."
         raise BatchToolError(
-            f"{path}: cannot read it as {fmt} ({detail}); check the file, or give it the extension "
-            "of its real format"
+            f"{path}: cannot read it as {fmt} ({detail}); fix the file, or give it the extension of "
+            "the format it is in"
         ) from None
 
 

@@ -433,16 +433,20 @@ def _write_rows(config: Config, writer: _ShardWriter, *, wanted: set[str] | None
                 if row_id not in wanted:
                     continue
                 found.add(row_id)
-            if source is None:
-                user = dumps(text)
-            else:
-                try:
+            try:
+                if source is None:
+                    user = dumps(text)
+                else:
                     url = source if isinstance(source, str) else _data_url(source, image)
-                except _BadImage as exc:
-                    problems.add("bad_image", f"row {row} (id {_short(row_id)}): {exc}")
-                    continue
-                user = dumps(_user_content(text, url, config.image_detail))
-            line = b"".join((head, dumps(row_id), middle, user, tail))
+                    user = dumps(_user_content(text, url, config.image_detail))
+                line = b"".join((head, dumps(row_id), middle, user, tail))
+            except _BadImage as exc:
+                problems.add("bad_image", f"row {row} (id {_short(row_id)}): {exc}")
+                continue
+            except orjson.JSONEncodeError:  # e.g. lone surrogates from a pickle: not encodable as UTF-8
+                problem = f"row {row} (id {_short(row_id)}): its id or content is not valid Unicode text"
+                problems.add("not_text", problem)
+                continue
             if len(line) > writer.max_bytes:
                 problems.add(
                     "too_large",
