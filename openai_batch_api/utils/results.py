@@ -321,9 +321,7 @@ def _problems(answer: Any, schema: dict | None, required: list[str], properties:
     return "; ".join(problems) or None
 
 
-def expand_structured_answers(
-    outputs: pd.Series, *, response_format: dict | None, prefix: str
-) -> pd.DataFrame:
+def expand_structured_answers(outputs: pd.Series, *, response_format: dict | None, prefix: str) -> pd.DataFrame:
     """JSON answers as columns, aligned with `outputs`' index.
 
     With a `json_schema` response format each top-level property becomes a column `<prefix><name>`;
