@@ -240,9 +240,15 @@ def test_load_results_not_json_error(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "line", [b'{"id": "x", "response": null}', b"[1, 2]", b'{"custom_id": "a", "response": 5}']
-)
+NOT_RESULT_LINES = [
+    b'{"id": "x", "response": null}',
+    b'{"custom_id": null, "response": null, "error": {"code": "x", "message": "y"}}',
+    b"[1, 2]",
+    b'{"custom_id": "a", "response": 5}',
+]
+
+
+@pytest.mark.parametrize("line", NOT_RESULT_LINES)
 def test_load_results_not_a_result_line_error(tmp_path, line):
     path = tmp_path / "input.jsonl"
     path.write_bytes(line + b"\n")

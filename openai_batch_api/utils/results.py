@@ -131,6 +131,8 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                     ) from None
                 try:
                     custom_id = record["custom_id"]
+                    if custom_id is None:
+                        raise KeyError("custom_id")
                     response = record.get("response")
                     error = record.get("error")
                     output = refusal = finish = prompt = completion = total = None
