@@ -241,7 +241,7 @@ class FailureGroup:
     code: str
     count: int
     retryable: bool  # True when every request of the group failed retryably
-    example_custom_id: str
+    example_id: str
     example_error: str
 
 
@@ -255,7 +255,7 @@ def summarize_failures(results: pd.DataFrame) -> list[FailureGroup]:
                 code=str(code),
                 count=len(frame),
                 retryable=bool(frame["api_retryable"].all()),
-                example_custom_id=str(frame.index[0]),
+                example_id=str(frame.index[0]),
                 example_error=str(frame["api_error"].iloc[0]),
             )
         )
