@@ -64,6 +64,6 @@ def failure_lines(failures: list) -> list[str]:
         kind = "retryable" if group.retryable else "not retryable"
         lines.append(
             f"  {group.code}: {plural(group.count, 'row')} ({kind}), e.g. id {group.example_id}"
-            + (f": {group.example_error}" if getattr(group, "example_error", None) else "")
+            + (f": {group.example_error}" if group.example_error else "")
         )
     return lines
