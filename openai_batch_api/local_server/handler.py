@@ -93,6 +93,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
     server: ApiHTTPServer
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every answer on a kept-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 

@@ -107,7 +107,7 @@ class LocalServer:
         self.base_url = f"http://{shown}:{port}/v1"
         self._engine.start()
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="local-batch-http", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-batch-http", daemon=True
         )
         self._thread.start()
         return self.base_url
