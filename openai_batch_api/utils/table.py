@@ -57,8 +57,7 @@ def input_format(path: Path) -> str:
     if fmt is None:
         got = f"extension '{path.suffix}'" if path.suffix else "no extension"
         raise BatchToolError(
-            f"{path}: unknown input format ({got}); input_file must end in "
-            ".csv, .pkl, .pickle, .parquet or .jsonl"
+            f"{path}: unknown input format ({got}); input_file must end in .csv, .pkl, .pickle, .parquet or .jsonl"
         )
     return fmt
 
@@ -83,8 +82,7 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         detail = lines[0] if len(lines[0]) <= 200 else lines[0][:200] + "..."
         raise BatchToolError(
-            f"{path}: cannot read it as {fmt} ({detail}); fix the file, or give it the extension of "
-            "the format it is in"
+            f"{path}: cannot read it as {fmt} ({detail}); fix the file, or give it the extension of the format it is in"
         ) from None
 
 
@@ -149,10 +147,11 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                record = orjson.loads(line)
+                record = orjson.loads(line.rstrip(b"\r\n"))
             except orjson.JSONDecodeError as exc:
                 raise BatchToolError(
-                    f"{path}: line {line_number} is not valid JSON ({exc}); each line must hold one JSON object"
+                    f"{path}: line {line_number} is not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "each line must hold one JSON object"
                 ) from None
             if not isinstance(record, dict):
                 raise BatchToolError(
@@ -221,9 +220,7 @@ def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], 
         yield from _arrow_chunks(reader, columns, chunk_rows)
 
 
-def _parquet_chunks(
-    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int
-) -> Iterator[Chunk]:
+def _parquet_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
     with _reading(path, "Parquet"):
         parquet = pq.ParquetFile(path)
         _check_columns(path, parquet.schema_arrow.names, columns, column_keys)

@@ -176,7 +176,10 @@ class _TokenCosts:
         self.estimator = get_estimator(config.model)
         bodies = [
             build_request_body(
-                prompt=config.prompt, content="", image_url=url, image_detail=config.image_detail,
+                prompt=config.prompt,
+                content="",
+                image_url=url,
+                image_detail=config.image_detail,
                 model_params=config.model_params,
             )
             for url in (None, "https://example.com/image.png")
@@ -296,13 +299,13 @@ class _ShardWriter:
 class _Problems:
     """What is wrong with the input: a count per kind of row problem and the first few rows of each."""
 
-    # kind -> how the rows beyond the listed examples are summed up
+    # kind -> how the rows beyond the listed examples are summed up: "3 more rows <...>"
     MORE = {
-        "empty_id": "more rows have an empty id",
-        "not_text": "more rows have content that is not text",
-        "no_content": "more rows have neither content nor image",
-        "bad_image": "more rows have an image that cannot be sent",
-        "too_large": "more requests are too large for a batch file",
+        "empty_id": "with an empty id",
+        "not_text": "whose content is not text",
+        "no_content": "with neither content nor image",
+        "bad_image": "with an image that cannot be sent",
+        "too_large": "too large for a batch file",
     }
 
     def __init__(self) -> None:
@@ -322,7 +325,7 @@ class _Problems:
             return
         listed = [f"{_rows_text(rows)}: id {_short(row_id)}" for row_id, rows in groups[:EXAMPLES_PER_KIND]]
         if len(groups) > EXAMPLES_PER_KIND:
-            listed.append(f"{len(groups) - EXAMPLES_PER_KIND} more repeated ids")
+            listed.append(_more(len(groups) - EXAMPLES_PER_KIND, "repeated id"))
         rows = sum(len(group_rows) for _, group_rows in groups)
         self.whole_input.append(f"{rows} duplicate ids ({'; '.join(listed)})")
         self.found += len(groups)
@@ -341,10 +344,14 @@ class _Problems:
         for kind, examples in self.examples.items():
             items.extend(examples)
             if self.counts[kind] > len(examples):
-                items.append(f"{self.counts[kind] - len(examples)} {self.MORE[kind]}")
+                items.append(f"{_more(self.counts[kind] - len(examples), 'row')} {self.MORE[kind]}")
         if self.found == 1:
             return f"{path}: {items[0]}"
         return f"{path}: {self.found} problems: {'; '.join(items)}"
+
+
+def _more(count: int, noun: str) -> str:
+    return f"{count} more {noun}{'' if count == 1 else 's'}"
 
 
 def _rows_text(rows: list[int]) -> str:

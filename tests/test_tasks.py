@@ -1,0 +1,353 @@
+"""Request lines and shard files: their exact bytes, the shard limits, images, retries, every input error."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+
+from openai_batch_api.utils import tasks
+from openai_batch_api.utils.config import Config, validate_config_mapping
+from openai_batch_api.utils.errors import BatchToolError
+from openai_batch_api.utils.tasks import ENDPOINT, build_request_body, write_shards
+from openai_batch_api.utils.tokens import estimate_body_tokens
+
+PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
+MODEL_PARAMS = {"model": "gpt-4o-mini", "temperature": 0, "response_format": {"type": "json_object"}}
+
+
+def make_config(input_name: str = "input.csv", **overrides) -> Config:
+    raw = {
+        "input_file": input_name,
+        "id_column": "id",
+        "content_column": "content",
+        "prompt": "Label the text.",
+        "model_params": MODEL_PARAMS,
+        "output_file": "output.csv",
+        "data_path": "data",
+        **overrides,
+    }
+    return validate_config_mapping(raw, path=Path("config.yaml").resolve())
+
+
+def write_csv(rows: list[str], header: str = "id,content,image") -> Path:
+    path = Path("input.csv").resolve()
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def read_lines(plan: tasks.ShardPlan) -> list[dict]:
+    return [orjson.loads(line) for shard in plan.shards for line in shard.path.read_bytes().splitlines()]
+
+
+def out_dir() -> Path:
+    return Path("data/tasks/attempt-1").resolve()
+
+
+def shard_error(config: Config, **kwargs) -> str:
+    with pytest.raises(BatchToolError) as caught:
+        write_shards(config, out_dir=out_dir(), **kwargs)
+    return str(caught.value)
+
+
+def test_build_request_body_text_only():
+    body = build_request_body(
+        prompt="P", content="hello", image_url=None, image_detail="low", model_params={"model": "m", "n": 1}
+    )
+    assert body == {
+        "model": "m",
+        "n": 1,
+        "messages": [{"role": "system", "content": "P"}, {"role": "user", "content": "hello"}],
+    }
+
+
+def test_build_request_body_image_with_and_without_text():
+    image = {"type": "image_url", "image_url": {"url": "https://x.org/a.png", "detail": "high"}}
+    with_text = build_request_body(
+        prompt="P", content="look", image_url="https://x.org/a.png", image_detail="high", model_params={"model": "m"}
+    )
+    assert with_text["messages"][1]["content"] == [{"type": "text", "text": "look"}, image]
+    without_text = build_request_body(
+        prompt="P", content="", image_url="https://x.org/a.png", image_detail="high", model_params={"model": "m"}
+    )
+    assert without_text["messages"][1]["content"] == [image]
+
+
+def test_write_shards_lines_are_the_request_bodies():
+    write_csv(["1,hello,", '001,"two\nlines, ünïcode",', "1.0,with image,https://x.org/a.png"])
+    config = make_config(image_url_column="image")
+    plan = write_shards(config, out_dir=out_dir())
+    assert [line["custom_id"] for line in read_lines(plan)] == ["1", "001", "1.0"]
+    contents = ["hello", "two\nlines, ünïcode", "with image"]
+    images = [None, None, "https://x.org/a.png"]
+    for line, content, image in zip(read_lines(plan), contents, images, strict=True):
+        assert line["method"] == "POST" and line["url"] == ENDPOINT
+        assert line["body"] == build_request_body(
+            prompt="Label the text.", content=content, image_url=image, image_detail="low", model_params=MODEL_PARAMS
+        )
+    raw = plan.shards[0].path.read_bytes()
+    assert raw.startswith(b'{"custom_id":"1","method":"POST","url":"/v1/chat/completions","body":{"model"')
+    assert "ünïcode".encode() in raw  # UTF-8, not \\u escapes
+
+
+def test_write_shards_plan_describes_the_files():
+    write_csv([f"r{i},text {i}," for i in range(5)])
+    plan = write_shards(make_config(batch_size=2), out_dir=out_dir())
+    assert plan.rows == 5
+    assert [(s.index, s.rows, s.first_id, s.last_id) for s in plan.shards] == [
+        (1, 2, "r0", "r1"),
+        (2, 2, "r2", "r3"),
+        (3, 1, "r4", "r4"),
+    ]
+    assert [s.path.name for s in plan.shards] == ["shard-0001.jsonl", "shard-0002.jsonl", "shard-0003.jsonl"]
+    for shard in plan.shards:
+        data = shard.path.read_bytes()
+        assert shard.path.parent == out_dir()
+        assert shard.bytes == len(data)
+        assert shard.sha256 == hashlib.sha256(data).hexdigest()
+    assert sorted(os.listdir(out_dir().parent)) == ["attempt-1"]
+
+
+def test_write_shards_never_more_than_the_request_limit(monkeypatch):
+    monkeypatch.setattr(tasks, "MAX_REQUESTS_PER_FILE", 3)
+    write_csv([f"r{i},text," for i in range(7)])
+    plan = write_shards(make_config(batch_size=5), out_dir=out_dir())
+    assert [s.rows for s in plan.shards] == [3, 3, 1]
+
+
+def test_write_shards_closes_a_shard_before_the_byte_limit():
+    write_csv([f"r{i},{'x' * (10 + i * 7)}," for i in range(30)])
+    unlimited = write_shards(make_config(), out_dir=Path("whole").resolve())
+    sizes = [len(line) for line in unlimited.shards[0].path.read_bytes().splitlines(keepends=True)]
+    limit = max(sizes) * 3 + 5
+    plan = write_shards(make_config(), out_dir=out_dir(), max_file_bytes=limit)
+    assert len(plan.shards) > 1
+    assert sum(s.rows for s in plan.shards) == 30
+    start = 0
+    for shard in plan.shards:
+        assert shard.bytes <= limit
+        end = start + shard.rows
+        assert shard.bytes == sum(sizes[start:end])
+        if end < len(sizes):  # closed only because the next line would not fit
+            assert shard.bytes + sizes[end] > limit
+        start = end
+
+
+def test_write_shards_local_images_count_towards_the_byte_limit():
+    Path("images").mkdir()
+    Path("images/a.png").write_bytes(PNG * 100)
+    write_csv([f"r{i},,images/a.png" for i in range(4)])
+    line_bytes = len(
+        write_shards(make_config(image_url_column="image"), out_dir=Path("one").resolve())
+        .shards[0]
+        .path.read_bytes()
+        .splitlines(keepends=True)[0]
+    )
+    assert line_bytes > len(PNG) * 100
+    plan = write_shards(make_config(image_url_column="image"), out_dir=out_dir(), max_file_bytes=line_bytes * 2)
+    assert [s.rows for s in plan.shards] == [2, 2]
+
+
+def test_write_shards_images_url_data_url_and_local_files():
+    Path("pics").mkdir()
+    Path("pics/cat.PNG").write_bytes(PNG)
+    absolute = Path("pics/dog.jpeg").resolve()
+    absolute.write_bytes(b"jpeg bytes")
+    data_url = "data:image/gif;base64," + base64.b64encode(b"gif").decode()
+    write_csv(["a,one,https://x.org/a.png?s=1", f'b,,"{data_url}"', "c,three,pics/cat.PNG", f"d,four,{absolute}"])
+    plan = write_shards(make_config(image_url_column="image", image_detail="auto"), out_dir=out_dir())
+    urls = [line["body"]["messages"][1]["content"][-1]["image_url"] for line in read_lines(plan)]
+    assert urls == [
+        {"url": "https://x.org/a.png?s=1", "detail": "auto"},
+        {"url": data_url, "detail": "auto"},
+        {"url": "data:image/png;base64," + base64.b64encode(PNG).decode(), "detail": "auto"},
+        {"url": "data:image/jpeg;base64," + base64.b64encode(b"jpeg bytes").decode(), "detail": "auto"},
+    ]
+    assert read_lines(plan)[1]["body"]["messages"][1]["content"][0]["type"] == "image_url"  # no empty text part
+
+
+def test_write_shards_missing_cells_are_never_nan():
+    frame = pd.DataFrame({"id": [1, 2], "content": [None, "text"], "image": ["https://x.org/a.png", float("nan")]})
+    frame.to_pickle("input.pkl")
+    plan = write_shards(make_config("input.pkl", image_url_column="image"), out_dir=out_dir())
+    raw = b"".join(shard.path.read_bytes() for shard in plan.shards)
+    assert b"NaN" not in raw and b"nan" not in raw and b"null" not in raw
+    first, second = read_lines(plan)
+    assert first["custom_id"] == "1"
+    assert first["body"]["messages"][1]["content"] == [
+        {"type": "image_url", "image_url": {"url": "https://x.org/a.png", "detail": "low"}}
+    ]
+    assert second["body"]["messages"][1]["content"] == "text"
+
+
+@pytest.mark.parametrize("name", ["input.parquet", "input.jsonl", "input.pkl"])
+def test_write_shards_typed_formats_ids_as_text(name):
+    frame = pd.DataFrame({"id": [7, 10, 3], "content": ["a", "b", "c"]})
+    path = Path(name)
+    if name.endswith(".parquet"):
+        frame.to_parquet(path)
+    elif name.endswith(".pkl"):
+        frame.to_pickle(path)
+    else:
+        path.write_text('{"id": 7, "content": "a"}\n{"id": 10, "content": "b"}\n{"id": 3, "content": "c"}\n')
+    plan = write_shards(make_config(name), out_dir=out_dir())
+    assert [line["custom_id"] for line in read_lines(plan)] == ["7", "10", "3"]
+
+
+def test_write_shards_only_ids_in_input_order():
+    write_csv([f"r{i},text {i}," for i in range(6)])
+    plan = write_shards(make_config(), out_dir=out_dir(), only_ids=["r4", "r1", "r5"])
+    assert plan.rows == 3
+    assert [line["custom_id"] for line in read_lines(plan)] == ["r1", "r4", "r5"]
+
+
+def test_write_shards_only_ids_not_in_input_error():
+    path = write_csv(["r1,text,", "r2,text,"])
+    assert shard_error(make_config(), only_ids=["r2", "gone", "lost"]) == (
+        f"{path}: 2 of the ids to submit are not in the input ('gone', 'lost'); "
+        "was the input file changed since the run began?"
+    )
+
+
+def test_write_shards_token_estimate_of_small_shards_is_exact():
+    write_csv(["a,short text,", "b,a somewhat longer text with more words in it,https://x.org/a.png"])
+    config = make_config(image_url_column="image")
+    plan = write_shards(config, out_dir=out_dir())
+    exact = sum(estimate_body_tokens(line["body"]) for line in read_lines(plan))
+    assert plan.prompt_tokens == plan.shards[0].prompt_tokens == exact
+    assert plan.token_method == "tiktoken o200k_base"
+
+
+def test_write_shards_token_estimate_extrapolates_beyond_the_sample():
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    write_csv([f"r{i},{' '.join(words[j % 6] for j in range(i % 40))} end," for i in range(1000)])
+    plan = write_shards(make_config(), out_dir=out_dir())
+    exact = sum(estimate_body_tokens(line["body"]) for line in read_lines(plan))
+    assert abs(plan.prompt_tokens - exact) / exact < 0.01
+    assert plan.token_method == "tiktoken o200k_base; content beyond a sample of each shard extrapolated by length"
+
+
+def test_write_shards_error_leaves_nothing_behind():
+    path = write_csv(["a,text,", "a,more text,"] + [f"r{i},text," for i in range(50)])
+    assert shard_error(make_config(batch_size=5)) == f"{path}: 2 duplicate ids (rows 1 and 2: id 'a')"
+    assert os.listdir(out_dir().parent) == []
+
+
+def test_write_shards_existing_out_dir_error():
+    write_csv(["a,text,"])
+    out_dir().mkdir(parents=True)
+    assert shard_error(make_config()) == f"{out_dir()}: already exists; shard files are written into a new folder"
+
+
+def test_write_shards_no_rows_error():
+    path = write_csv([])
+    assert shard_error(make_config()) == f"{path}: the input has no rows; add the rows to send"
+
+
+def test_write_shards_several_problems_in_one_message():
+    path = write_csv(
+        [
+            "a1,text,",
+            "a2,text,",
+            "7,text,",
+            "7,text,",
+            "a5,text,",
+            "a6,text,",
+            "a7,text,",
+            "a8,text,",
+            "7,text,",
+            "a10,text,",
+            "a11,text,",
+            "a12,,",
+            "a13,text,",
+            "a14,text,",
+            "a15,text,ftp://x",
+        ]
+    )
+    assert shard_error(make_config(image_url_column="image")) == (
+        f"{path}: 3 problems: 3 duplicate ids (rows 3, 4 and 9: id '7'); row 12 (id 'a12') has neither content "
+        "nor image; row 15 (id 'a15'): image 'ftp://x' is not an http(s) URL, data URL or existing file"
+    )
+
+
+def test_write_shards_many_problems_list_the_first_rows_of_each_kind():
+    rows = [f"d{i % 5},text," for i in range(12)] + [f"e{i},  ," for i in range(5)] + [",text,", " ,text,"]
+    path = write_csv(rows)
+    assert shard_error(make_config()) == (
+        f"{path}: 12 problems: 12 duplicate ids (rows 1, 6 and 11: id 'd0'; rows 2, 7 and 12: id 'd1'; "
+        "rows 3 and 8: id 'd2'; 2 more repeated ids); row 18 has an empty id; row 19 has an empty id; "
+        "row 13 (id 'e0') has neither content nor image; row 14 (id 'e1') has neither content nor image; "
+        "row 15 (id 'e2') has neither content nor image; 2 more rows with neither content nor image"
+    )
+
+
+def test_write_shards_content_not_text_error():
+    path = Path("input.jsonl").resolve()
+    path.write_text(
+        '{"id": "a", "content": 42}\n{"id": "b", "content": ["x"]}\n{"id": "c", "content": "fine"}\n'
+        '{"id": "d", "content": {"k": 1}}\n{"id": "e", "content": true}\n'
+    )
+    assert shard_error(make_config("input.jsonl")) == (
+        f"{path}: 4 problems: row 1 (id 'a'): content 42 is int, not text; row 2 (id 'b'): content ['x'] is list, "
+        "not text; row 4 (id 'd'): content {'k': 1} is dict, not text; 1 more row whose content is not text"
+    )
+
+
+def test_write_shards_bad_image_errors():
+    Path("notes.txt").write_text("not an image")
+    path = write_csv(
+        ["a,t,ftp://x.org/a.png", "b,t,https://bad host/a.png", 'c,t,"data:image/png;base64,@@@"', "d,t,notes.txt"],
+    )
+    assert shard_error(make_config(image_url_column="image")) == (
+        f"{path}: 4 problems: row 1 (id 'a'): image 'ftp://x.org/a.png' is not an http(s) URL, data URL or "
+        "existing file; row 2 (id 'b'): image 'https://bad host/a.png' is not a well-formed URL; row 3 (id 'c'): "
+        "image 'data:image/png;base64,@@@' is not a base64 data URL of a png, jpeg, gif or webp image; "
+        "1 more row with an image that cannot be sent"
+    )
+
+
+def test_write_shards_image_of_unsupported_type_error():
+    Path("notes.txt").write_text("not an image")
+    path = write_csv(["d,t,notes.txt"])
+    assert shard_error(make_config(image_url_column="image")) == (
+        f"{path}: row 1 (id 'd'): image 'notes.txt' is not a png, jpeg, gif or webp file"
+    )
+
+
+def test_write_shards_request_larger_than_a_file_error():
+    path = write_csv(["a,short,", f"b,{'x' * 500},"])
+    assert shard_error(make_config(), max_file_bytes=400) == (
+        f"{path}: row 2 (id 'b'): its request is 739 bytes, more than a batch file may hold (400); "
+        "use a smaller image or shorter content"
+    )
+
+
+def test_write_shards_missing_column_error_names_the_config_key():
+    path = write_csv(["a,text,"], header="id,text,image")
+    assert shard_error(make_config()) == (
+        f"{path}: no column 'content' (content_column in the config); the file has columns 'id', 'text', 'image': "
+        "fix the config or rename the column"
+    )
+
+
+def test_write_shards_content_not_unicode_error():
+    pd.DataFrame({"id": ["a", "b"], "content": ["fine", "broken \ud800 text"]}, dtype=object).to_pickle("input.pkl")
+    path = Path("input.pkl").resolve()
+    assert (
+        shard_error(make_config("input.pkl")) == f"{path}: row 2 (id 'b'): its id or content is not valid Unicode text"
+    )
+
+
+def test_write_shards_unreadable_row_after_written_shards_leaves_nothing(monkeypatch):
+    from openai_batch_api.utils import table
+
+    monkeypatch.setattr(table, "CSV_BLOCK_BYTES", 4096)
+    path = write_csv([f"r{i},{'text ' * 10}," for i in range(300)] + ["bad,row,with,too many"])
+    message = shard_error(make_config(batch_size=50))
+    assert message.startswith(f"{path}: cannot read it as CSV (CSV parse error: Expected 3 columns, got 4")
+    assert os.listdir(out_dir().parent) == []
