@@ -177,7 +177,10 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
         )
     for column in structured.columns:
         out[column] = structured[column].to_numpy()
-    retryable = joined["api_retryable"].fillna(True).astype(bool) & (out["api_status"] != "ok")
+    # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
+    retryable = (joined["api_retryable"].fillna(True).astype(bool) | (out["api_status"] == "cancelled")) & (
+        out["api_status"] != "ok"
+    )
     outcomes = joined.set_axis(ids.to_numpy())
     return Collation(table=out, retryable=retryable, failures=summarize_failures(outcomes))
 

@@ -54,7 +54,7 @@ def wait_for_run(
         submitted = submit_waiting(api, writer, config) if not ledger.cancelled_at else []
         progress = run_progress(ledger)
         retried = 0
-        if progress.finished and ledger.attempts <= config.max_retries:
+        if progress.finished and not ledger.cancelled_at and ledger.attempts <= config.max_retries:
             added = add_retry_attempt(api, writer, config, include_all=False)
             if added is not None:
                 retried = added[0]
