@@ -57,7 +57,8 @@ def respond(endpoint: str, body: dict[str, Any], *, prompt_tokens: int | None = 
         return 404, error_body(f"Invalid URL (POST {endpoint})")
     if not isinstance(body, dict):
         return 400, error_body("The request body must be a JSON object.")
-    if endpoint != "/v1/moderations" and not isinstance(body.get("model"), str):
+    model = body.get("model")
+    if endpoint != "/v1/moderations" and (not isinstance(model, str) or not model):
         return 400, error_body("you must provide a model parameter")
     return handler(body, prompt_tokens if prompt_tokens is not None else _prompt_tokens(body, endpoint))
 
@@ -75,7 +76,7 @@ def _count(text: str, model: str | None) -> int:
 
 
 def _snippet(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()[:SNIPPET_CHARS]
+    return _SPACES.sub(" ", text).strip()[:SNIPPET_CHARS].rstrip()
 
 
 def _parts_text(content: Any) -> tuple[str, int]:
