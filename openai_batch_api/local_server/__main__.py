@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     options = options_from_args(parser, args)
+    stop = threading.Event()
+    # Set explicitly, and before the URL is printed: a process started in the background may inherit
+    # an ignored SIGINT. SIGTERM (a service manager, `kill`) stops as gracefully as Ctrl-C.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     server = LocalServer(state_dir=args.state_dir, options=options, host=args.host, port=args.port)
     try:
         base_url = server.start()
@@ -102,16 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
     print(f"local Batch API backend at {base_url} (state in {args.state_dir}); set base_url to it", flush=True)
-    stop = threading.Event()
-    # Set explicitly: a process started in the background may inherit an ignored SIGINT. SIGTERM
-    # (a service manager, `kill`) stops as gracefully as Ctrl-C.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()
     return ExitStatus.OK
