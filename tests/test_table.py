@@ -9,6 +9,7 @@ import orjson
 import pandas as pd
 import pytest
 
+from openai_batch_api.utils import table
 from openai_batch_api.utils.errors import BatchToolError
 from openai_batch_api.utils.table import id_text, iter_input_chunks, read_input_table
 
@@ -192,3 +193,14 @@ def test_read_input_table_missing_id_column_error():
         f"{path}: no column 'id' (id_column in the config, did you mean 'ID'?); "
         "the file has columns 'ID', 'content': fix the config or rename the column"
     )
+
+
+def test_iter_input_chunks_csv_row_longer_than_a_block(monkeypatch):
+    monkeypatch.setattr(table, "CSV_BLOCK_BYTES", 1024)
+    contents = [f"row {i}" for i in range(300)]
+    contents[200] = "long " * 2000  # 10 kB: past the first block size, met after rows were given out
+    path = Path("input.csv")
+    path.write_text("id,content\n" + "".join(f"{i},{text}\n" for i, text in enumerate(contents)))
+    values = collect(path, ["id", "content"], chunk_rows=7)
+    assert values == {"id": [str(i) for i in range(300)], "content": contents}
+    assert read_input_table(path)["content"].tolist() == contents

@@ -10,7 +10,7 @@ import csv
 import difflib
 import math
 import pickle
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ from .errors import BatchToolError
 # extension -> format name used in messages
 FORMATS = {".csv": "CSV", ".pkl": "pickle", ".pickle": "pickle", ".parquet": "Parquet", ".jsonl": "JSONL"}
 CHUNK_ROWS = 20_000
-# pyarrow parses CSV in blocks and one row must fit in a block; 16 MB holds any sensible row while
-# keeping memory flat however long the file is.
-CSV_BLOCK_BYTES = 16 << 20
+# pyarrow parses CSV in blocks and reads dozens of blocks ahead, so small blocks keep memory flat. A row
+# longer than a block makes pyarrow fail: the file is then read again with blocks 8 times larger.
+CSV_BLOCK_BYTES = 1 << 20
+CSV_MAX_BLOCK_BYTES = 1 << 30
 MAX_LISTED_COLUMNS = 20
 
 Chunk = dict[str, list[Any]]  # column -> its values in this chunk; every list has the same length
@@ -125,10 +126,10 @@ def _csv_header(path: Path) -> list[str]:
     return header
 
 
-def _csv_options(header: Sequence[str], include: Sequence[str] | None = None) -> dict[str, Any]:
+def _csv_options(header: Sequence[str], *, block_size: int, include: Sequence[str] | None = None) -> dict[str, Any]:
     """pyarrow options that read every cell as text: empty cells "" (not null), quoted newlines kept."""
     return {
-        "read_options": pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        "read_options": pacsv.ReadOptions(block_size=block_size),
         "parse_options": pacsv.ParseOptions(newlines_in_values=True),
         "convert_options": pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
@@ -136,6 +137,22 @@ def _csv_options(header: Sequence[str], include: Sequence[str] | None = None) ->
             include_columns=list(include) if include is not None else None,
         ),
     }
+
+
+def _is_row_longer_than_block(exc: Exception, block_size: int) -> bool:
+    return isinstance(exc, pa.ArrowInvalid) and "straddl" in str(exc) and block_size < CSV_MAX_BLOCK_BYTES
+
+
+def _read_csv(path: Path) -> pa.Table:
+    header = _csv_header(path)
+    block_size = CSV_BLOCK_BYTES
+    while True:
+        try:
+            return pacsv.read_csv(path, **_csv_options(header, block_size=block_size))
+        except pa.ArrowInvalid as exc:
+            if not _is_row_longer_than_block(exc, block_size):
+                raise
+            block_size *= 8
 
 
 def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -189,9 +206,8 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     fmt = input_format(path)
     _check_is_file(path)
     if fmt == "CSV":
-        header = _csv_header(path)
         with _reading(path, fmt):
-            table = pacsv.read_csv(path, **_csv_options(header)).to_pandas()
+            table = _read_csv(path).to_pandas()
     elif fmt == "Parquet":
         with _reading(path, fmt):
             table = pq.read_table(path).to_pandas()
@@ -205,7 +221,7 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     return table
 
 
-def _arrow_chunks(batches: Iterator[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
+def _arrow_chunks(batches: Iterable[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
     for batch in batches:
         for start in range(0, batch.num_rows, chunk_rows):
             part = batch.slice(start, chunk_rows)
@@ -215,9 +231,26 @@ def _arrow_chunks(batches: Iterator[pa.RecordBatch], columns: Sequence[str], chu
 def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
     header = _csv_header(path)
     _check_columns(path, header, columns, column_keys)
+    block_size = CSV_BLOCK_BYTES
+    rows_done = 0
     with _reading(path, "CSV"):
-        reader = pacsv.open_csv(path, **_csv_options(header, include=columns))
-        yield from _arrow_chunks(reader, columns, chunk_rows)
+        while True:
+            try:
+                reader = pacsv.open_csv(path, **_csv_options(header, block_size=block_size, include=columns))
+                skip = rows_done  # after a re-read, the rows already given out
+                for batch in reader:
+                    if skip >= batch.num_rows:
+                        skip -= batch.num_rows
+                        continue
+                    for chunk in _arrow_chunks([batch.slice(skip)], columns, chunk_rows):
+                        rows_done += len(chunk[columns[0]])
+                        yield chunk
+                    skip = 0
+                return
+            except pa.ArrowInvalid as exc:
+                if not _is_row_longer_than_block(exc, block_size):
+                    raise
+                block_size *= 8
 
 
 def _parquet_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
