@@ -1,0 +1,68 @@
+"""The README is the truth: its config keys, its example config and its flags are real."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from openai_batch_api.local_server import ServerOptions
+from openai_batch_api.utils.config import CONFIG_KEYS, validate_config_mapping
+from project_support import COMMANDS
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_readme_config_reference_lists_exactly_the_accepted_keys():
+    documented = re.findall(r"^\| `(\w+)` \|", section("The config"), flags=re.MULTILINE)
+    assert sorted(documented) == sorted(CONFIG_KEYS)
+
+
+def test_readme_example_config_is_accepted():
+    block = re.search(r"```yaml\n(.*?)```", section("The config"), flags=re.DOTALL).group(1)
+    config = validate_config_mapping(yaml.safe_load(block), path=Path("/project/config.yaml"))
+    assert config.batch_size == 50
+    assert config.image_url_column == "image"
+
+
+def test_readme_config_with_every_key_is_accepted():
+    every = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section("The config"), flags=re.DOTALL).group(1))
+    every.update(
+        image_detail="high",
+        base_url="local",
+        local_backend={"line_latency": 0.1},
+        max_enqueued_tokens=1000,
+        max_cost=5.0,
+        max_retries=2,
+        prices={"gpt-4o-mini": {"input": 0.15, "output": 0.6}},
+        answer_column_prefix="ans_",
+        concurrency=8,
+        poll_interval=10,
+    )
+    assert set(every) == set(CONFIG_KEYS)
+    validate_config_mapping(every, path=Path("/project/config.yaml"))
+
+
+def test_readme_local_backend_options_exist():
+    flags = set(re.findall(r"`(--[a-z-]+)", section("The local backend")))
+    options = {"--" + name.replace("_", "-") for name in ServerOptions.__dataclass_fields__}
+    assert flags - {"--host", "--port", "--state-dir"} <= options
+    ServerOptions.from_mapping({"line_failure_rate": 0.1, "line_latency": 0.1})
+
+
+def test_readme_command_flags_exist(capsys):
+    import pytest
+
+    for command, main in COMMANDS.items():
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        help_text = capsys.readouterr().out
+        for flag in set(re.findall(rf"`{command}[^`]*?(--[a-z-]+)", README)):
+            assert flag in help_text, f"README names {command} {flag}, which does not exist"
