@@ -351,3 +351,9 @@ def test_write_shards_unreadable_row_after_written_shards_leaves_nothing(monkeyp
     message = shard_error(make_config(batch_size=50))
     assert message.startswith(f"{path}: cannot read it as CSV (CSV parse error: Expected 3 columns, got 4")
     assert os.listdir(out_dir().parent) == []
+
+
+def test_write_shards_only_ids_checks_every_row():
+    path = write_csv(["r1,text,", "r2,,", "r3,text,"])
+    assert shard_error(make_config(), only_ids=["r2", "r3"]) == f"{path}: row 2 (id 'r2') has neither content nor image"
+    assert shard_error(make_config(), only_ids=["r3"]) == f"{path}: row 2 (id 'r2') has neither content nor image"

@@ -429,6 +429,8 @@ def _write_rows(config: Config, writer: _ShardWriter, *, wanted: set[str] | None
         images = chunk[config.image_url_column] if config.image_url_column else repeat(None)
         for row_id, content, image in zip(ids, chunk[config.content_column], images, strict=False):
             row += 1
+            if wanted is not None and row_id in wanted:
+                found.add(row_id)
             if type(content) is str and not image and _has_text(content) and _has_text(row_id):
                 text, source = content, None  # the common row, plain text: nothing more to check
             else:
@@ -436,10 +438,8 @@ def _write_rows(config: Config, writer: _ShardWriter, *, wanted: set[str] | None
                 if checked is None:
                     continue
                 text, source = checked
-            if wanted is not None:
-                if row_id not in wanted:
-                    continue
-                found.add(row_id)
+            if wanted is not None and row_id not in wanted:
+                continue
             try:
                 if source is None:
                     user = dumps(text)
