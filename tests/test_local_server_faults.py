@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import openai
 import pytest
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
@@ -61,6 +63,16 @@ def test_fault_sync_endpoints_untouched_by_default(start_server):
     with sdk(server) as client:
         answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     assert answer.choices[0].message.content == "Answer to: x"
+
+
+def test_fault_api_latency_delays_files_and_batches_calls(start_server):
+    server = start_server(api_latency=0.2)
+    with sdk(server) as client:
+        client.files.list()  # the connection is open before timing
+        started = time.monotonic()
+        client.batches.list()
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.2
 
 
 def outcomes(server, calls: int = 30) -> list[str]:

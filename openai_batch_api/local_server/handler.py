@@ -16,7 +16,7 @@ import orjson
 
 from .api_error import MISSING_KEY_MESSAGE, ApiError
 from .endpoints import Api, Request, Response
-from .faults import FaultInjector
+from .faults import DEFAULT_FAULT_PATHS, FaultInjector
 from .validation import MAX_UPLOAD_BYTES
 
 # Room for the multipart envelope around the largest upload.
@@ -191,6 +191,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         path = parts.path
         query = dict(urllib.parse.parse_qsl(parts.query))
+        latency = self.server.faults.options.api_latency
+        if latency and DEFAULT_FAULT_PATHS.search(f"{self.command} {path}"):
+            time.sleep(latency)  # a distant server: what concurrent clients are measured against
         fault = self.server.faults.http_fault(self.command, path)
         if fault == "drop":
             self.close_connection = True  # closed before anything is done: nothing happened

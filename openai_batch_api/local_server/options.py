@@ -24,6 +24,8 @@ class ServerOptions:
 
     # Seconds spent on each request line of a batch.
     line_latency: float = 0.0
+    # Seconds each files/batches API call waits before it is handled, like a distant server.
+    api_latency: float = 0.0
     # Probability that a request line fails with `line_failure_status`.
     line_failure_rate: float = 0.0
     # Regex searched in each custom_id: matching lines fail with `line_failure_status`.
@@ -97,7 +99,7 @@ def _regex_problem(value: Any) -> str | None:
 
 def option_problem(name: str, value: Any) -> str | None:
     """What is wrong with `value` for option `name` ("must be ..."), or None when it is fine."""
-    if name in ("line_latency", "retry_after"):
+    if name in ("line_latency", "api_latency", "retry_after"):
         if not _is_number(value) or value < 0:
             return f"must be a number of seconds >= 0, not {value!r}"
     elif name == "completion_window":
