@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
 import sys
 import threading
@@ -17,6 +16,7 @@ import orjson
 from .api_error import MISSING_KEY_MESSAGE, ApiError
 from .endpoints import Api, Request, Response
 from .faults import DEFAULT_FAULT_PATHS, FaultInjector
+from .ids import new_id
 from .validation import MAX_UPLOAD_BYTES
 
 # Room for the multipart envelope around the largest upload.
@@ -158,7 +158,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("x-request-id", "req_" + secrets.token_hex(12))
+        self.send_header("x-request-id", new_id("req_"))
         for name, value in response.headers.items():
             self.send_header(name, value)
         if self.close_connection:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import math
 import random
-import re
-import secrets
 import struct
 import time
 import zlib
@@ -20,6 +18,7 @@ from typing import Any
 import orjson
 
 from .api_error import error_body
+from .ids import new_id
 from .schema_instance import schema_instance
 
 SNIPPET_CHARS = 60
@@ -45,7 +44,6 @@ MODERATION_CATEGORIES = (
 )
 # Words that make the moderation answer flag a text, so flagged results can be tested.
 MODERATION_TRIGGERS = {"kill": "violence", "attack": "violence", "hate": "hate", "harass": "harassment"}
-_SPACES = re.compile(r"\s+")
 
 Answer = tuple[int, dict[str, Any]]
 
@@ -69,14 +67,27 @@ def _prompt_tokens(body: dict[str, Any], endpoint: str) -> int:
     return estimate_body_tokens(body, endpoint=endpoint)
 
 
-def _count(text: str, model: str | None) -> int:
-    from ..utils.tokens import count_text_tokens
+# model -> its token counter, looked up once rather than on each of a batch's lines.
+_COUNTERS: dict[str | None, Callable[[str], int]] = {}
 
-    return count_text_tokens(text, model)
+
+def _count(text: str, model: str | None) -> int:
+    counter = _COUNTERS.get(model)
+    if counter is None:
+        from ..utils.tokens import get_estimator
+
+        counter = _COUNTERS.setdefault(model, get_estimator(model).count)
+    return counter(text)
 
 
 def _snippet(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()[:SNIPPET_CHARS].rstrip()
+    """The first characters of `text` with its whitespace collapsed."""
+    size = SNIPPET_CHARS * 2
+    while True:  # collapse only a prefix: texts can be long
+        collapsed = " ".join(text[:size].split())
+        if len(collapsed) > SNIPPET_CHARS or size >= len(text):
+            return collapsed[:SNIPPET_CHARS].rstrip()
+        size *= 4
 
 
 def _parts_text(content: Any) -> tuple[str, int]:
@@ -155,7 +166,7 @@ def _chat(body: dict[str, Any], prompt_tokens: int) -> Answer:
     }
     choices = [{**choice, "index": i} for i in range(n)]
     return 200, {
-        "id": "chatcmpl-" + secrets.token_hex(12),
+        "id": new_id("chatcmpl-"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -187,7 +198,7 @@ def _responses(body: dict[str, Any], prompt_tokens: int) -> Answer:
     content, output_tokens, cut = _truncate(content, body.get("max_output_tokens"), model)
     now = int(time.time())
     return 200, {
-        "id": "resp_" + secrets.token_hex(12),
+        "id": new_id("resp_"),
         "object": "response",
         "created_at": now,
         "status": "incomplete" if cut else "completed",
@@ -199,7 +210,7 @@ def _responses(body: dict[str, Any], prompt_tokens: int) -> Answer:
         "model": model,
         "output": [
             {
-                "id": "msg_" + secrets.token_hex(12),
+                "id": new_id("msg_"),
                 "type": "message",
                 "status": "incomplete" if cut else "completed",
                 "role": "assistant",
@@ -279,7 +290,7 @@ def _completions(body: dict[str, Any], prompt_tokens: int) -> Answer:
             {"text": content, "index": index, "logprobs": None, "finish_reason": "length" if cut else "stop"}
         )
     return 200, {
-        "id": "cmpl-" + secrets.token_hex(12),
+        "id": new_id("cmpl-"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": model,
@@ -316,7 +327,7 @@ def _moderations(body: dict[str, Any], prompt_tokens: int) -> Answer:
     else:
         inputs = value if isinstance(value, list) else [value]
     return 200, {
-        "id": "modr-" + secrets.token_hex(12),
+        "id": new_id("modr-"),
         "model": body.get("model", "omni-moderation-latest"),
         "results": [_moderation_result(str(text)) for text in inputs],
     }

@@ -3,12 +3,16 @@
 Every change is one sqlite transaction, so a process killed at any instant leaves either the
 state before a change or the state after it. Blobs are written (temp file + rename) before the row
 that names them is committed; a blob without a row is an orphan removed at the next start.
+
+A batch's result lines are appended to partial files whose committed sizes live in its row; bytes
+past those sizes belong to a chunk that never committed and are cut off before the next append.
+Finishing links the partial files to new file ids, so no result line is ever copied.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -16,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .ids import new_id
 
 ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
 TERMINAL_STATUSES = ("failed", "completed", "expired", "cancelled")
@@ -61,20 +67,16 @@ CREATE TABLE IF NOT EXISTS batches (
     failed INTEGER NOT NULL DEFAULT 0,
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    output_bytes INTEGER NOT NULL DEFAULT 0,
+    error_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS results (
     batch_id TEXT NOT NULL,
     line INTEGER NOT NULL,
-    ok INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    UNIQUE (batch_id, line)
-);
+    PRIMARY KEY (batch_id, line)
+) WITHOUT ROWID;
 """
-
-
-def new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
 
 
 class Store:
@@ -84,6 +86,8 @@ class Store:
         self.root = Path(state_dir)
         self.blob_dir = self.root / "files"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.partial_dir = self.root / "partial"
+        self.partial_dir.mkdir(exist_ok=True)
         # One connection shared under a lock: every statement is short, and one writer at a
         # time is what sqlite allows anyway.
         self._db = sqlite3.connect(
@@ -147,6 +151,10 @@ class Store:
         }
         for path in self.blob_dir.iterdir():
             if path.name not in known:
+                path.unlink(missing_ok=True)
+        active = set(self.active_batch_ids())
+        for path in self.partial_dir.iterdir():
+            if path.name.split(".")[0] not in active:
                 path.unlink(missing_ok=True)
 
     # -- files ---------------------------------------------------------------------------------
@@ -290,35 +298,65 @@ class Store:
 
     # -- per-line results ----------------------------------------------------------------------
 
+    def partial_path(self, batch_id: str, kind: str) -> Path:
+        """The growing output ("output") or error ("error") file of a batch not yet finished."""
+        return self.partial_dir / f"{batch_id}.{kind}.jsonl"
+
+    def _append(self, batch_id: str, kind: str, committed: int, lines: list[bytes]) -> int:
+        """Append lines after the committed prefix of a partial file; returns its new size.
+
+        Whatever lies beyond the committed size was written by a chunk whose transaction never
+        committed (a crash, a failed commit): it is cut off first, and those lines get answered again.
+        """
+        path = self.partial_path(batch_id, kind)
+        with open(path, "ab") as f:
+            if f.tell() < committed:
+                raise RuntimeError(f"{path} is shorter than its recorded {committed} bytes; was it edited by hand?")
+            if f.tell() != committed:
+                f.truncate(committed)
+                f.seek(committed)
+            for line in lines:
+                f.write(line)
+                f.write(b"\n")
+            return f.tell()
+
     def record_results(
         self, batch_id: str, results: list[tuple[int, bool, bytes]], *, input_tokens: int, output_tokens: int
     ) -> None:
-        """Save answered lines (line, ok, output line) and bump the batch's counters, atomically.
+        """Save answered lines (line, ok, result line) and bump the batch's counters, atomically.
 
-        The unique (batch, line) key makes answering a line twice an error rather than a silent
-        duplicate in the output file.
+        Result lines are appended to the batch's partial files, and their new sizes committed with
+        the counters; the unique (batch, line) key makes answering a line twice an error rather
+        than a silent duplicate in the output file.
         """
         if not results:
             return
-        completed = sum(1 for _, ok, _ in results if ok)
+        batch = self.get_batch(batch_id)
+        outputs = [data for _, ok, data in results if ok]
+        errors = [data for _, ok, data in results if not ok]
+        output_bytes = self._append(batch_id, "output", batch["output_bytes"], outputs)
+        error_bytes = self._append(batch_id, "error", batch["error_bytes"], errors)
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO results (batch_id, line, ok, data) VALUES (?,?,?,?)",
-                [(batch_id, line, int(ok), data) for line, ok, data in results],
+                "INSERT INTO results (batch_id, line) VALUES (?,?)", [(batch_id, line) for line, _, _ in results]
             )
             db.execute(
-                "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
-                " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
-                (completed, len(results) - completed, input_tokens, output_tokens, batch_id),
+                "UPDATE batches SET completed = completed + ?, failed = failed + ?, input_tokens = input_tokens + ?,"
+                " output_tokens = output_tokens + ?, output_bytes = ?, error_bytes = ? WHERE id = ?",
+                (len(outputs), len(errors), input_tokens, output_tokens, output_bytes, error_bytes, batch_id),
             )
 
     def answered_lines(self, batch_id: str) -> set[int]:
         return {row[0] for row in self._query("SELECT line FROM results WHERE batch_id = ?", (batch_id,))}
 
-    def _result_data(self, batch_id: str, ok: bool) -> list[bytes]:
-        # In completion order: rowid grows with each insert.
-        rows = self._query("SELECT data FROM results WHERE batch_id = ? AND ok = ? ORDER BY rowid", (batch_id, int(ok)))
-        return [row[0] for row in rows]
+    def _publish(self, batch_id: str, kind: str) -> str:
+        """Give a partial file its file id: a hard link, so the partial stays until the commit."""
+        file_id = new_id("file-")
+        try:
+            os.link(self.partial_path(batch_id, kind), self.blob_path(file_id))
+        except OSError:  # a file system without hard links
+            shutil.copyfile(self.partial_path(batch_id, kind), self.blob_path(file_id))
+        return file_id
 
     def finish_batch(
         self,
@@ -329,29 +367,28 @@ class Store:
         extra_error_lines: list[bytes] = (),  # type: ignore[assignment]
         **fields: Any,
     ) -> bool:
-        """Write the output and error files from the saved results and end the batch, atomically.
+        """Turn the saved results into the output and error files and end the batch, atomically.
 
-        Returns False (and writes nothing) when the batch's status is no longer one of `only_if`.
+        Returns False (and changes nothing) when the batch's status is no longer one of `only_if`.
         """
         batch = self.get_batch(batch_id)
         if batch is None or batch["status"] not in only_if:
             return False
-        outputs = self._result_data(batch_id, True)
-        errors = self._result_data(batch_id, False) + list(extra_error_lines)
-        now = int(time.time())
-        new_files: list[tuple[str, int, str]] = []
-        for kind, lines in (("output", outputs), ("error", errors)):
-            if lines:
-                file_id = new_id("file-")
-                size = self._write_blob(file_id, _jsonl(lines))
-                new_files.append((file_id, size, kind))
-                fields[f"{kind}_file_id"] = file_id
+        sizes = {
+            "output": self._append(batch_id, "output", batch["output_bytes"], []),
+            "error": self._append(batch_id, "error", batch["error_bytes"], list(extra_error_lines)),
+        }
+        new_files = [(self._publish(batch_id, kind), size, kind) for kind, size in sizes.items() if size]
+        for file_id, _, kind in new_files:
+            fields[f"{kind}_file_id"] = file_id
         try:
-            input_deleted = self._commit_finish(batch, new_files, now, status, only_if, fields)
+            input_deleted = self._commit_finish(batch, new_files, status, only_if, fields)
         except _Raced:
             for file_id, _, _ in new_files:
                 self.blob_path(file_id).unlink(missing_ok=True)
             return False
+        for kind in sizes:
+            self.partial_path(batch_id, kind).unlink(missing_ok=True)
         if input_deleted:
             self.blob_path(batch["input_file_id"]).unlink(missing_ok=True)
         return True
@@ -360,12 +397,12 @@ class Store:
         self,
         batch: sqlite3.Row,
         new_files: list[tuple[str, int, str]],
-        now: int,
         status: str,
         only_if: tuple[str, ...],
         fields: dict[str, Any],
     ) -> bool:
         batch_id = batch["id"]
+        now = int(time.time())
         with self.transaction() as db:
             for file_id, size, kind in new_files:
                 db.execute(
@@ -387,9 +424,3 @@ class _Raced(Exception):
 
 def _marks(values: tuple[Any, ...]) -> str:
     return ", ".join("?" * len(values))
-
-
-def _jsonl(lines: list[bytes]) -> Iterator[bytes]:
-    for line in lines:
-        yield line
-        yield b"\n"

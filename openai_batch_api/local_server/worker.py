@@ -10,7 +10,6 @@ none lost and none answered twice.
 from __future__ import annotations
 
 import queue
-import secrets
 import sqlite3
 import sys
 import threading
@@ -23,16 +22,19 @@ from typing import Any
 import orjson
 
 from .faults import FaultInjector
+from .ids import new_id
 from .options import ServerOptions
 from .responder import respond, usage_tokens
 from .store import TERMINAL_STATUSES, Store
 from .upstream import UpstreamClient, UpstreamUnreachable
-from .validation import BatchRequest, parse_batch_input
+from .validation import BatchRequest, ParsedInput, parse_batch_input
 
 BATCH_WORKERS = 3
 # A step answers at most this many lines, or for about this long, before other batches get a turn.
-CHUNK_LINES = 500
+CHUNK_LINES = 1000
 CHUNK_SECONDS = 0.25
+# (succeeded, result line, input tokens, output tokens)
+Answered = tuple[bool, bytes, int, int]
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 
 
@@ -55,9 +57,9 @@ def result_line(custom_id: str, status: int, body: dict[str, Any]) -> bytes:
     """One line of an output or error file, as the API writes it."""
     return orjson.dumps(
         {
-            "id": "batch_req_" + secrets.token_hex(12),
+            "id": new_id("batch_req_"),
             "custom_id": custom_id,
-            "response": {"status_code": status, "request_id": "req_" + secrets.token_hex(12), "body": body},
+            "response": {"status_code": status, "request_id": new_id("req_"), "body": body},
             "error": None,
         }
     )
@@ -67,7 +69,7 @@ def error_line(custom_id: str, code: str, message: str) -> bytes:
     """A line of the error file for a request that got no HTTP answer at all."""
     return orjson.dumps(
         {
-            "id": "batch_req_" + secrets.token_hex(12),
+            "id": new_id("batch_req_"),
             "custom_id": custom_id,
             "response": None,
             "error": {"code": code, "message": message},
@@ -176,7 +178,7 @@ class BatchEngine:
             errors=orjson.dumps(errors).decode(),
         )
 
-    def _read_input(self, batch: sqlite3.Row) -> list[BatchRequest] | None:
+    def _read_input(self, batch: sqlite3.Row) -> ParsedInput | None:
         try:
             data = self.store.read_blob(batch["input_file_id"])
         except FileNotFoundError:
@@ -192,17 +194,16 @@ class BatchEngine:
                 errors=orjson.dumps({"object": "list", "data": parsed.errors}).decode(),
             )
             return None
-        return parsed.requests
+        return parsed
 
     def _validate(self, batch: sqlite3.Row) -> bool:
         from ..utils.tokens import estimate_body_tokens
 
-        requests = self._read_input(batch)
-        if requests is None:
+        parsed = self._read_input(batch)
+        if parsed is None:
             return False
-        endpoint = batch["endpoint"]
+        requests, model, endpoint = parsed.requests, parsed.model, batch["endpoint"]
         tokens = [estimate_body_tokens(request.body, endpoint=endpoint) for request in requests]
-        model = next((r.body["model"] for r in requests if isinstance(r.body.get("model"), str)), None)
         limit = self.options.enqueued_token_limit
         admitted = self.store.admit_batch(
             batch["id"],
@@ -234,9 +235,10 @@ class BatchEngine:
         run = self._runs.get(batch["id"])
         if run is not None:
             return run
-        requests = self._read_input(batch)
-        if requests is None:
+        parsed = self._read_input(batch)
+        if parsed is None:
             return None
+        requests = parsed.requests
         answered = self.store.answered_lines(batch["id"])
         pending = [i for i, request in enumerate(requests) if request.line not in answered]
         self.faults.shuffler(f"{batch['seq']}:{len(answered)}").shuffle(pending)
@@ -244,7 +246,8 @@ class BatchEngine:
         self._runs[batch["id"]] = run
         return run
 
-    def _answer(self, endpoint: str, request: BatchRequest, prompt_tokens: int | None) -> tuple[bool, bytes]:
+    def _answer(self, endpoint: str, request: BatchRequest, prompt_tokens: int | None) -> Answered:
+        """(succeeded, the result line, input tokens, output tokens) of one request line."""
         if self.options.line_latency:
             time.sleep(self.options.line_latency)
         failure = self.faults.line_failure(request.custom_id)
@@ -254,17 +257,19 @@ class BatchEngine:
             try:
                 status, body = self._upstream.post(endpoint, request.body)
             except UpstreamUnreachable as exc:
-                return False, error_line(request.custom_id, "upstream_unreachable", str(exc))
+                return False, error_line(request.custom_id, "upstream_unreachable", str(exc)), 0, 0
         else:
             status, body = respond(endpoint, request.body, prompt_tokens=prompt_tokens)
-        return 200 <= status < 300, result_line(request.custom_id, status, body)
+        ok = 200 <= status < 300
+        used_in, used_out = usage_tokens(body) if ok else (0, 0)
+        return ok, result_line(request.custom_id, status, body), used_in, used_out
 
     def _answer_chunk(self, batch: sqlite3.Row) -> bool:
         run = self._run_of(batch)
         if run is None:
             return False
         endpoint, deadline = batch["endpoint"], batch["deadline"]
-        answered: list[tuple[int, bool, bytes]] = []
+        answered: list[tuple[int, bool, bytes, int, int]] = []
         if self._pool is not None:
             take = run.pending[-self.options.upstream_concurrency * 2 :]
             futures = {self._pool.submit(self._answer, endpoint, run.requests[i], None): i for i in reversed(take)}
@@ -280,17 +285,11 @@ class BatchEngine:
                 answered.append((index, *self._answer(endpoint, run.requests[index], tokens)))
                 if time.monotonic() - started > CHUNK_SECONDS:
                     break
-        input_tokens = output_tokens = 0
-        for _, ok, data in answered:
-            if ok:
-                used_in, used_out = usage_tokens(orjson.loads(data)["response"]["body"])
-                input_tokens += used_in
-                output_tokens += used_out
         self.store.record_results(
             batch["id"],
-            [(run.requests[i].line, ok, data) for i, ok, data in answered],
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            [(run.requests[i].line, ok, data) for i, ok, data, _, _ in answered],
+            input_tokens=sum(a[3] for a in answered),
+            output_tokens=sum(a[4] for a in answered),
         )
         # Lines are taken from the end of `pending`, so the answered ones are its last entries.
         del run.pending[len(run.pending) - len(answered) :]
@@ -302,11 +301,11 @@ class BatchEngine:
         """End a batch whose window passed: answers kept, the rest written as batch_expired."""
         fields: dict[str, Any] = {"expired_at": _ts()}
         if batch["status"] == "validating":
-            requests = self._read_input(batch)
-            if requests is None:
+            parsed = self._read_input(batch)
+            if parsed is None:
                 return True
-            run = BatchRun(requests, None, list(range(len(requests))))
-            fields["total"] = len(requests)
+            run = BatchRun(parsed.requests, None, list(range(len(parsed.requests))))
+            fields["total"] = len(parsed.requests)
         else:
             run = self._run_of(batch)
             if run is None:
