@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from .cli import run_command
-from .reporting import actual_cost_line, failure_lines, next_command, plural
+from .reporting import actual_cost_line, batch_warnings, failure_lines, next_command, plural
 from .utils.api import open_api
 from .utils.collation import check_output_format, collate_results, download_results, write_table
 from .utils.config import Config
@@ -46,7 +46,7 @@ def collate_run(args: argparse.Namespace, config: Config) -> int:
     table = collation.table
     by_status = ", ".join(f"{counts[s]:,} {s}" for s in STATUS_ORDER if counts.get(s))
     print(f"collated {plural(len(table), 'row')} into {config.output_file}: {by_status}")
-    for line in failure_lines(collation.failures):
+    for line in batch_warnings(ledger) + failure_lines(collation.failures):
         print(line)
     json_errors = table["api_json_error"].notna().sum() if "api_json_error" in table else 0
     if json_errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from .utils.ledger import Ledger
 from .utils.planning import CostReport
 from .utils.pricing import estimate_cost, format_usd
 
@@ -66,4 +67,25 @@ def failure_lines(failures: list) -> list[str]:
             f"  {group.code}: {plural(group.count, 'row')} ({kind}), e.g. id {group.example_id}"
             + (f": {group.example_error}" if group.example_error else "")
         )
+    return lines
+
+
+def batch_warnings(ledger: Ledger) -> list[str]:
+    """Failed batches with the API's reasons, and finished batches whose requests mostly failed."""
+    lines = []
+    for shard in ledger.shards:
+        batch = shard.batch or {}
+        counts = batch.get("request_counts") or {}
+        failed, completed = counts.get("failed") or 0, counts.get("completed") or 0
+        if shard.status == "failed":
+            reasons = "; ".join(
+                (f"line {e['line']}: " if e.get("line") else "") + f"{e.get('code')}: {e.get('message')}"
+                for e in (batch.get("errors") or {}).get("data") or []
+            )
+            lines.append(f"batch {shard.batch_id} (shard {shard.key}) failed: {reasons or 'no reason given'}")
+        elif shard.finished and failed > completed:
+            lines.append(
+                f"warning: batch {shard.batch_id} (shard {shard.key}) {shard.status} but "
+                f"{failed:,} of {counts.get('total') or shard.rows:,} requests failed"
+            )
     return lines

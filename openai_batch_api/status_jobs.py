@@ -14,12 +14,12 @@ from tabulate import tabulate
 
 from .cli import run_command
 from .confirm import confirm
-from .reporting import actual_cost_line, failure_lines, next_command, plural
+from .reporting import actual_cost_line, batch_warnings, failure_lines, next_command, plural
 from .utils.api import open_api
 from .utils.collation import download_results
 from .utils.config import Config
 from .utils.errors import BatchToolError
-from .utils.ledger import CANCELLED, FINISHED_STATUSES, Ledger, ShardRecord, require_ledger
+from .utils.ledger import CANCELLED, Ledger, ShardRecord, require_ledger
 from .utils.results import load_results, summarize_failures
 from .utils.run_lock import run_lock
 from .utils.submission import LedgerWriter, RunProgress, refresh, run_progress, waiting_shards
@@ -93,25 +93,6 @@ def progress_line(progress: RunProgress) -> str:
         f"rows: {progress.rows_done:,} done, {progress.rows_failed:,} failed, {progress.rows_pending:,} pending "
         f"of {progress.rows:,}; batches: {progress.finished_shards} of {progress.shards} finished"
     )
-
-
-def batch_warnings(ledger: Ledger) -> list[str]:
-    """Failed batches with the API's reasons, and finished batches whose requests mostly failed."""
-    lines = []
-    for shard in ledger.shards:
-        row = batch_row(shard)
-        if shard.status == "failed":
-            reasons = "; ".join(
-                (f"line {e['line']}: " if e["line"] else "") + f"{e['code']}: {e['message']}"
-                for e in row["errors"]
-            )
-            lines.append(f"batch {shard.batch_id} (shard {shard.key}) failed: {reasons or 'no reason given'}")
-        elif shard.status in FINISHED_STATUSES and row["failed"] > row["completed"]:
-            lines.append(
-                f"warning: batch {shard.batch_id} (shard {shard.key}) {shard.status} but "
-                f"{row['failed']:,} of {row['total']:,} requests failed"
-            )
-    return lines
 
 
 def usage_totals(ledger: Ledger) -> tuple[int, int]:

@@ -197,3 +197,53 @@ def test_collate_output_writes_the_format_of_its_extension(project, server, suff
         suffix, lambda p: pd.read_json(p, lines=True)
     )
     assert list(read(path)["api_status"]) == ["ok"] * 3
+
+
+def test_status_jobs_unknown_batch_shows_status_message_and_request_id(tmp_path, monkeypatch):
+    from openai_batch_api.local_server import LocalServer, ServerOptions
+    from project_support import Project
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with LocalServer(state_dir=tmp_path / "first", options=ServerOptions(line_latency=0.5)) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(2)
+        assert project.run("create-batch").exit_code == 0
+    batch_id = load_ledger(project.data_path).shards[0].batch_id
+    # A server that never saw the run: its batch ids are unknown there.
+    with LocalServer(state_dir=tmp_path / "second", options=ServerOptions()) as server:
+        project.write_config(base_url=server.base_url)
+        result = project.run("status-jobs")
+    assert result.exit_code == 1
+    assert result.err.startswith(f"error: the API answered 404: No batch found with id '{batch_id}'")
+    assert " (request id req_" in result.err
+    assert result.err.endswith(")\n")
+
+
+def test_create_batch_unreachable_server_error(project, monkeypatch):
+    import socket
+
+    from openai_batch_api.utils import api
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    project.write_rows(2)
+    project.write_config(base_url=f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setattr(api, "DEFAULT_RETRY", api.RetryPolicy(attempts=2, base_delay=0.01))
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err.startswith(f"error: cannot reach the API at http://127.0.0.1:{port}/v1/files")
+    assert result.err.endswith("check base_url and the network, then run the command again\n")
+    ledger = load_ledger(project.data_path)
+    assert [s.state for s in ledger.shards] == ["uploading"]
+
+
+def test_collate_output_second_run_downloads_nothing_again(project, server):
+    project.write_rows(3)
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    assert project.run("collate-output").exit_code == 0
+    results = sorted((project.data_path / "results").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in results]
+    assert project.run("collate-output").exit_code == 0
+    assert [p.stat().st_mtime_ns for p in sorted((project.data_path / "results").iterdir())] == stamps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import tiktoken
 
@@ -171,3 +173,40 @@ def test_max_cost_refuses_before_uploading(project):
     assert result.err.endswith("is above max_cost $1e-06; raise max_cost, lower max_tokens, or submit fewer rows\n")
     assert project.server_files() == []
     assert load_ledger(project.data_path) is None
+
+
+def test_status_jobs_cancel_keeps_finished_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with LocalServer(state_dir=tmp_path / "state", options=ServerOptions(seed=1, line_latency=0.2)) as server:
+        project = local_project(tmp_path, server, rows=20, batch_size=10)
+        assert project.run("create-batch").exit_code == 0
+        time.sleep(0.5)  # each batch takes 2 s: cancel when a few lines are answered
+        cancelled = project.run("status-jobs", "--cancel", "--yes")
+        assert cancelled.exit_code == 0, cancelled.err
+        assert "cancelling 2 batches; their finished rows are kept. 0 queued shards will not be submitted" in cancelled.out
+        assert project.run("status-jobs", *WAIT).exit_code == 0
+        collated = project.run("collate-output")
+        assert collated.exit_code == 0, collated.err
+        statuses = set(project.output()["api_status"])
+        assert "cancelled" in statuses
+        assert "ok" in statuses
+        refused = project.run("create-batch")
+        assert refused.exit_code == 1
+        assert "was cancelled; collate what it has, or start a new run with another data_path" in refused.err
+
+
+def test_wait_retries_failed_rows_up_to_max_retries(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    options = ServerOptions(seed=9, line_failure_rate=0.5, line_failure_status=503)
+    with LocalServer(state_dir=tmp_path / "state", options=options) as server:
+        project = local_project(tmp_path, server, rows=8, batch_size=8, max_retries=3)
+        assert project.run("create-batch").exit_code == 0
+        waited = project.run("status-jobs", *WAIT)
+        assert waited.exit_code == 0, waited.err
+        assert "retrying" in waited.out
+        assert project.run("collate-output").exit_code == 0
+    ledger = load_ledger(project.data_path)
+    assert 2 <= ledger.attempts <= 4
+    output = project.output()
+    assert output["api_attempts"].max() == ledger.attempts
+    assert (output.loc[output["api_attempts"] > 1, "api_status"].isin(["ok", "error"])).all()

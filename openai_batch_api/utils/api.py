@@ -42,6 +42,9 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
 
@@ -70,7 +73,7 @@ class BatchApi:
 
     def __init__(self, client: openai.OpenAI, *, retry: RetryPolicy | None = None) -> None:
         self.client = client
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
 
     def _call(self, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run `fn`, retrying transient failures; `recover` finds the result of a lost call."""
