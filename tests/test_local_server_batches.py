@@ -24,10 +24,19 @@ from test_local_server_support import (
 
 def test_batch_completes_with_output_in_completion_order(client, check_spec):
     lines = chat_lines(40)
-    created = create_batch(client, lines, metadata={"run": "test"})
-    check_spec("Batch", raw_json(client.batches.with_raw_response.retrieve, created.id))
-    assert created.status == "validating"
-    assert created.request_counts.total == 0
+    file = upload(client, lines)
+    created = raw_json(
+        client.batches.with_raw_response.create,
+        input_file_id=file.id,
+        endpoint=CHAT,
+        completion_window="24h",
+        metadata={"run": "test"},
+    )
+    check_spec("Batch", created)
+    assert created["status"] == "validating"
+    assert created["request_counts"] == {"total": 0, "completed": 0, "failed": 0}
+    assert created["completion_window"] == "24h"
+    created = client.batches.retrieve(created["id"])
     batch = finished(client, created.id)
     body = raw_json(client.batches.with_raw_response.retrieve, created.id)
     check_spec("Batch", body)

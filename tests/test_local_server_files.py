@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import urllib.parse
 
 import openai
@@ -175,6 +176,16 @@ def test_files_malformed_upload_400(server, content_type, body, message):
     assert (status, answer["error"]["message"]) == (400, message)
     # The server is still fine afterwards.
     assert raw_request(server, "GET", "/v1/files")[0] == 200
+
+
+def test_files_bad_content_length_400(server):
+    url = urllib.parse.urlsplit(server.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        answer = sock.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(body)["error"]["message"] == "Invalid Content-Length header."
 
 
 def test_files_unknown_route_404(server):

@@ -89,7 +89,6 @@ class ApiHTTPServer(ThreadingHTTPServer):
 class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "openai-batch-api-local"
-    sys_version = ""
     timeout = IDLE_TIMEOUT
     server: ApiHTTPServer
 
@@ -98,6 +97,15 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         # Headers and body go out as separate writes: without this, Nagle's algorithm and the
         # client's delayed ACK add ~40 ms to every answer on a kept-alive connection.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the base class raises itself (a malformed request line or header) in the API's envelope."""
+        self.close_connection = True
+        text = message or self.responses.get(code, ("Error",))[0]
+        self._send(Response(code, orjson.dumps(ApiError(code, text).body())))
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

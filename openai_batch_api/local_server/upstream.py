@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import http.client
 import os
+import queue
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -101,3 +104,42 @@ class UpstreamClient:
             if attempt < ATTEMPTS - 1:
                 time.sleep(delay)
         raise UpstreamUnreachable(f"cannot reach the upstream server at {self.base_url}: {last_error}")
+
+
+class DaemonPool:
+    """A fixed set of daemon threads running submitted calls.
+
+    Not a ThreadPoolExecutor: the interpreter joins those at exit, so a request stuck on a slow
+    upstream would keep a stopped server's process alive until the request's timeout.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._tasks.put((future, fn, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            future, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Let the threads end after their current call; calls not started are dropped."""
+        for _ in self._threads:
+            self._tasks.put(None)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from .ids import new_id
 from .options import ServerOptions
 from .responder import respond, usage_tokens
 from .store import TERMINAL_STATUSES, Store
-from .upstream import UpstreamClient, UpstreamUnreachable
+from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable
 from .validation import BatchRequest, ParsedInput, parse_batch_input
 
 BATCH_WORKERS = 3
@@ -93,11 +93,7 @@ class BatchEngine:
         self._upstream = (
             UpstreamClient(options.upstream, key_env=options.upstream_key_env) if options.upstream else None
         )
-        self._pool = (
-            ThreadPoolExecutor(options.upstream_concurrency, thread_name_prefix="local-batch-upstream")
-            if options.upstream
-            else None
-        )
+        self._pool = DaemonPool(options.upstream_concurrency, "local-batch-upstream") if options.upstream else None
 
     def start(self) -> None:
         for batch_id in self.store.active_batch_ids():
@@ -115,7 +111,7 @@ class BatchEngine:
         for thread in self._threads:
             thread.join()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
 
     def submit(self, batch_id: str) -> None:
         """Make sure a worker will look at this batch soon."""
@@ -273,9 +269,11 @@ class BatchEngine:
         if self._pool is not None:
             take = run.pending[-self.options.upstream_concurrency * 2 :]
             futures = {self._pool.submit(self._answer, endpoint, run.requests[i], None): i for i in reversed(take)}
-            for future in as_completed(futures):
-                index = futures[future]
-                answered.append((index, *future.result()))
+            waiting = set(futures)
+            # On stop, lines still waiting for the upstream are left unanswered, to be sent again later.
+            while waiting and not self._stopping.is_set():
+                done, waiting = wait(waiting, timeout=0.1, return_when=FIRST_COMPLETED)
+                answered.extend((futures[future], *future.result()) for future in done)
         else:
             started = time.monotonic()
             for index in reversed(run.pending[-CHUNK_LINES:]):
@@ -291,8 +289,12 @@ class BatchEngine:
             input_tokens=sum(a[3] for a in answered),
             output_tokens=sum(a[4] for a in answered),
         )
-        # Lines are taken from the end of `pending`, so the answered ones are its last entries.
-        del run.pending[len(run.pending) - len(answered) :]
+        if all(run.pending[-1 - n] == a[0] for n, a in enumerate(answered)):
+            # The usual case: lines are taken from the end of `pending`, and all of those were answered.
+            del run.pending[len(run.pending) - len(answered) :]
+        else:
+            done = {a[0] for a in answered}
+            run.pending = [i for i in run.pending if i not in done]
         if not run.pending:
             self.store.update_batch(batch["id"], only_if=("in_progress",), status="finalizing", finalizing_at=_ts())
         return True
