@@ -1,0 +1,150 @@
+"""Kill create-batch at many random moments and count duplicate and missing batches.
+
+The longer companion of tests/test_exactly_once.py: every trial starts create-batch in a forked
+child against a local backend, kills it with SIGKILL at a random moment of its run (sometimes twice),
+runs create-batch again to completion, and counts the batches each shard has on the server side.
+The bar is 0 duplicates and 0 missing over every trial. Optional transient faults (including
+connections dropped after the server acted) make the reconciling paths work harder.
+
+    python benchmarks/kill_trials.py --trials 200 --http-error-rate 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import openai
+import pandas as pd
+import yaml
+
+from openai_batch_api import create_batch_and_submit
+from openai_batch_api.local_server import LocalServer, ServerOptions
+from openai_batch_api.utils.ledger import CREATING, UPLOADING, load_ledger
+
+
+def write_project(folder: Path, base_url: str, *, rows: int, batch_size: int) -> Path:
+    folder.mkdir(parents=True)
+    pd.DataFrame({"id": [str(i) for i in range(rows)], "content": [f"row {i}" for i in range(rows)]}).to_csv(
+        folder / "input.csv", index=False
+    )
+    config = {
+        "input_file": "input.csv",
+        "id_column": "id",
+        "content_column": "content",
+        "prompt": "Answer.",
+        "batch_size": batch_size,
+        "model_params": {"model": "gpt-4o-mini", "max_tokens": 20},
+        "output_file": "output.pkl",
+        "data_path": "data",
+        "base_url": base_url,
+        "concurrency": 2,
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _child(config_path: str) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    code = 1
+    try:
+        code = create_batch_and_submit.main(["--config", config_path])
+    finally:
+        os._exit(code)
+
+
+def start_child(config_path: Path) -> multiprocessing.Process:
+    child = multiprocessing.get_context("fork").Process(target=_child, args=(str(config_path),))
+    child.start()
+    return child
+
+
+def run_to_completion(config_path: Path) -> int:
+    with open(os.devnull, "w") as quiet:
+        stdout, stderr = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = quiet
+        try:
+            return create_batch_and_submit.main(["--config", str(config_path)])
+        finally:
+            sys.stdout, sys.stderr = stdout, stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=8, help="rows per trial (one shard each by default)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--http-error-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", DeprecationWarning)  # fork() beside the server's threads
+    os.environ.setdefault("OPENAI_API_KEY", "benchmark")
+    rng = random.Random(args.seed)
+    options = ServerOptions(
+        seed=args.seed,
+        http_error_rate=args.http_error_rate,
+        http_error_kinds=("429", "500", "drop", "drop_after"),
+        retry_after=0.01,
+    )
+    with tempfile.TemporaryDirectory() as scratch, LocalServer(
+        state_dir=Path(scratch) / "server", options=options
+    ) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="benchmark", max_retries=5)
+        warm = write_project(Path(scratch) / "warm", server.base_url, rows=args.rows, batch_size=args.batch_size)
+        run_to_completion(warm)  # loads the tokenizer once, before the children fork
+        probe = write_project(Path(scratch) / "probe", server.base_url, rows=args.rows, batch_size=args.batch_size)
+        started = time.monotonic()
+        start_child(probe).join()
+        full_run = time.monotonic() - started
+
+        duplicates = missing = mid_call = failures = 0
+        began = time.monotonic()
+        for trial in range(args.trials):
+            config = write_project(
+                Path(scratch) / f"t{trial}", server.base_url, rows=args.rows, batch_size=args.batch_size
+            )
+            for _ in range(rng.choice((1, 1, 2))):
+                child = start_child(config)
+                time.sleep(rng.uniform(0, full_run))
+                os.kill(child.pid, signal.SIGKILL)
+                child.join()
+            killed = load_ledger(config.parent / "data")
+            mid_call += bool(killed and any(s.state in (UPLOADING, CREATING) for s in killed.shards))
+            if run_to_completion(config) != 0:
+                failures += 1
+                continue
+            ledger = load_ledger(config.parent / "data")
+            counts = Counter(
+                (b.metadata or {}).get("shard")
+                for b in client.batches.list(limit=100)
+                if (b.metadata or {}).get("openai_batch_api_run") == ledger.run_id
+            )
+            duplicates += sum(n - 1 for n in counts.values() if n > 1)
+            missing += sum(1 for s in ledger.shards if counts.get(s.key, 0) == 0)
+        elapsed = time.monotonic() - began
+
+    print(
+        f"trials: {args.trials} ({args.rows} rows, batch_size {args.batch_size}, "
+        f"http error rate {args.http_error_rate})"
+    )
+    print(f"uninterrupted run: {full_run:.2f} s; all trials: {elapsed:.1f} s")
+    print(f"kills that left an upload or a batch creation in doubt: {mid_call}")
+    print(f"duplicate batches: {duplicates}")
+    print(f"missing batches: {missing}")
+    print(f"trials whose final create-batch failed: {failures}")
+
+
+if __name__ == "__main__":
+    main()
