@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cli import run_command
-from .reporting import cost_lines, next_command, plural
+from .reporting import cost_lines, format_bytes, next_command, plural
 from .utils.api import open_api
 from .utils.config import Config
 from .utils.errors import BatchToolError
@@ -62,10 +62,8 @@ def dry_run(config: Config) -> int:
         plan, cost = plan_attempt(config, out_dir=Path(scratch) / "tasks")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    size = sum(s.bytes for s in plan.shards)
-    print(
-        f"dry run: {plural(plan.rows, 'row')} valid, {plural(len(plan.shards), 'shard')} ({size / 1e6:.1f} MB)"
-    )
+    size = format_bytes(sum(s.bytes for s in plan.shards))
+    print(f"dry run: {plural(plan.rows, 'row')} valid, {plural(len(plan.shards), 'shard')} ({size})")
     for line in cost_lines(cost):
         print(line)
     print("nothing was uploaded")
@@ -101,6 +99,11 @@ def handle(args: argparse.Namespace, config: Config) -> int:
             for found in reconcile(api, writer):
                 print(f"found again after an interrupted run: {found}")
             requeued = refresh(api, writer, workers=config.concurrency)
+            if ledger.cancelled_at and not (args.retry or args.retry_all):
+                raise BatchToolError(
+                    f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
+                    f"unanswered rows again with create-batch --config {args.config} --retry"
+                )
             if args.retry or args.retry_all:
                 added = add_retry_attempt(api, writer, config, include_all=args.retry_all)
                 if added is None:
@@ -113,11 +116,6 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 for line in cost_lines(cost):
                     print(line)
             before = {s.key for s in waiting_shards(ledger)}
-            if ledger.cancelled_at:
-                raise BatchToolError(
-                    f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or start "
-                    "a new run with another data_path"
-                )
             submitted = submit_waiting(api, writer, config)
         print_summary(args, config, ledger, submitted=len(submitted), waiting=before, requeued=len(requeued))
     return 0
@@ -140,7 +138,7 @@ def print_summary(args, config: Config, ledger, *, submitted: int, waiting: set[
         )
     if queued:
         print(
-            f"{plural(queued, 'shard')} queued until earlier batches finish (max_enqueued_tokens); "
+            f"{plural(queued, 'shard')} queued until earlier batches finish (enqueued-token limit); "
             f"status-jobs --wait submits them as room frees"
         )
     print(f"next: {next_command('status-jobs', args.config)}")

@@ -167,7 +167,7 @@ def test_token_queue_submits_what_fits_and_drains_on_wait(tmp_path, monkeypatch)
         created = project.run("create-batch")
         assert created.exit_code == 0, created.err
         assert "submitted 2 batches now" in created.out
-        assert "1 shard queued until earlier batches finish (max_enqueued_tokens)" in created.out
+        assert "1 shard queued until earlier batches finish (enqueued-token limit)" in created.out
         waited = project.run("status-jobs", "--wait", "--interval", "0.05")
         assert waited.exit_code == 0, waited.err
         assert "submitted 1 queued shard" in waited.out

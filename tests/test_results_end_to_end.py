@@ -192,7 +192,15 @@ def test_status_jobs_cancel_keeps_finished_rows(tmp_path, monkeypatch):
         assert "ok" in statuses
         refused = project.run("create-batch")
         assert refused.exit_code == 1
-        assert "was cancelled; collate what it has, or start a new run with another data_path" in refused.err
+        assert refused.err == (
+            f"error: {project.data_path}: run {load_ledger(project.data_path).run_id} was cancelled; collate what "
+            f"it has, or submit its unanswered rows again with create-batch --config {project.config_path} --retry\n"
+        )
+        retried = project.run("create-batch", "--retry")
+        assert retried.exit_code == 0, retried.err
+        assert project.run("status-jobs", *WAIT).exit_code == 0
+        assert project.run("collate-output").exit_code == 0
+        assert set(project.output()["api_status"]) == {"ok"}
 
 
 def test_wait_retries_failed_rows_up_to_max_retries(tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ def add_retry_attempt(
         ledger.shards.extend(shard_records(plan, attempt=attempt, data_path=config.data_path))
         ledger.attempts = attempt
         ledger.collated_at = None
+        ledger.cancelled_at = None  # asking for a retry takes a cancelled run up again
 
     writer.update(add)
     return plan.rows, len(plan.shards), cost
