@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,11 +117,13 @@ class BatchApi:
         """Stream a file's content to `dest`, atomically: a half download is never at `dest`."""
 
         def download() -> Path:
-            tmp = dest.with_name(f".{dest.name}.part")
             dest.parent.mkdir(parents=True, exist_ok=True)
+            # A name of its own: a status-jobs run beside a collate-output may fetch the same file.
+            fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+            tmp = Path(name)
             try:
                 with self.client.files.with_streaming_response.content(file_id) as response:
-                    with open(tmp, "wb") as fh:
+                    with os.fdopen(fd, "wb") as fh:
                         for chunk in response.iter_bytes(1 << 20):
                             fh.write(chunk)
                         fh.flush()
