@@ -122,12 +122,12 @@ class BatchApi:
             fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
             tmp = Path(name)
             try:
-                with self.client.files.with_streaming_response.content(file_id) as response:
-                    with os.fdopen(fd, "wb") as fh:
+                with os.fdopen(fd, "wb") as fh:
+                    with self.client.files.with_streaming_response.content(file_id) as response:
                         for chunk in response.iter_bytes(1 << 20):
                             fh.write(chunk)
-                        fh.flush()
-                        os.fsync(fh.fileno())
+                    fh.flush()
+                    os.fsync(fh.fileno())
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
