@@ -168,7 +168,7 @@ def test_batch_cancel_completed_batch_409(client):
     }
 
 
-def test_batch_expires_when_the_window_passes(start_server, check_spec):
+def test_batch_expires_when_the_window_passes(start_server, check_spec, warm_tokenizer):
     server = start_server(completion_window=0.6, line_latency=0.02)
     with sdk(server) as client:
         created = create_batch(client, chat_lines(100))
@@ -309,14 +309,16 @@ def test_batch_other_endpoints(client, endpoint, body, check):
 
 
 def test_batches_progress_concurrently(start_server):
-    server = start_server(line_latency=0.01)
+    server = start_server(line_latency=0.01)  # each batch takes at least a second
     with sdk(server) as client:
         ids = [create_batch(client, chat_lines(100)).id for _ in range(3)]
-        time.sleep(0.4)
-        counts = [client.batches.retrieve(batch_id).request_counts.completed for batch_id in ids]
-        assert all(count > 0 for count in counts), counts
-        client_ids = [finished(client, batch_id).status for batch_id in ids]
-        assert client_ids == ["completed"] * 3
+        deadline = time.monotonic() + 10
+        while not all(client.batches.retrieve(batch_id).request_counts.completed for batch_id in ids):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # One after another, the first would have finished before the third started.
+        assert all(client.batches.retrieve(batch_id).status == "in_progress" for batch_id in ids)
+        assert [finished(client, batch_id).status for batch_id in ids] == ["completed"] * 3
 
 
 def test_wait_idle_true_once_batches_finish(server, client):

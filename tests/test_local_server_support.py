@@ -22,7 +22,7 @@ from referencing.jsonschema import DRAFT202012
 from openai_batch_api.local_server import LocalServer, ServerOptions
 
 # The fixtures other modules take with `from test_local_server_support import *`.
-__all__ = ["check_spec", "client", "server", "spec_validators", "start_server"]
+__all__ = ["check_spec", "client", "server", "spec_validators", "start_server", "warm_tokenizer"]
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/reference/openapi.json"
 CHAT = "/v1/chat/completions"
@@ -48,6 +48,15 @@ def start_server(tmp_path) -> Iterator[Callable[..., LocalServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def warm_tokenizer() -> None:
+    """Load the tokenizer the in-process server counts with, for tests whose timing its first load
+    (most of a second) would upset, such as a batch that must expire mid-way."""
+    from openai_batch_api.utils.tokens import count_text_tokens
+
+    count_text_tokens("warm up", MODEL)
 
 
 @pytest.fixture
