@@ -132,7 +132,10 @@ class BatchEngine:
                 return  # the store was closed under us: the server is stopping
             except Exception as exc:  # a bug must not leave a batch hanging forever
                 traceback.print_exc(file=sys.stderr)
-                self._fail(batch_id, "server_error", f"The local backend failed on this batch: {exc!r}")
+                try:
+                    self._fail(batch_id, "server_error", f"The local backend failed on this batch: {exc!r}")
+                except sqlite3.ProgrammingError:
+                    return
                 again = False
             if again and not self._stopping.is_set():
                 self._queue.put(batch_id)
@@ -181,6 +184,11 @@ class BatchEngine:
             self._fail(batch["id"], "input_file_missing", f"The input file {batch['input_file_id']} is gone.")
             return None
         parsed = parse_batch_input(data, endpoint=batch["endpoint"])
+        if parsed.errors and batch["status"] != "validating":
+            # It passed validation before: the file was changed on disk behind the server's back.
+            problem = parsed.errors[0]
+            self._fail(batch["id"], "input_file_changed", f"The input file changed: {problem['message']}")
+            return None
         if parsed.errors:
             self.store.update_batch(
                 batch["id"],
