@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..utils.errors import BatchToolError
+from ..utils.run_lock import try_lock
 from .endpoints import Api
 from .faults import FaultInjector
 from .handler import ApiHTTPServer
@@ -19,27 +20,6 @@ from .worker import BatchEngine
 LOCK_NAME = "server.lock"
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
-
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
 
 class LocalServer:
     """The OpenAI Files and Batches API on loopback, with state under `state_dir`.
@@ -71,7 +51,7 @@ class LocalServer:
     def _take_lock(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(fd):
+        if not try_lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)

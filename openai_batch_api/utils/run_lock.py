@@ -18,7 +18,7 @@ LOCK_NAME = ".lock"
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
@@ -28,7 +28,7 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
@@ -43,7 +43,7 @@ def run_lock(data_path: Path, *, command: str) -> Iterator[None]:
     path = data_path / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not _try_lock(fd):
+        if not try_lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             raise BatchToolError(
@@ -65,6 +65,6 @@ def try_run_lock(data_path: Path) -> bool:
         return True
     fd = os.open(path, os.O_RDWR)
     try:
-        return _try_lock(fd)
+        return try_lock(fd)
     finally:
         os.close(fd)
