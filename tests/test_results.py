@@ -14,7 +14,6 @@ from openai_batch_api.utils.results import (
     FailureGroup,
     expand_structured_answers,
     load_results,
-    mostly_failed,
     summarize_failures,
 )
 
@@ -276,15 +275,6 @@ def test_summarize_failures_groups_by_code(tmp_path):
         FailureGroup("invalid_prompt", 1, False, "bad", "400 invalid_prompt: Invalid prompt"),
     ]
     assert summarize_failures(results[results["api_status"] == "ok"]) == []
-
-
-def test_mostly_failed_counts_missing_requests(tmp_path, attempt_files):
-    results = load_results(attempt_files)  # 2 ok, 5 failed
-    assert mostly_failed(results) is True
-    assert mostly_failed(results.loc[["r1", "r2", "r3"]]) is False
-    assert mostly_failed(results.loc[["r1", "r2"]], total=5) is True  # 3 requests have no result at all
-    assert mostly_failed(results.loc[["r1", "r2", "r3", "r4"]]) is False  # exactly half is not "most"
-    assert mostly_failed(results.iloc[:0]) is False
 
 
 SCHEMA_FORMAT = {

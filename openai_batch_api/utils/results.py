@@ -263,18 +263,6 @@ def summarize_failures(results: pd.DataFrame) -> list[FailureGroup]:
     return groups
 
 
-def mostly_failed(results: pd.DataFrame, *, total: int | None = None) -> bool:
-    """True when more than half of a batch's requests failed, so a "completed" batch is not read as success.
-
-    `total` is the batch's request count when known: requests missing from the files count as failed.
-    """
-    total = len(results) if total is None else max(total, len(results))
-    if total == 0:
-        return False
-    failed = int((results["api_status"] != "ok").sum()) + (total - len(results))
-    return failed * 2 > total
-
-
 _JSON_TYPE_NAMES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array"}
 _JSON_TYPE_NAMES.update({dict: "object", type(None): "null"})
 

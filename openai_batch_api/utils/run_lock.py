@@ -56,15 +56,3 @@ def run_lock(data_path: Path, *, command: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-def try_run_lock(data_path: Path) -> bool:
-    """Whether no other command holds the run's lock right now (a read-only probe)."""
-    path = data_path / LOCK_NAME
-    if not path.exists():
-        return True
-    fd = os.open(path, os.O_RDWR)
-    try:
-        return try_lock(fd)
-    finally:
-        os.close(fd)
