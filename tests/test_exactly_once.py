@@ -203,3 +203,36 @@ def _plan_tokens(project: Project):
 
     config = load_config(project.config_path)
     return write_shards(config, out_dir=project.root / "token-probe").shards
+
+
+def test_status_jobs_wait_ctrl_c_exits_130_and_harms_nothing(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.delenv("OPENAI_BATCH_API_RAISE")
+    with LocalServer(state_dir=tmp_path / "state", options=ServerOptions(line_latency=1.0)) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(4)
+        project.write_config(batch_size=4)
+        assert project.run("create-batch").exit_code == 0
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "openai_batch_api.status_jobs", "--config", str(project.config_path), "--wait",
+             "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(100):  # until it has polled once
+            if (project.data_path / ".lock").read_text().startswith("status-jobs"):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        waiting.send_signal(signal.SIGINT)
+        out, err = waiting.communicate(timeout=30)
+        assert waiting.returncode == 130
+        assert err == "interrupted; nothing is lost: run the command again to continue\n"
+        assert "rows done" in out
+        finished = project.run("status-jobs", "--wait", "--interval", "0.2")
+        assert finished.exit_code == 0, finished.err
+        assert "rows: 4 done, 0 failed, 0 pending of 4" in finished.out
