@@ -138,6 +138,17 @@ def test_write_shards_closes_a_shard_before_the_byte_limit():
         start = end
 
 
+def test_write_shards_byte_limit_counts_utf8_bytes_not_characters():
+    write_csv([f"r{i},{'é' * 50}," for i in range(6)])
+    whole = write_shards(make_config(), out_dir=Path("whole").resolve())
+    line = whole.shards[0].path.read_bytes().splitlines(keepends=True)[0]
+    assert len(line) == len(line.decode()) + 50  # each é is two bytes in UTF-8
+    # Two lines are 100 characters less than two lines' bytes: counted in characters, two would fit.
+    plan = write_shards(make_config(), out_dir=out_dir(), max_file_bytes=len(line) * 2 - 1)
+    assert [s.rows for s in plan.shards] == [1] * 6
+    assert all(s.bytes == len(s.path.read_bytes()) == len(line) for s in plan.shards)
+
+
 def test_write_shards_local_images_count_towards_the_byte_limit():
     Path("images").mkdir()
     Path("images/a.png").write_bytes(PNG * 100)
