@@ -12,11 +12,12 @@ connections dropped after the server acted) make the reconciling paths work hard
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import multiprocessing
 import os
 import random
 import signal
-import sys
 import tempfile
 import time
 import warnings
@@ -71,14 +72,12 @@ def start_child(config_path: Path) -> multiprocessing.Process:
     return child
 
 
-def run_to_completion(config_path: Path) -> int:
-    with open(os.devnull, "w") as quiet:
-        stdout, stderr = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = quiet
-        try:
-            return create_batch_and_submit.main(["--config", str(config_path)])
-        finally:
-            sys.stdout, sys.stderr = stdout, stderr
+def run_to_completion(config_path: Path) -> tuple[int, str]:
+    """Run create-batch in this process; its exit code and what it printed on stderr."""
+    errors = io.StringIO()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(errors):
+        code = create_batch_and_submit.main(["--config", str(config_path)])
+    return code, errors.getvalue()
 
 
 def main() -> None:
@@ -109,7 +108,8 @@ def main() -> None:
         start_child(probe).join()
         full_run = time.monotonic() - started
 
-        duplicates = missing = mid_call = failures = 0
+        duplicates = missing = mid_call = 0
+        failures: list[str] = []
         began = time.monotonic()
         for trial in range(args.trials):
             config = write_project(
@@ -122,8 +122,9 @@ def main() -> None:
                 child.join()
             killed = load_ledger(config.parent / "data")
             mid_call += bool(killed and any(s.state in (UPLOADING, CREATING) for s in killed.shards))
-            if run_to_completion(config) != 0:
-                failures += 1
+            code, error = run_to_completion(config)
+            if code != 0:
+                failures.append(error.strip())
                 continue
             ledger = load_ledger(config.parent / "data")
             counts = Counter(
@@ -143,7 +144,9 @@ def main() -> None:
     print(f"kills that left an upload or a batch creation in doubt: {mid_call}")
     print(f"duplicate batches: {duplicates}")
     print(f"missing batches: {missing}")
-    print(f"trials whose final create-batch failed: {failures}")
+    print(f"trials whose final create-batch failed: {len(failures)}")
+    for error in sorted(set(failures)):
+        print(f"  {error}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import openai
+from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 
 from .config import Config
@@ -91,18 +92,24 @@ class BatchApi:
                         return found
         raise AssertionError("unreachable")
 
+    def _each(self, first_page: Callable[[], SyncCursorPage[T]]) -> Iterator[T]:
+        """Every item of a listing, each page fetched under the retry policy on its own."""
+        page = self._call(first_page)
+        while True:
+            yield from page.data
+            if not page.has_next_page():
+                return
+            page = self._call(page.get_next_page)
+
     # Files
 
     def find_file(self, *, filename: str, size: int) -> FileObject | None:
         """The uploaded batch file with this name and size, if there is one."""
 
-        def scan() -> FileObject | None:
-            for item in self.client.files.list(purpose="batch"):
-                if item.filename == filename and item.bytes == size:
-                    return item
-            return None
-
-        return self._call(scan)
+        for item in self._each(lambda: self.client.files.list(purpose="batch")):
+            if item.filename == filename and item.bytes == size:
+                return item
+        return None
 
     def upload_file(self, path: Path, *, filename: str) -> FileObject:
         size = path.stat().st_size
@@ -148,16 +155,13 @@ class BatchApi:
     def find_batch(self, *, metadata: dict[str, str], since: int) -> Batch | None:
         """The batch tagged with `metadata`, looking back no further than `since` (newest first)."""
 
-        def scan() -> Batch | None:
-            for batch in self.client.batches.list(limit=100):
-                if batch.created_at < since - CLOCK_SKEW_SECONDS:
-                    return None
-                tags = batch.metadata or {}
-                if all(tags.get(k) == v for k, v in metadata.items()):
-                    return batch
-            return None
-
-        return self._call(scan)
+        for batch in self._each(lambda: self.client.batches.list(limit=100)):
+            if batch.created_at < since - CLOCK_SKEW_SECONDS:
+                return None
+            tags = batch.metadata or {}
+            if all(tags.get(k) == v for k, v in metadata.items()):
+                return batch
+        return None
 
     def create_batch(self, *, input_file_id: str, metadata: dict[str, str], since: int) -> Batch:
         def create() -> Batch:
