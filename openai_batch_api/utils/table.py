@@ -217,7 +217,13 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
         table = pd.DataFrame(list(_jsonl_records(path)))
     if id_column is not None:
         label = _frame_column(path, table, id_column, "id_column")
-        table[label] = pd.Series([id_text(value) for value in table[label].tolist()], index=table.index, dtype=str)
+        column = table[label]
+        if isinstance(column.dtype, pd.StringDtype):
+            # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
+            # through id_text would make a Python string of every id, seconds at a million rows.
+            table[label] = column.fillna("").astype(str)
+        else:
+            table[label] = pd.Series([id_text(value) for value in column.tolist()], index=table.index, dtype=str)
     return table
 
 
