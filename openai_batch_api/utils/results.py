@@ -105,6 +105,8 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
     total_tokens: list[int | None] = []
     # Most rows succeed: failures are kept apart as (row position, status, error, code, retryable).
     failures: list[tuple[int, str, str, str, bool]] = []
+    # A million lines share a handful of finish reasons: keep one string of each, not one per line.
+    reasons: dict[str | None, str | None] = {}
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     add_id, add_output, add_finish, add_refusal = ids.append, outputs.append, finishes.append, refusals.append
@@ -170,7 +172,7 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                 add_id(custom_id if isinstance(custom_id, str) else str(custom_id))
                 add_output(output)
                 add_refusal(refusal)
-                add_finish(finish)
+                add_finish(reasons.setdefault(finish, finish))
                 add_prompt(prompt)
                 add_completion(completion)
                 add_total(total)
@@ -201,14 +203,14 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
             "api_retryable": retryables,
         }
     )
+    index = pd.Index(ids, name="custom_id", dtype=str)
+    del ids  # the index holds the ids now: the million strings of the list can go
     # A custom_id seen again is a later attempt: keep each id's last row, in the order they were last seen.
-    last_row = dict(zip(ids, range(count), strict=True))
-    if len(last_row) != count:
-        keep = np.fromiter(last_row.values(), dtype=np.intp, count=len(last_row))
-        keep.sort()
-        frame = frame.take(keep)
-        ids = [ids[row] for row in keep]
-    frame.index = pd.Index(ids, name="custom_id", dtype=str)
+    repeated = index.duplicated(keep="last")
+    if repeated.any():
+        frame = frame[~repeated]
+        index = index[~repeated]
+    frame.index = index
     return frame
 
 
