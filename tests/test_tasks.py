@@ -67,24 +67,24 @@ def test_build_request_body_text_only():
 
 
 def test_build_request_body_image_with_and_without_text():
-    image = {"type": "image_url", "image_url": {"url": "https://x.org/a.png", "detail": "high"}}
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}}
     with_text = build_request_body(
-        prompt="P", content="look", image_url="https://x.org/a.png", image_detail="high", model_params={"model": "m"}
+        prompt="P", content="look", image_url="https://example.com/a.png", image_detail="high", model_params={"model": "m"}
     )
     assert with_text["messages"][1]["content"] == [{"type": "text", "text": "look"}, image]
     without_text = build_request_body(
-        prompt="P", content="", image_url="https://x.org/a.png", image_detail="high", model_params={"model": "m"}
+        prompt="P", content="", image_url="https://example.com/a.png", image_detail="high", model_params={"model": "m"}
     )
     assert without_text["messages"][1]["content"] == [image]
 
 
 def test_write_shards_lines_are_the_request_bodies():
-    write_csv(["1,hello,", '001,"two\nlines, ünïcode",', "1.0,with image,https://x.org/a.png"])
+    write_csv(["1,hello,", '001,"two\nlines, ünïcode",', "1.0,with image,https://example.com/a.png"])
     config = make_config(image_url_column="image")
     plan = write_shards(config, out_dir=out_dir())
     assert [line["custom_id"] for line in read_lines(plan)] == ["1", "001", "1.0"]
     contents = ["hello", "two\nlines, ünïcode", "with image"]
-    images = [None, None, "https://x.org/a.png"]
+    images = [None, None, "https://example.com/a.png"]
     for line, content, image in zip(read_lines(plan), contents, images, strict=True):
         assert line["method"] == "POST" and line["url"] == ENDPOINT
         assert line["body"] == build_request_body(
@@ -170,11 +170,11 @@ def test_write_shards_images_url_data_url_and_local_files():
     absolute = Path("pics/dog.jpeg").resolve()
     absolute.write_bytes(b"jpeg bytes")
     data_url = "data:image/gif;base64," + base64.b64encode(b"gif").decode()
-    write_csv(["a,one,https://x.org/a.png?s=1", f'b,,"{data_url}"', "c,three,pics/cat.PNG", f"d,four,{absolute}"])
+    write_csv(["a,one,https://example.com/a.png?s=1", f'b,,"{data_url}"', "c,three,pics/cat.PNG", f"d,four,{absolute}"])
     plan = write_shards(make_config(image_url_column="image", image_detail="auto"), out_dir=out_dir())
     urls = [line["body"]["messages"][1]["content"][-1]["image_url"] for line in read_lines(plan)]
     assert urls == [
-        {"url": "https://x.org/a.png?s=1", "detail": "auto"},
+        {"url": "https://example.com/a.png?s=1", "detail": "auto"},
         {"url": data_url, "detail": "auto"},
         {"url": "data:image/png;base64," + base64.b64encode(PNG).decode(), "detail": "auto"},
         {"url": "data:image/jpeg;base64," + base64.b64encode(b"jpeg bytes").decode(), "detail": "auto"},
@@ -183,7 +183,7 @@ def test_write_shards_images_url_data_url_and_local_files():
 
 
 def test_write_shards_missing_cells_are_never_nan():
-    frame = pd.DataFrame({"id": [1, 2], "content": [None, "text"], "image": ["https://x.org/a.png", float("nan")]})
+    frame = pd.DataFrame({"id": [1, 2], "content": [None, "text"], "image": ["https://example.com/a.png", float("nan")]})
     frame.to_pickle("input.pkl")
     plan = write_shards(make_config("input.pkl", image_url_column="image"), out_dir=out_dir())
     raw = b"".join(shard.path.read_bytes() for shard in plan.shards)
@@ -191,7 +191,7 @@ def test_write_shards_missing_cells_are_never_nan():
     first, second = read_lines(plan)
     assert first["custom_id"] == "1"
     assert first["body"]["messages"][1]["content"] == [
-        {"type": "image_url", "image_url": {"url": "https://x.org/a.png", "detail": "low"}}
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}
     ]
     assert second["body"]["messages"][1]["content"] == "text"
 
@@ -226,7 +226,7 @@ def test_write_shards_only_ids_not_in_input_error():
 
 
 def test_write_shards_token_estimate_of_small_shards_is_exact():
-    write_csv(["a,short text,", "b,a somewhat longer text with more words in it,https://x.org/a.png"])
+    write_csv(["a,short text,", "b,a somewhat longer text with more words in it,https://example.com/a.png"])
     config = make_config(image_url_column="image")
     plan = write_shards(config, out_dir=out_dir())
     exact = sum(estimate_body_tokens(line["body"]) for line in read_lines(plan))

@@ -19,7 +19,7 @@ from openai_batch_api.utils.tokens import (
     get_estimator,
 )
 
-O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+O200K_URL = tokens.ENCODINGS_URL + "o200k_base.tiktoken"
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_body_tokens_chat_recipe_hand_count():
 
 @pytest.mark.parametrize(("detail", "image_tokens"), [("low", 85), ("high", 765), ("auto", 765), (None, 765)])
 def test_body_tokens_chat_image_part_by_detail(detail, image_tokens):
-    image = {"url": "https://x.org/a.png"}
+    image = {"url": "https://example.com/a.png"}
     if detail is not None:
         image["detail"] = detail
     body = {

@@ -36,7 +36,7 @@ REPLY_PRIMING_TOKENS = 3
 IMAGE_TOKENS_LOW = 85
 IMAGE_TOKENS_OTHER = 765
 
-_BLOB = "https://openaipublic.blob.core.windows.net/encodings/"
+ENCODINGS_URL = "https://openaipublic.blob.core.windows.net/encodings/"
 # encoding -> (file stem, sha256 of the file) as tiktoken_ext.openai_public loads them.
 ENCODING_FILES: dict[str, tuple[str, str]] = {
     "o200k_base": ("o200k_base", "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"),
@@ -144,7 +144,7 @@ def _load_encoding(name: str) -> tuple[Callable[[str], int] | None, str]:
         # An encoding we cannot place in the cache (e.g. gpt2's two files): never risk a hang on it.
         return None, ESTIMATE_METHOD
     stem, sha256 = file_info
-    url = f"{_BLOB}{stem}.tiktoken"
+    url = f"{ENCODINGS_URL}{stem}.tiktoken"
     cache_dir = _tiktoken_cache_dir()
     ready = False
     if cache_dir:
