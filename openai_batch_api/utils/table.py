@@ -12,6 +12,7 @@ import math
 import pickle
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,26 @@ def _load_pickle(path: Path) -> pd.DataFrame:
     return table
 
 
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """The JSONL table, as pandas makes it of the list of every record, built a slice of records at a time.
+
+    A million records as dicts take about four times the memory of the frame pandas makes of them.
+    Each slice infers its columns' types from its own rows: where the slices disagree (a column empty
+    throughout one slice, numbers in one and text in another), only the whole column can say, so the
+    file is read again the plain way.
+    """
+    records = _jsonl_records(path)
+    slices = []
+    while chunk := list(islice(records, CHUNK_ROWS)):
+        slices.append(pd.DataFrame(chunk))
+    if len(slices) <= 1:
+        return slices[0] if slices else pd.DataFrame()
+    if all(part.dtypes.equals(slices[0].dtypes) for part in slices):
+        return pd.concat(slices, ignore_index=True)
+    del slices
+    return pd.DataFrame(list(_jsonl_records(path)))
+
+
 def _frame_column(path: Path, table: pd.DataFrame, column: str, key: str) -> Any:
     """The label of `column` in a DataFrame whose labels may be non-strings (e.g. 0, 1 from a pickle)."""
     names = [str(label) for label in table.columns]
@@ -214,7 +235,7 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     elif fmt == "pickle":
         table = _load_pickle(path)
     else:
-        table = pd.DataFrame(list(_jsonl_records(path)))
+        table = _read_jsonl(path)
     if id_column is not None:
         label = _frame_column(path, table, id_column, "id_column")
         column = table[label]

@@ -1,0 +1,61 @@
+"""Large tables are read and written a slice of rows at a time, with the same result as whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+
+from openai_batch_api.utils import collation, table
+from openai_batch_api.utils.collation import write_table
+from openai_batch_api.utils.table import read_input_table
+
+
+def collated_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": ["1", "2", "3", "4", "5"],
+            "content": ["a", "ünï", 'quote " and\nnewline', "", "e"],
+            "api_output": ["x", None, "z", None, "w"],
+            "api_prompt_tokens": pd.array([3, None, 5, None, 7], dtype="Int64"),
+            "api_attempts": [1, 1, 2, 1, 1],
+        }
+    )
+
+
+def test_write_table_jsonl_in_slices_same_as_whole(monkeypatch):
+    frame = collated_table()
+    whole = Path("whole.jsonl")
+    frame.to_json(whole, orient="records", lines=True, force_ascii=False)
+    monkeypatch.setattr(collation, "JSONL_SLICE_ROWS", 2)
+    write_table(frame, Path("sliced.jsonl"))
+    assert Path("sliced.jsonl").read_bytes() == whole.read_bytes()
+    assert len(Path("sliced.jsonl").read_text(encoding="utf-8").splitlines()) == 5
+    assert not Path(".sliced.jsonl.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        # every slice agrees on the types: the slices are joined
+        [{"id": i, "content": f"text {i}", "score": i / 2} for i in range(7)],
+        # a column empty throughout a slice, and ints in one slice, floats in another
+        [{"id": i, "content": f"text {i}", "image": None if 2 <= i < 4 else "a.png", "n": i} for i in range(5)]
+        + [{"id": 5, "content": "x", "image": None, "n": 1.5}],
+        # a key missing from a whole slice, text among numbers, a nested value
+        [{"id": "a", "content": "x", "extra": 1}, {"id": "b", "content": "y", "extra": "two"}]
+        + [{"id": "c", "content": "z"}, {"id": "d", "content": "w"}, {"id": "e", "content": {"k": [1]}}],
+    ],
+)
+def test_read_input_table_jsonl_in_slices_same_as_whole(monkeypatch, records):
+    path = Path("input.jsonl")
+    path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    expected = pd.DataFrame(records)
+    expected["id"] = expected["id"].astype(str)
+    monkeypatch.setattr(table, "CHUNK_ROWS", 2)
+    read = read_input_table(path, id_column="id")
+    pd.testing.assert_frame_equal(read, expected)
+    for column in read.columns:  # None stays None and NaN stays NaN, ints stay Python ints
+        assert [repr(value) for value in read[column]] == [repr(value) for value in expected[column]]
