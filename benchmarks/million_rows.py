@@ -206,12 +206,14 @@ class Benchmark:
         phase.add("naive: download whole, json.loads into a list, merge", naive)
         self.phases.append(phase)
 
-    def delete(self) -> None:
+    def delete(self, url: str) -> None:
         progress("delete-tasks")
         remote = len({s.file_id for s in self.ledger().shards} | set(self.result_files))
         delete = self.tool("delete-tasks", self.run_config, "--yes")
-        # As many of the references' uploaded files as the tool deleted on the API side (at most all of them).
-        files = self.uploaded["files"][:remote]
+        # The reference deletes as many of the files left on the server (the references' uploads and the
+        # partial results of their cancelled batches) as the tool deleted there.
+        with sdk(url) as client:
+            files = [file.id for file in client.files.list()][:remote]
         phase = Phase(f"delete {remote} remote files and the local ones: delete-tasks --yes", delete)
         phase.add(f"naive: delete {len(files)} files one by one", self.reference("delete_one_by_one", file_ids=files))
         self.phases.append(phase)
@@ -243,7 +245,7 @@ class Benchmark:
             self.create(url)
             self.status()
             self.collate(url)
-            self.delete()
+            self.delete(url)
         lines = [
             f"{self.rows:,} rows ({self.table.suffix[1:]}, {self.table.stat().st_size / 1e6:.0f} MB), "
             f"{self.shards} shards of up to {BATCH_SIZE:,} rows; {machine()}",
