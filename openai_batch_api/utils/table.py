@@ -32,6 +32,7 @@ CHUNK_ROWS = 20_000
 # longer than a block makes pyarrow fail: the file is then read again with blocks 8 times larger.
 CSV_BLOCK_BYTES = 1 << 20
 CSV_MAX_BLOCK_BYTES = 1 << 30
+PARQUET_BUFFER_BYTES = 1 << 20
 MAX_LISTED_COLUMNS = 20
 
 Chunk = dict[str, list[Any]]  # column -> its values in this chunk; every list has the same length
@@ -282,7 +283,9 @@ def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], 
 
 def _parquet_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
     with _reading(path, "Parquet"):
-        parquet = pq.ParquetFile(path)
+        # Read pages as they are needed: by default pyarrow first loads a whole row group, and a file written
+        # in one go (pandas.to_parquet) holds up to a million rows in one.
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
         _check_columns(path, parquet.schema_arrow.names, columns, column_keys)
         yield from _arrow_chunks(parquet.iter_batches(batch_size=chunk_rows, columns=columns), columns, chunk_rows)
 
