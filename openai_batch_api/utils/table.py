@@ -32,6 +32,8 @@ CHUNK_ROWS = 20_000
 # longer than a block makes pyarrow fail: the file is then read again with blocks 8 times larger.
 CSV_BLOCK_BYTES = 1 << 20
 CSV_MAX_BLOCK_BYTES = 1 << 30
+# Parquet pages are read as they are needed: by default pyarrow first loads a whole row group, and a
+# file written in one go (pandas.to_parquet) holds up to a million rows in one.
 PARQUET_BUFFER_BYTES = 1 << 20
 MAX_LISTED_COLUMNS = 20
 
@@ -232,7 +234,7 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
             table = _read_csv(path).to_pandas()
     elif fmt == "Parquet":
         with _reading(path, fmt):
-            table = pq.read_table(path).to_pandas()
+            table = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES).to_pandas()
     elif fmt == "pickle":
         table = _load_pickle(path)
     else:
@@ -283,8 +285,6 @@ def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], 
 
 def _parquet_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
     with _reading(path, "Parquet"):
-        # Read pages as they are needed: by default pyarrow first loads a whole row group, and a file written
-        # in one go (pandas.to_parquet) holds up to a million rows in one.
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
         _check_columns(path, parquet.schema_arrow.names, columns, column_keys)
         yield from _arrow_chunks(parquet.iter_batches(batch_size=chunk_rows, columns=columns), columns, chunk_rows)
