@@ -1,4 +1,5 @@
-"""Large tables are read and written a slice of rows at a time, with the same result as whole."""
+"""Large runs: tables read and written a slice of rows at a time (the same result as whole), and only the
+result files a command needs are fetched."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pandas as pd
 import pytest
 
 from openai_batch_api.utils import collation, table
-from openai_batch_api.utils.collation import write_table
+from openai_batch_api.utils.collation import finished_result_files, write_table
+from openai_batch_api.utils.ledger import SUBMITTED, Ledger, ShardRecord
 from openai_batch_api.utils.table import read_input_table
 
 
@@ -59,3 +61,38 @@ def test_read_input_table_jsonl_in_slices_same_as_whole(monkeypatch, records):
     pd.testing.assert_frame_equal(read, expected)
     for column in read.columns:  # None stays None and NaN stays NaN, ints stay Python ints
         assert [repr(value) for value in read[column]] == [repr(value) for value in expected[column]]
+
+
+def test_finished_result_files_of_chosen_kinds():
+    def shard(index: int, status: str) -> ShardRecord:
+        batch = {"status": status, "output_file_id": f"out-{index}", "error_file_id": f"err-{index}"}
+        return ShardRecord(
+            key=f"a1-s{index:04d}",
+            attempt=1,
+            index=index,
+            path=f"tasks/attempt-1/shard-{index:04d}.jsonl",
+            rows=1,
+            bytes=1,
+            sha256="0" * 64,
+            prompt_tokens=1,
+            state=SUBMITTED,
+            batch_id=f"batch_{index}",
+            batch=batch,
+        )
+
+    ledger = Ledger(
+        run_id="run-1",
+        created_at=0,
+        input_sha256="",
+        request_sha256="",
+        rows=3,
+        token_method="",
+        shards=[shard(1, "completed"), shard(2, "in_progress"), shard(3, "expired")],
+    )
+    data = Path("data")
+    assert [file_id for file_id, _ in finished_result_files(ledger, data)] == ["out-1", "err-1", "out-3", "err-3"]
+    errors = finished_result_files(ledger, data, kinds=("errors",))
+    assert errors == [
+        ("err-1", data / "results/a1-s0001-batch_1-errors.jsonl"),
+        ("err-3", data / "results/a1-s0003-batch_3-errors.jsonl"),
+    ]

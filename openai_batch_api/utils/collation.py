@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .submission import run_in_parallel
 from .table import read_input_table
 
 RESULTS_DIR = "results"
+RESULT_KINDS = ("output", "errors")
 OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
 JSONL_SLICE_ROWS = 10_000
 # The columns collate adds after the input's own, in this order.
@@ -57,21 +59,32 @@ def result_file_path(data_path: Path, shard: ShardRecord, kind: str) -> Path:
     return data_path / RESULTS_DIR / f"{shard.key}-{shard.batch_id}-{kind}.jsonl"
 
 
-def finished_result_files(ledger: Ledger, data_path: Path) -> list[tuple[str, Path]]:
-    """(file id, local path) of every result file of the finished batches, oldest attempt first."""
+def finished_result_files(
+    ledger: Ledger, data_path: Path, *, kinds: Collection[str] = RESULT_KINDS
+) -> list[tuple[str, Path]]:
+    """(file id, local path) of the result files of the finished batches, oldest attempt first.
+
+    `kinds` chooses among "output" and "errors" files.
+    """
     files = []
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
         if not shard.finished or not shard.batch:
             continue
         for kind, field in (("output", "output_file_id"), ("errors", "error_file_id")):
-            if shard.batch.get(field):
+            if kind in kinds and shard.batch.get(field):
                 files.append((shard.batch[field], result_file_path(data_path, shard, kind)))
     return files
 
 
-def download_results(api: BatchApi, ledger: Ledger, data_path: Path, *, workers: int) -> list[Path]:
-    """Download what is not on disk yet; result files never change, so each is fetched once."""
-    files = finished_result_files(ledger, data_path)
+def download_results(
+    api: BatchApi, ledger: Ledger, data_path: Path, *, workers: int, kinds: Collection[str] = RESULT_KINDS
+) -> list[Path]:
+    """Download what is not on disk yet; result files never change, so each is fetched once.
+
+    `kinds=("errors",)` fetches only the error files: enough to say why requests failed, and a small
+    part of the output files' size (hundreds of MB at a million rows).
+    """
+    files = finished_result_files(ledger, data_path, kinds=kinds)
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
     run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
     return [path for _, path in files]
