@@ -19,17 +19,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import openai
 import orjson
-import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+# pandas and the openai SDK take seconds to import: only the steps that use them import them, so the
+# floor's build pays for no more than pyarrow and orjson.
+
 ENDPOINT = "/v1/chat/completions"
 
 
-def client(spec: dict[str, Any]) -> openai.OpenAI:
+def client(spec: dict[str, Any]):
+    import openai
+
     return openai.OpenAI(base_url=spec["base_url"], api_key="local")
 
 
@@ -80,6 +83,12 @@ def floor_build(spec: dict[str, Any]) -> None:
         shard_path(out, index).write_bytes(b"\n".join(lines) + b"\n")
 
 
+def floor_create(spec: dict[str, Any]) -> None:
+    """The floor's build, then its uploads and creations one after another, in one process."""
+    floor_build(spec)
+    upload_one_by_one(spec)
+
+
 def upload_one_by_one(spec: dict[str, Any]) -> None:
     """Upload each shard, then create its batch, one after another."""
     files, batches = [], []
@@ -94,6 +103,8 @@ def upload_one_by_one(spec: dict[str, Any]) -> None:
 
 
 def floor_collate(spec: dict[str, Any]) -> None:
+    import pandas as pd
+
     folder = Path(spec["out_dir"])
     folder.mkdir(parents=True)
     paths = []
@@ -141,7 +152,9 @@ def floor_collate(spec: dict[str, Any]) -> None:
 # -- the naive approach ------------------------------------------------------------------------
 
 
-def read_pandas(path: Path) -> pd.DataFrame:
+def read_pandas(path: Path):
+    import pandas as pd
+
     if path.suffix == ".csv":
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     if path.suffix == ".parquet":
@@ -171,6 +184,8 @@ def naive_poll(spec: dict[str, Any]) -> None:
 
 
 def naive_collate(spec: dict[str, Any]) -> None:
+    import pandas as pd
+
     results = []
     with client(spec) as api:
         for file_id in spec["file_ids"]:
@@ -200,6 +215,7 @@ def delete_one_by_one(spec: dict[str, Any]) -> None:
 
 STEPS = {
     "floor_build": floor_build,
+    "floor_create": floor_create,
     "upload_one_by_one": upload_one_by_one,
     "floor_collate": floor_collate,
     "naive_build": naive_build,

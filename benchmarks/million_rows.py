@@ -146,12 +146,20 @@ class Benchmark:
 
     def uploads(self, url: str) -> None:
         """The references' uploads, one after another; their batches are cancelled and the server settles."""
-        progress("uploads one after another")
-        record = self.work / "floor-uploads.json"
-        self.upload = self.reference("upload_one_by_one", out_dir=str(self.work / "floor"), record=str(record))
-        self.uploaded = json.loads(record.read_text())
+        progress("the floor's build and uploads")
+        self.floor_create = self.reference(
+            "floor_create", out_dir=str(self.work / "floor-create"), record=str(self.work / "floor-uploads.json")
+        )
+        self.cancel_batches(url, self.work / "floor-uploads.json")
+        progress("the naive uploads")
+        self.naive_upload = self.reference(
+            "upload_one_by_one", out_dir=str(self.work / "naive"), record=str(self.work / "naive-uploads.json")
+        )
+        self.cancel_batches(url, self.work / "naive-uploads.json")
+
+    def cancel_batches(self, url: str, record: Path) -> None:
         with sdk(url) as client:
-            for batch_id in self.uploaded["batches"]:
+            for batch_id in json.loads(record.read_text())["batches"]:
                 client.batches.cancel(batch_id)
         wait_until_idle(url)
 
@@ -159,10 +167,8 @@ class Benchmark:
         progress("create-batch")
         self.run_config = self.config("run", self.table, url)
         phase = Phase("upload and create: create-batch", self.tool("create-batch", self.run_config))
-        phase.add(
-            "floor: build, then upload and create one by one", self.floor_build, self.upload, target=CREATE_TARGET
-        )
-        phase.add("naive: build, then upload and create one by one", self.naive_build, self.upload)
+        phase.add("floor: build, then upload and create one by one", self.floor_create, target=CREATE_TARGET)
+        phase.add("naive: build, then upload and create one by one", self.naive_build, self.naive_upload)
         self.phases.append(phase)
         floor_hashes = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.work.glob("floor/*.jsonl"))]
         shards = self.ledger().shards
@@ -210,8 +216,8 @@ class Benchmark:
         progress("delete-tasks")
         remote = len({s.file_id for s in self.ledger().shards} | set(self.result_files))
         delete = self.tool("delete-tasks", self.run_config, "--yes")
-        # The reference deletes as many of the files left on the server (the references' uploads and the
-        # partial results of their cancelled batches) as the tool deleted there.
+        # The reference deletes as many of the files left on the server (the references' uploads) as the
+        # tool deleted there.
         with sdk(url) as client:
             files = [file.id for file in client.files.list()][:remote]
         phase = Phase(f"delete {remote} remote files and the local ones: delete-tasks --yes", delete)
