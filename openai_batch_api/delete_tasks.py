@@ -18,7 +18,7 @@ from .utils.errors import BatchToolError
 from .utils.ledger import LEDGER_NAME, Ledger, require_ledger
 from .utils.planning import TASKS_DIR
 from .utils.run_lock import LOCK_NAME, run_lock
-from .utils.submission import LedgerWriter, refresh
+from .utils.submission import LedgerWriter, refresh, run_in_parallel
 
 DESCRIPTION = (
     "Delete the run's task files, downloaded results and ledger from data_path (other files there "
@@ -81,7 +81,13 @@ def handle(args: argparse.Namespace, config: Config) -> int:
             if not confirm(question, assume_yes=args.yes):
                 print("nothing was deleted")
                 return 0
-            deleted_remote = sum(api.delete_file(file_id) for file_id in remote)
+            deleted: list[str] = []
+            run_in_parallel(
+                lambda file_id: deleted.append(file_id) if api.delete_file(file_id) else None,
+                remote,
+                workers=config.concurrency,
+            )
+            deleted_remote = len(deleted)
         local_files = sum(sum(1 for p in folder.rglob("*") if p.is_file()) for folder in local)
         for folder in local:
             shutil.rmtree(folder)

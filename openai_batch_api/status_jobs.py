@@ -149,8 +149,7 @@ def show_status(args: argparse.Namespace, config: Config, ledger: Ledger, failur
 
 def failure_groups(api, ledger: Ledger, config: Config) -> list:
     """Why requests failed, from the error files of the finished batches (downloaded once)."""
-    paths = download_results(api, ledger, config.data_path, workers=config.concurrency)
-    error_files = [p for p in paths if p.name.endswith("-errors.jsonl")]
+    error_files = download_results(api, ledger, config.data_path, workers=config.concurrency, kinds=("errors",))
     if not error_files:
         return []
     return summarize_failures(load_results(error_files))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from openai.types import Batch
 
@@ -25,6 +25,7 @@ from .ledger import (
 )
 
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
+T = TypeVar("T")
 
 
 class LedgerWriter:
@@ -53,15 +54,13 @@ def batch_error_codes(shard: ShardRecord) -> list[str]:
     return [e.get("code") or "" for e in errors.get("data") or []]
 
 
-def run_in_parallel(
-    work: Callable[[ShardRecord], None], shards: Iterable[ShardRecord], *, workers: int
-) -> None:
-    """Run `work` on every shard; every shard gets its turn, then the first failure is raised."""
-    shards = list(shards)
-    if not shards:
+def run_in_parallel(work: Callable[[T], None], items: Iterable[T], *, workers: int) -> None:
+    """Run `work` on every item in a bounded pool; every item gets its turn, then the first failure is raised."""
+    items = list(items)
+    if not items:
         return
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(shards)))) as pool:
-        futures = [pool.submit(work, shard) for shard in shards]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        futures = [pool.submit(work, item) for item in items]
     for future in futures:
         future.result()
 
