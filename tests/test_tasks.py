@@ -312,11 +312,11 @@ def test_write_shards_content_not_text_error():
 def test_write_shards_bad_image_errors():
     Path("notes.txt").write_text("not an image")
     path = write_csv(
-        ["a,t,ftp://example.com/a.png", "b,t,https://bad host/a.png", 'c,t,"data:image/png;base64,@@@"', "d,t,notes.txt"],
+        ["a,t,ftp://example.com/a.png", "b,t,https://bad host.example.com/a.png", 'c,t,"data:image/png;base64,@@@"', "d,t,notes.txt"],
     )
     assert shard_error(make_config(image_url_column="image")) == (
         f"{path}: 4 problems: row 1 (id 'a'): image 'ftp://example.com/a.png' is not an http(s) URL, data URL or "
-        "existing file; row 2 (id 'b'): image 'https://bad host/a.png' is not a well-formed URL; row 3 (id 'c'): "
+        "existing file; row 2 (id 'b'): image 'https://bad host.example.com/a.png' is not a well-formed URL; row 3 (id 'c'): "
         "image 'data:image/png;base64,@@@' is not a base64 data URL of a png, jpeg, gif or webp image; "
         "1 more row with an image that cannot be sent"
     )
