@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
@@ -57,7 +58,10 @@ def check_upload(*, purpose: str | None, filename: str | None, data: bytes | Non
     if not data:
         raise ApiError(400, "File is empty.", param="file")
     if purpose == "batch":
-        if not (filename or "").lower().endswith(".jsonl"):
+        # Clients that upload bytes or a buffer send no extension (the SDK names them `upload`): the
+        # API takes those, and refuses only a name that says it is something else, such as `.txt`.
+        suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
+        if suffix and suffix != ".jsonl":
             raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
         try:
             data.decode("utf-8")
