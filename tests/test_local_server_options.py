@@ -69,8 +69,16 @@ def test_options_from_mapping():
             "local_backend.upstream must be an http:// or https:// base URL or null, not 'localhost:11434'; "
             "fix it in the config",
         ),
+        (
+            {"max_requests_per_file": 0},
+            "local_backend.max_requests_per_file must be a whole number >= 1, not 0; fix it in the config",
+        ),
+        (
+            {"max_file_bytes": "200MB"},
+            "local_backend.max_file_bytes must be a whole number >= 1, not '200MB'; fix it in the config",
+        ),
     ],
-    ids=["typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "upstream"],
+    ids=["typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "upstream", "requests", "bytes"],
 )
 def test_options_from_mapping_errors(mapping, message):
     with pytest.raises(BatchToolError) as caught:

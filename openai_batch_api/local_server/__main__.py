@@ -47,6 +47,11 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         "most prompt tokens enqueued per model; a batch over it fails with token_limit_exceeded (default: no limit)",
     ),
     "seed": (int, "makes random faults and the completion order reproducible"),
+    "max_requests_per_file": (
+        int,
+        "most request lines in one batch input file, to imitate another provider (default 50000; Azure: 100000)",
+    ),
+    "max_file_bytes": (int, "most bytes in one batch input file (default 200 MB, 209715200)"),
 }
 
 METAVARS = {
@@ -65,6 +70,8 @@ METAVARS = {
     "completion_window": "SECONDS",
     "enqueued_token_limit": "TOKENS",
     "seed": "N",
+    "max_requests_per_file": "N",
+    "max_file_bytes": "BYTES",
 }
 
 

@@ -110,12 +110,14 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     return 1
 
 
-def parse_batch_input(data: bytes, *, endpoint: str) -> ParsedInput:
+def parse_batch_input(
+    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
+) -> ParsedInput:
     """Requests of a batch input file, or the errors for which the API fails the batch."""
     parsed = ParsedInput()
-    if len(data) > MAX_INPUT_BYTES:
+    if len(data) > max_bytes:
         parsed.errors.append(
-            _error("file_too_large", f"The input file is larger than the {MAX_INPUT_BYTES} bytes maximum.", None)
+            _error("file_too_large", f"The input file is larger than the {max_bytes} bytes maximum.", None)
         )
         return parsed
     raw_lines = data.split(b"\n")
@@ -124,11 +126,11 @@ def parse_batch_input(data: bytes, *, endpoint: str) -> ParsedInput:
     if not raw_lines:
         parsed.errors.append(_error("empty_file", "The batch input file is empty.", None))
         return parsed
-    if len(raw_lines) > MAX_REQUESTS:
+    if len(raw_lines) > max_requests:
         parsed.errors.append(
             _error(
                 "too_many_requests",
-                f"The batch input file has {len(raw_lines)} requests; the maximum is {MAX_REQUESTS}.",
+                f"The batch input file has {len(raw_lines)} requests; the maximum is {max_requests}.",
                 None,
             )
         )

@@ -183,7 +183,12 @@ class BatchEngine:
         except FileNotFoundError:
             self._fail(batch["id"], "input_file_missing", f"The input file {batch['input_file_id']} is gone.")
             return None
-        parsed = parse_batch_input(data, endpoint=batch["endpoint"])
+        parsed = parse_batch_input(
+            data,
+            endpoint=batch["endpoint"],
+            max_requests=self.options.max_requests_per_file,
+            max_bytes=self.options.max_file_bytes,
+        )
         if parsed.errors and batch["status"] != "validating":
             # It passed validation before: the file was changed on disk behind the server's back.
             problem = parsed.errors[0]

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import openai
+from openai import Omit, omit
 from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
+from openai.types.batch_create_params import OutputExpiresAfter
 
 from .config import Config
 from .errors import BatchToolError
@@ -73,9 +75,13 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
 class BatchApi:
     """The files and batches calls the commands make, each retried under one policy."""
 
-    def __init__(self, client: openai.OpenAI, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, client: openai.OpenAI, *, retry: RetryPolicy | None = None, result_retention: int | None = None
+    ) -> None:
         self.client = client
         self.retry = retry or DEFAULT_RETRY
+        # Seconds the server keeps a batch's output and error files; None leaves its default (30 days).
+        self.result_retention = result_retention
 
     def _call(self, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run `fn`, retrying transient failures; `recover` finds the result of a lost call."""
@@ -164,12 +170,17 @@ class BatchApi:
         return None
 
     def create_batch(self, *, input_file_id: str, metadata: dict[str, str], since: int) -> Batch:
+        expiry: OutputExpiresAfter | Omit = omit
+        if self.result_retention is not None:
+            expiry = {"anchor": "created_at", "seconds": self.result_retention}
+
         def create() -> Batch:
             return self.client.batches.create(
                 input_file_id=input_file_id,
                 endpoint=ENDPOINT,
                 completion_window="24h",
                 metadata=metadata,
+                output_expires_after=expiry,
             )
 
         return self._call(create, recover=lambda: self.find_batch(metadata=metadata, since=since))
@@ -225,7 +236,7 @@ def open_api(config: Config) -> Iterator[BatchApi]:
     if not config.is_local:
         client = openai.OpenAI(api_key=find_api_key(config), base_url=config.base_url, max_retries=0)
         with client:
-            yield BatchApi(client)
+            yield BatchApi(client, result_retention=config.result_retention)
         return
 
     from ..local_server import LocalServer, ServerOptions
@@ -233,6 +244,6 @@ def open_api(config: Config) -> Iterator[BatchApi]:
     options = ServerOptions.from_mapping(config.local_backend)
     with LocalServer(state_dir=local_state_dir(config), options=options) as server:
         with openai.OpenAI(api_key="local", base_url=server.base_url, max_retries=0) as client:
-            yield BatchApi(client)
+            yield BatchApi(client, result_retention=config.result_retention)
         # The local backend answers only while a command runs: give small batches time to finish.
         server.wait_idle(timeout=LOCAL_SETTLE_SECONDS)
