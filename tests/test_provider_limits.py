@@ -112,3 +112,20 @@ def test_local_backend_limits_from_the_config(tmp_path, monkeypatch):
     status = project.run("status-jobs", "--wait")
     assert status.exit_code == 0, status.err
     assert "rows: 5 done, 0 failed, 0 pending of 5; batches: 3 of 3 finished" in status.out
+
+
+def test_empty_error_file_on_success_adds_no_failures(limited):
+    project, server = limited(empty_error_file=True)
+    project.write_rows(3)
+    assert project.run("create-batch").exit_code == 0
+    assert server.wait_idle(timeout=10)
+    (batch,) = batches_of(project)
+    assert batch.status == "completed"
+    assert batch.error_file_id is not None
+    assert project.client().files.content(batch.error_file_id).content == b""
+    status = project.run("status-jobs")
+    assert status.exit_code == 0, status.err
+    assert "rows: 3 done, 0 failed, 0 pending of 3" in status.out
+    collated = project.run("collate-output")
+    assert collated.exit_code == 0, collated.err
+    assert set(project.output()["api_status"]) == {"ok"}

@@ -52,6 +52,10 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         "most request lines in one batch input file, to imitate another provider (default 50000; Azure: 100000)",
     ),
     "max_file_bytes": (int, "most bytes in one batch input file (default 200 MB, 209715200)"),
+    "empty_error_file": (
+        bool,
+        "give every completed batch an error file, empty when no line failed, as Azure OpenAI does",
+    ),
 }
 
 METAVARS = {
@@ -81,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8089, help="port to listen on; 0 picks a free one (default 8089)")
     parser.add_argument("--state-dir", required=True, metavar="DIR", help="folder for files, batches and progress")
     for name, (kind, help_text) in OPTION_FLAGS.items():
+        if kind is bool:  # a switch: present means true
+            flag = f"--{name.replace('_', '-')}"
+            parser.add_argument(flag, dest=name, action="store_const", const=True, help=help_text)
+            continue
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, metavar=METAVARS[name], help=help_text
         )

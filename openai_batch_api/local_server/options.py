@@ -53,6 +53,8 @@ class ServerOptions:
     # (Azure OpenAI takes 100,000 requests per file). A file over either fails validation.
     max_requests_per_file: int = MAX_REQUESTS
     max_file_bytes: int = MAX_INPUT_BYTES
+    # A completed batch names an error file even when no line failed (empty), as Azure OpenAI does.
+    empty_error_file: bool = False
 
     def __post_init__(self) -> None:
         kinds = self.http_error_kinds
@@ -141,6 +143,9 @@ def option_problem(name: str, value: Any) -> str | None:
     elif name in ("max_requests_per_file", "max_file_bytes"):
         if not _is_int(value) or value < 1:
             return f"must be a whole number >= 1, not {value!r}"
+    elif name == "empty_error_file":
+        if not isinstance(value, bool):
+            return f"must be true or false, not {value!r}"
     elif name == "upstream_concurrency":
         if not _is_int(value) or value < 1:
             return f"must be a whole number >= 1, not {value!r}"

@@ -399,10 +399,12 @@ class Store:
         status: str,
         only_if: tuple[str, ...],
         extra_error_lines: list[bytes] = (),  # type: ignore[assignment]
+        keep_empty: tuple[str, ...] = (),
         **fields: Any,
     ) -> bool:
         """Turn the saved results into the output and error files and end the batch, atomically.
 
+        A kind ("output", "error") with no lines gets no file, unless it is in `keep_empty`.
         Returns False (and changes nothing) when the batch's status is no longer one of `only_if`.
         """
         batch = self.get_batch(batch_id)
@@ -412,7 +414,8 @@ class Store:
             "output": self._append(batch_id, "output", batch["output_bytes"], []),
             "error": self._append(batch_id, "error", batch["error_bytes"], list(extra_error_lines)),
         }
-        new_files = [(self._publish(batch_id, kind), size, kind) for kind, size in sizes.items() if size]
+        kept = [(kind, size) for kind, size in sizes.items() if size or kind in keep_empty]
+        new_files = [(self._publish(batch_id, kind), size, kind) for kind, size in kept]
         for file_id, _, kind in new_files:
             fields[f"{kind}_file_id"] = file_id
         try:

@@ -163,7 +163,11 @@ class BatchEngine:
             return self._answer_chunk(batch)
         if status == "finalizing":
             return not self.store.finish_batch(
-                batch_id, status="completed", only_if=("finalizing",), completed_at=_ts()
+                batch_id,
+                status="completed",
+                only_if=("finalizing",),
+                keep_empty=("error",) if self.options.empty_error_file else (),
+                completed_at=_ts(),
             )
         return False
 
