@@ -56,6 +56,9 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         bool,
         "give every completed batch an error file, empty when no line failed, as Azure OpenAI does",
     ),
+    "no_files_listing": (bool, "answer GET /v1/files with 405, like servers that cannot list files"),
+    "no_batches_listing": (bool, "answer GET /v1/batches with 405, like servers that cannot list batches"),
+    "no_batch_metadata": (bool, "keep no batch metadata (always null), like servers that drop it"),
 }
 
 METAVARS = {

@@ -193,6 +193,8 @@ class Api:
         return json_response(file_object(row))
 
     def list_files(self, request: Request) -> Response:
+        if self.options.no_files_listing:
+            raise ApiError(405, "Method Not Allowed")
         order = request.query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise ApiError(400, f"Invalid value for 'order': '{order}'. Use 'asc' or 'desc'.", param="order")
@@ -270,7 +272,11 @@ class Api:
             endpoint=endpoint,
             input_file_id=file_row["id"],
             completion_window=window,
-            metadata=orjson.dumps(body["metadata"]).decode() if body.get("metadata") else None,
+            metadata=(
+                orjson.dumps(body["metadata"]).decode()
+                if body.get("metadata") and not self.options.no_batch_metadata
+                else None
+            ),
             window_seconds=self.options.completion_window,
             output_lifetime=output_lifetime,
         )
@@ -278,6 +284,8 @@ class Api:
         return json_response(batch_object(row))
 
     def list_batches(self, request: Request) -> Response:
+        if self.options.no_batches_listing:
+            raise ApiError(405, "Method Not Allowed")
         rows, has_more = self.store.list_batches(
             after=request.query.get("after"), limit=_limit(request.query, default=20, maximum=100)
         )

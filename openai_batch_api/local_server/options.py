@@ -55,6 +55,11 @@ class ServerOptions:
     max_file_bytes: int = MAX_INPUT_BYTES
     # A completed batch names an error file even when no line failed (empty), as Azure OpenAI does.
     empty_error_file: bool = False
+    # Imitate servers that implement less: no GET /v1/files or GET /v1/batches (405), or batches
+    # that keep no metadata (always null).
+    no_files_listing: bool = False
+    no_batches_listing: bool = False
+    no_batch_metadata: bool = False
 
     def __post_init__(self) -> None:
         kinds = self.http_error_kinds
@@ -143,7 +148,7 @@ def option_problem(name: str, value: Any) -> str | None:
     elif name in ("max_requests_per_file", "max_file_bytes"):
         if not _is_int(value) or value < 1:
             return f"must be a whole number >= 1, not {value!r}"
-    elif name == "empty_error_file":
+    elif name in ("empty_error_file", "no_files_listing", "no_batches_listing", "no_batch_metadata"):
         if not isinstance(value, bool):
             return f"must be true or false, not {value!r}"
     elif name == "upstream_concurrency":

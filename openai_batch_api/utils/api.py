@@ -14,7 +14,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,8 @@ ENDPOINT = "/v1/chat/completions"
 CLOCK_SKEW_SECONDS = 300
 # Seconds a local in-process backend gets to finish its batches before the command exits.
 LOCAL_SETTLE_SECONDS = 3.0
+# How servers without a listing endpoint answer it.
+NO_LISTING_STATUSES = (404, 405, 501)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ def is_transient(exc: BaseException) -> bool:
 def may_have_happened(exc: BaseException) -> bool:
     """Whether the server may have carried out the request that failed this way."""
     return isinstance(exc, (openai.APIConnectionError, openai.InternalServerError))
+
+
+def is_missing_listing(exc: BaseException) -> bool:
+    """Whether a list call failed because the server has no such listing (some compatible servers)."""
+    return isinstance(exc, openai.APIStatusError) and exc.status_code in NO_LISTING_STATUSES
 
 
 def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
@@ -80,6 +87,8 @@ class BatchApi:
     ) -> None:
         self.client = client
         self.retry = retry or DEFAULT_RETRY
+        # What the commands should tell the user about a server that offers less (printed once each).
+        self.notices: list[str] = []
         # Seconds the server keeps a batch's output and error files; None leaves its default (30 days).
         self.result_retention = result_retention
 
@@ -109,12 +118,27 @@ class BatchApi:
 
     # Files
 
-    def find_file(self, *, filename: str, size: int) -> FileObject | None:
-        """The uploaded batch file with this name and size, if there is one."""
+    def _notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
 
-        for item in self._each(lambda: self.client.files.list(purpose="batch")):
-            if item.filename == filename and item.bytes == size:
-                return item
+    def find_file(self, *, filename: str, size: int) -> FileObject | None:
+        """The uploaded batch file with this name and size, if there is one.
+
+        A server that cannot list files gives None: the upload is made again. A duplicate input file
+        costs nothing (files are billed by the batches made from them) and expires on the server.
+        """
+        try:
+            for item in self._each(lambda: self.client.files.list(purpose="batch")):
+                if item.filename == filename and item.bytes == size:
+                    return item
+        except openai.APIStatusError as exc:
+            if not is_missing_listing(exc):
+                raise
+            self._notice(
+                f"the server does not list files ({exc.status_code}): an upload whose answer was lost is made "
+                "again; the earlier copy, if any, is not used and stays on the server until it expires"
+            )
         return None
 
     def upload_file(self, path: Path, *, filename: str) -> FileObject:
@@ -158,18 +182,53 @@ class BatchApi:
 
     # Batches
 
-    def find_batch(self, *, metadata: dict[str, str], since: int) -> Batch | None:
-        """The batch tagged with `metadata`, looking back no further than `since` (newest first)."""
+    def find_batch(
+        self,
+        *,
+        metadata: dict[str, str],
+        since: int,
+        input_file_id: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> Batch | None:
+        """The batch tagged with `metadata`, looking back no further than `since` (newest first).
 
-        for batch in self._each(lambda: self.client.batches.list(limit=100)):
-            if batch.created_at < since - CLOCK_SKEW_SECONDS:
-                return None
-            tags = batch.metadata or {}
-            if all(tags.get(k) == v for k, v in metadata.items()):
-                return batch
-        return None
+        On a server that keeps no metadata, the batch made from `input_file_id` (an upload of this
+        run's, used by no other batch but those in `exclude`). When neither can tell, it refuses to
+        guess, raising BatchToolError: creating the batch again could pay twice.
+        """
+        untagged: list[Batch] = []
+        try:
+            for batch in self._each(lambda: self.client.batches.list(limit=100)):
+                if batch.created_at < since - CLOCK_SKEW_SECONDS:
+                    break
+                tags = batch.metadata or {}
+                if tags and all(tags.get(k) == v for k, v in metadata.items()):
+                    return batch
+                if not tags and batch.id not in exclude and input_file_id and batch.input_file_id == input_file_id:
+                    untagged.append(batch)
+        except openai.APIStatusError as exc:
+            if not is_missing_listing(exc):
+                raise
+            raise BatchToolError(
+                f"shard {metadata.get('shard', '?')}: a batch creation's answer was lost and the server does not "
+                f"list batches ({exc.status_code}), so whether it made a batch from input file {input_file_id} "
+                "cannot be checked; look for such a batch on the server before submitting this shard again: "
+                "creating another could pay twice"
+            ) from None
+        if len(untagged) > 1:
+            ids = ", ".join(batch.id for batch in untagged)
+            raise BatchToolError(
+                f"shard {metadata.get('shard', '?')}: batches {ids} were all made from input file {input_file_id} "
+                "and the server keeps no metadata to tell which is this run's; check them and cancel the extra "
+                "ones before going on"
+            )
+        if untagged:
+            self._notice("the server keeps no batch metadata: batches are found again by their input file")
+        return untagged[0] if untagged else None
 
-    def create_batch(self, *, input_file_id: str, metadata: dict[str, str], since: int) -> Batch:
+    def create_batch(
+        self, *, input_file_id: str, metadata: dict[str, str], since: int, exclude: Collection[str] = ()
+    ) -> Batch:
         expiry: OutputExpiresAfter | Omit = omit
         if self.result_retention is not None:
             expiry = {"anchor": "created_at", "seconds": self.result_retention}
@@ -183,7 +242,12 @@ class BatchApi:
                 output_expires_after=expiry,
             )
 
-        return self._call(create, recover=lambda: self.find_batch(metadata=metadata, since=since))
+        return self._call(
+            create,
+            recover=lambda: self.find_batch(
+                metadata=metadata, since=since, input_file_id=input_file_id, exclude=exclude
+            ),
+        )
 
     def retrieve_batch(self, batch_id: str) -> Batch:
         return self._call(lambda: self.client.batches.retrieve(batch_id))
