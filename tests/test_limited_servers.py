@@ -14,7 +14,8 @@ from project_support import Project
 
 FILES_NOTICE = (
     "note: the server does not list files (405): an upload whose answer was lost is made again; the earlier copy, "
-    "if any, is not used and stays on the server until it expires\n"
+    "if one was made, is not used and, as nothing lists it, stays on the server until it expires (30 days on "
+    "OpenAI)\n"
 )
 METADATA_NOTICE = "note: the server keeps no batch metadata: batches are found again by their input file\n"
 
@@ -103,8 +104,8 @@ def test_without_batches_listing_a_lost_creation_refuses_to_guess(limited):
     shard = ledger.shards[0]
     assert result.err == (
         f"error: shard {shard.key}: a batch creation's answer was lost and the server does not list batches (405), "
-        f"so whether it made a batch from input file {shard.file_id} cannot be checked; look for such a batch on "
-        "the server before submitting this shard again: creating another could pay twice\n"
+        f"so whether it made a batch from input file {shard.file_id} cannot be checked; create-batch will not "
+        "create another for this shard (that could pay twice): look on the server for a batch of that input file\n"
     )
     assert [s.state for s in ledger.shards] == ["creating"] * 3
     made, _ = server._store.list_batches(after=None, limit=100)

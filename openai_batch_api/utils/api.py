@@ -137,7 +137,8 @@ class BatchApi:
                 raise
             self._notice(
                 f"the server does not list files ({exc.status_code}): an upload whose answer was lost is made "
-                "again; the earlier copy, if any, is not used and stays on the server until it expires"
+                "again; the earlier copy, if one was made, is not used and, as nothing lists it, stays on the "
+                "server until it expires (30 days on OpenAI)"
             )
         return None
 
@@ -212,8 +213,8 @@ class BatchApi:
             raise BatchToolError(
                 f"shard {metadata.get('shard', '?')}: a batch creation's answer was lost and the server does not "
                 f"list batches ({exc.status_code}), so whether it made a batch from input file {input_file_id} "
-                "cannot be checked; look for such a batch on the server before submitting this shard again: "
-                "creating another could pay twice"
+                "cannot be checked; create-batch will not create another for this shard (that could pay twice): "
+                "look on the server for a batch of that input file"
             ) from None
         if len(untagged) > 1:
             ids = ", ".join(batch.id for batch in untagged)
