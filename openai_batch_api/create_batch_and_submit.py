@@ -117,6 +117,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                     print(line)
             before = {s.key for s in waiting_shards(ledger)}
             submitted = submit_waiting(api, writer, config)
+            for notice in api.notices:
+                print(f"note: {notice}")
         print_summary(args, config, ledger, submitted=len(submitted), waiting=before, requeued=len(requeued))
     return 0
 

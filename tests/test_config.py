@@ -76,6 +76,24 @@ def test_load_config_reports_every_problem_at_once(tmp_path):
         ("prices: {gpt-x: {input: 1}}\n", "'prices' gpt-x: must be {input: USD per 1M tokens, output: USD per 1M tokens}"),
         ("image_url: a\nimage_url_column: b\n", "'image_url' and 'image_url_column' both given: keep only 'image_url_column'"),
         ("colour: blue\n", "unknown key 'colour'"),
+        ("max_requests_per_batch: 0\n", "'max_requests_per_batch' must be a whole number of at least 1, got 0"),
+        ("max_batch_bytes: 1.5\n", "'max_batch_bytes' must be a whole number of at least 1, got 1.5"),
+        (
+            "max_requests_per_batch: 100\nbatch_size: 101\n",
+            "'batch_size' must be a whole number from 1 to 100, got 101",
+        ),
+        (
+            "result_retention: 30m\n",
+            "'result_retention' must be seconds or a duration like 7d or 12h, from 1h to 30d, got '30m'",
+        ),
+        (
+            "result_retention: 31d\n",
+            "'result_retention' must be seconds or a duration like 7d or 12h, from 1h to 30d, got '31d'",
+        ),
+        (
+            "result_retention: a week\n",
+            "'result_retention' must be seconds or a duration like 7d or 12h, from 1h to 30d, got 'a week'",
+        ),
     ],
 )
 def test_load_config_single_problem(tmp_path, extra, message):
@@ -111,3 +129,20 @@ def test_load_config_empty(tmp_path):
 
 def test_every_key_has_a_meaning():
     assert all(meaning for meaning in CONFIG_KEYS.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("7d", 604800), ("12h", 43200), ("90m", 5400), (3600, 3600), ("86400", 86400), ("30d", 2592000)]
+)
+def test_load_config_result_retention_in_seconds(tmp_path, value, seconds):
+    assert load_config(write(tmp_path, BASE + f"result_retention: {value}\n")).result_retention == seconds
+
+
+def test_load_config_provider_limits_default_to_openai(tmp_path):
+    config = load_config(write(tmp_path, BASE))
+    assert (config.max_requests_per_batch, config.max_batch_bytes, config.result_retention) == (50_000, 200_000_000, None)
+
+
+def test_load_config_batch_size_up_to_a_larger_provider_limit(tmp_path):
+    text = BASE.replace("batch_size: 50\n", "batch_size: 100000\nmax_requests_per_batch: 100000\n")
+    assert load_config(write(tmp_path, text)).batch_size == 100_000

@@ -13,7 +13,7 @@ import pytest
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.local_server.__main__ import OPTION_FLAGS, build_parser
+from openai_batch_api.local_server.__main__ import OPTION_FLAGS, build_parser, options_from_args
 from openai_batch_api.utils.errors import BatchToolError
 
 
@@ -69,8 +69,16 @@ def test_options_from_mapping():
             "local_backend.upstream must be an http:// or https:// base URL or null, not 'localhost:11434'; "
             "fix it in the config",
         ),
+        (
+            {"max_requests_per_file": 0},
+            "local_backend.max_requests_per_file must be a whole number >= 1, not 0; fix it in the config",
+        ),
+        (
+            {"max_file_bytes": "200MB"},
+            "local_backend.max_file_bytes must be a whole number >= 1, not '200MB'; fix it in the config",
+        ),
     ],
-    ids=["typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "upstream"],
+    ids=["typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "upstream", "requests", "bytes"],
 )
 def test_options_from_mapping_errors(mapping, message):
     with pytest.raises(BatchToolError) as caught:
@@ -153,3 +161,13 @@ def test_server_port_in_use(tmp_path):
     # The failed start left its state dir free.
     with LocalServer(state_dir=tmp_path / "b"):
         pass
+
+
+def test_cli_provider_limit_flags():
+    parser = build_parser()
+    args = parser.parse_args(
+        ["--state-dir", "s", "--max-requests-per-file", "100000", "--max-file-bytes", "1000", "--empty-error-file"]
+    )
+    options = options_from_args(parser, args)
+    assert (options.max_requests_per_file, options.max_file_bytes, options.empty_error_file) == (100_000, 1000, True)
+    assert options_from_args(parser, parser.parse_args(["--state-dir", "s"])).empty_error_file is False

@@ -158,6 +158,9 @@ def spec_validators() -> dict[str, Draft202012Validator]:
     for name, prop in batch["properties"].items():
         if name not in BATCH_NEVER_NULL:
             batch["properties"][name] = _nullable(prop)
+    # The API sends the deprecated status_details as null (the SDK's FileObject expects the key).
+    file_props = relaxed["components"]["schemas"]["OpenAIFile"]["properties"]
+    file_props["status_details"] = _nullable(file_props["status_details"])
     # The API sends null first_id/last_id on an empty page.
     for page in ("ListFilesResponse", "ListBatchesResponse"):
         for name in ("first_id", "last_id"):

@@ -16,8 +16,6 @@ from test_local_server_support import (
     wait_for,
 )
 
-from openai_batch_api.local_server import validation
-
 GOOD = chat_line("good", "fine")
 
 
@@ -155,10 +153,9 @@ def test_batch_input_over_50000_requests(client):
     }
 
 
-def test_batch_input_over_the_size_limit(client, monkeypatch):
+def test_batch_input_over_the_size_limit(start_server):
     # 200 MB is too much for a test: the limit is lowered, the rule is the same.
-    monkeypatch.setattr(validation, "MAX_INPUT_BYTES", 1000)
-    batch = run_batch(client, chat_lines(20))
+    batch = run_batch(sdk(start_server(max_file_bytes=1000)), chat_lines(20))
     assert batch.errors.data[0].model_dump() == {
         "code": "file_too_large",
         "message": "The input file is larger than the 1000 bytes maximum.",

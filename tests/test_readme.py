@@ -45,6 +45,9 @@ def test_readme_config_with_every_key_is_accepted():
         answer_column_prefix="ans_",
         concurrency=8,
         poll_interval=10,
+        max_requests_per_batch=100_000,
+        max_batch_bytes=100_000_000,
+        result_retention="7d",
     )
     assert set(every) == set(CONFIG_KEYS)
     validate_config_mapping(every, path=Path("/project/config.yaml"))

@@ -113,11 +113,24 @@ def test_write_shards_plan_describes_the_files():
     assert sorted(os.listdir(out_dir().parent)) == ["attempt-1"]
 
 
-def test_write_shards_never_more_than_the_request_limit(monkeypatch):
-    monkeypatch.setattr(tasks, "MAX_REQUESTS_PER_FILE", 3)
+def test_write_shards_never_more_than_the_request_limit():
     write_csv([f"r{i},text," for i in range(7)])
-    plan = write_shards(make_config(batch_size=5), out_dir=out_dir())
+    plan = write_shards(make_config(max_requests_per_batch=3), out_dir=out_dir())
     assert [s.rows for s in plan.shards] == [3, 3, 1]
+
+
+def test_write_shards_batch_size_below_the_request_limit_wins():
+    write_csv([f"r{i},text," for i in range(7)])
+    plan = write_shards(make_config(batch_size=2, max_requests_per_batch=3), out_dir=out_dir())
+    assert [s.rows for s in plan.shards] == [2, 2, 2, 1]
+
+
+def test_write_shards_closes_a_shard_before_the_configured_byte_limit():
+    write_csv([f"r{i},{'x' * 50}," for i in range(10)])
+    whole = write_shards(make_config(), out_dir=Path("whole").resolve()).shards[0]
+    line = len(whole.path.read_bytes().splitlines(keepends=True)[0])
+    plan = write_shards(make_config(max_batch_bytes=line * 4), out_dir=out_dir())
+    assert [s.rows for s in plan.shards] == [4, 4, 2]
 
 
 def test_write_shards_closes_a_shard_before_the_byte_limit():

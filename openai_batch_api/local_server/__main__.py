@@ -47,6 +47,18 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         "most prompt tokens enqueued per model; a batch over it fails with token_limit_exceeded (default: no limit)",
     ),
     "seed": (int, "makes random faults and the completion order reproducible"),
+    "max_requests_per_file": (
+        int,
+        "most request lines in one batch input file, to imitate another provider (default 50000; Azure: 100000)",
+    ),
+    "max_file_bytes": (int, "most bytes in one batch input file (default 200 MB, 209715200)"),
+    "empty_error_file": (
+        bool,
+        "give every completed batch an error file, empty when no line failed, as Azure OpenAI does",
+    ),
+    "no_files_listing": (bool, "answer GET /v1/files with 405, like servers that cannot list files"),
+    "no_batches_listing": (bool, "answer GET /v1/batches with 405, like servers that cannot list batches"),
+    "no_batch_metadata": (bool, "keep no batch metadata (always null), like servers that drop it"),
 }
 
 METAVARS = {
@@ -65,6 +77,8 @@ METAVARS = {
     "completion_window": "SECONDS",
     "enqueued_token_limit": "TOKENS",
     "seed": "N",
+    "max_requests_per_file": "N",
+    "max_file_bytes": "BYTES",
 }
 
 
@@ -74,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8089, help="port to listen on; 0 picks a free one (default 8089)")
     parser.add_argument("--state-dir", required=True, metavar="DIR", help="folder for files, batches and progress")
     for name, (kind, help_text) in OPTION_FLAGS.items():
+        if kind is bool:  # a switch: present means true
+            flag = f"--{name.replace('_', '-')}"
+            parser.add_argument(flag, dest=name, action="store_const", const=True, help=help_text)
+            continue
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, metavar=METAVARS[name], help=help_text
         )

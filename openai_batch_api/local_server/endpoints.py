@@ -22,6 +22,10 @@ from .worker import BatchEngine
 COMPLETION_WINDOWS = ("24h",)
 CANCELLABLE = ("validating", "in_progress", "finalizing")
 METADATA_MAX_KEYS, METADATA_MAX_KEY, METADATA_MAX_VALUE = 16, 64, 512
+# The range the API allows for `expires_after.seconds` and `output_expires_after.seconds`.
+EXPIRY_MIN_SECONDS, EXPIRY_MAX_SECONDS = 3600, 2_592_000
+# Expired files are swept at most this often (seconds), not on every call.
+EXPIRY_SWEEP_SECONDS = 1.0
 
 
 @dataclass
@@ -97,6 +101,45 @@ def _check_metadata(metadata: Any) -> None:
             )
 
 
+def _expiry_seconds(value: Any, param: str) -> int | None:
+    """Seconds after creation from an expiration policy {anchor: created_at, seconds: N}; None if absent."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, f"Invalid type for '{param}': expected an object.", param=param)
+    if value.get("anchor") != "created_at":
+        raise ApiError(
+            400,
+            f"Invalid value for '{param}.anchor': '{value.get('anchor')}'. Supported values are: 'created_at'.",
+            param=f"{param}.anchor",
+            code="invalid_value",
+        )
+    seconds = value.get("seconds")
+    if isinstance(seconds, str) and seconds.strip().isdigit():  # multipart fields arrive as text
+        seconds = int(seconds)
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise ApiError(400, f"Invalid type for '{param}.seconds': expected an integer.", param=f"{param}.seconds")
+    if not EXPIRY_MIN_SECONDS <= seconds <= EXPIRY_MAX_SECONDS:
+        raise ApiError(
+            400,
+            f"Invalid '{param}.seconds': expected a value from {EXPIRY_MIN_SECONDS} to {EXPIRY_MAX_SECONDS}, "
+            f"but got {seconds} instead.",
+            param=f"{param}.seconds",
+        )
+    return seconds
+
+
+def _form_object(form: dict[str, Any], name: str) -> dict[str, str] | None:
+    """A nested form field the SDK sends as `name[key]` parts, e.g. expires_after[seconds]."""
+    prefix = f"{name}["
+    found = {
+        key[len(prefix) : -1]: part.data.decode("utf-8", "replace")
+        for key, part in form.items()
+        if key.startswith(prefix) and key.endswith("]")
+    }
+    return found or None
+
+
 class Api:
     """Turns a parsed HTTP request into a Response, or raises ApiError."""
 
@@ -104,6 +147,7 @@ class Api:
         self.store = store
         self.engine = engine
         self.options = options
+        self._next_sweep = 0.0
         ident = r"([^/]+)"
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
             ("POST", re.compile(r"/v1/files"), self.create_file),
@@ -121,6 +165,10 @@ class Api:
 
     def dispatch(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + EXPIRY_SWEEP_SECONDS
+            self.store.expire_files(now=now)
         for method, pattern, handler in self.routes:
             match = pattern.fullmatch(path)
             if match and method == request.method:
@@ -138,10 +186,15 @@ class Api:
             filename=upload.filename if upload else None,
             data=upload.data if upload else None,
         )
-        row = self.store.create_file(data=upload.data, filename=upload.filename or "upload", purpose=purpose)
+        lifetime = _expiry_seconds(_form_object(form, "expires_after"), "expires_after")
+        row = self.store.create_file(
+            data=upload.data, filename=upload.filename or "upload", purpose=purpose, lifetime=lifetime
+        )
         return json_response(file_object(row))
 
     def list_files(self, request: Request) -> Response:
+        if self.options.no_files_listing:
+            raise ApiError(405, "Method Not Allowed")
         order = request.query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise ApiError(400, f"Invalid value for 'order': '{order}'. Use 'asc' or 'desc'.", param="order")
@@ -206,6 +259,7 @@ class Api:
                 code="invalid_value",
             )
         _check_metadata(body.get("metadata"))
+        output_lifetime = _expiry_seconds(body.get("output_expires_after"), "output_expires_after")
         file_row = self._file(str(body["input_file_id"]), param="input_file_id")
         if file_row["purpose"] != "batch":
             raise ApiError(
@@ -218,13 +272,20 @@ class Api:
             endpoint=endpoint,
             input_file_id=file_row["id"],
             completion_window=window,
-            metadata=orjson.dumps(body["metadata"]).decode() if body.get("metadata") else None,
+            metadata=(
+                orjson.dumps(body["metadata"]).decode()
+                if body.get("metadata") and not self.options.no_batch_metadata
+                else None
+            ),
             window_seconds=self.options.completion_window,
+            output_lifetime=output_lifetime,
         )
         self.engine.submit(row["id"])
         return json_response(batch_object(row))
 
     def list_batches(self, request: Request) -> Response:
+        if self.options.no_batches_listing:
+            raise ApiError(405, "Method Not Allowed")
         rows, has_more = self.store.list_batches(
             after=request.query.get("after"), limit=_limit(request.query, default=20, maximum=100)
         )

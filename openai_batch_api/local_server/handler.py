@@ -23,6 +23,16 @@ from .validation import MAX_UPLOAD_BYTES
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
 # An idle keep-alive connection is closed after this many seconds.
 IDLE_TIMEOUT = 120
+# The rate-limit headers the API sends on every answer; some client libraries read them
+# unconditionally. The local backend has no limits, so they describe an untouched budget.
+RATE_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": "30000",
+    "x-ratelimit-remaining-requests": "29999",
+    "x-ratelimit-reset-requests": "2ms",
+    "x-ratelimit-limit-tokens": "150000000",
+    "x-ratelimit-remaining-tokens": "149999990",
+    "x-ratelimit-reset-tokens": "0s",
+}
 
 
 class BodyError(Exception):
@@ -113,6 +123,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._handle()
 
+    def do_HEAD(self) -> None:  # answered like GET; _send leaves the body out
+        self._handle()
+
     def do_POST(self) -> None:
         self._handle()
 
@@ -167,7 +180,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         self.send_header("x-request-id", new_id("req_"))
-        for name, value in response.headers.items():
+        started = getattr(self, "_started", None)
+        elapsed = time.monotonic() - started if started is not None else 0.0
+        self.send_header("openai-processing-ms", str(int(elapsed * 1000)))
+        for name, value in {**RATE_LIMIT_HEADERS, **response.headers}.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -179,6 +195,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self._send(Response(error.status, orjson.dumps(error.body()), headers=error.headers))
 
     def _handle(self) -> None:
+        self._started = time.monotonic()
         self.server.enter()
         try:
             self._handle_request()
@@ -214,7 +231,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not token.strip():
             self._send_error(ApiError(401, MISSING_KEY_MESSAGE))
             return
-        request = Request(self.command, path, query, self.headers.get("Content-Type", ""), body)
+        method = "GET" if self.command == "HEAD" else self.command
+        request = Request(method, path, query, self.headers.get("Content-Type", ""), body)
         try:
             response = self.server.api.dispatch(request)
         except ApiError as exc:

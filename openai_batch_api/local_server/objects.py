@@ -28,6 +28,8 @@ def file_object(row: sqlite3.Row) -> dict[str, Any]:
         "bytes": row["bytes"],
         "created_at": row["created_at"],
         "status": "processed",
+        # Deprecated in the spec, but the SDK's FileObject and some clients expect the key.
+        "status_details": None,
     }
     # The spec types expires_at as an integer: leave it out for files that never expire.
     if row["expires_at"] is not None:

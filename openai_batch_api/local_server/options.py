@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..utils.errors import BatchToolError
+from .validation import MAX_INPUT_BYTES, MAX_REQUESTS
 
 HTTP_ERROR_KINDS = ("429", "500", "503", "drop", "drop_after")
 
@@ -48,6 +49,17 @@ class ServerOptions:
     upstream: str | None = None
     upstream_key_env: str = "OPENAI_API_KEY"
     upstream_concurrency: int = 8
+    # Limits on one batch input file: OpenAI's by default; set them to imitate another provider's
+    # (Azure OpenAI takes 100,000 requests per file). A file over either fails validation.
+    max_requests_per_file: int = MAX_REQUESTS
+    max_file_bytes: int = MAX_INPUT_BYTES
+    # A completed batch names an error file even when no line failed (empty), as Azure OpenAI does.
+    empty_error_file: bool = False
+    # Imitate servers that implement less: no GET /v1/files or GET /v1/batches (405), or batches
+    # that keep no metadata (always null).
+    no_files_listing: bool = False
+    no_batches_listing: bool = False
+    no_batch_metadata: bool = False
 
     def __post_init__(self) -> None:
         kinds = self.http_error_kinds
@@ -133,6 +145,12 @@ def option_problem(name: str, value: Any) -> str | None:
     elif name == "upstream_key_env":
         if not isinstance(value, str) or not value:
             return f"must be the name of an environment variable, not {value!r}"
+    elif name in ("max_requests_per_file", "max_file_bytes"):
+        if not _is_int(value) or value < 1:
+            return f"must be a whole number >= 1, not {value!r}"
+    elif name in ("empty_error_file", "no_files_listing", "no_batches_listing", "no_batch_metadata"):
+        if not isinstance(value, bool):
+            return f"must be true or false, not {value!r}"
     elif name == "upstream_concurrency":
         if not _is_int(value) or value < 1:
             return f"must be a whole number >= 1, not {value!r}"

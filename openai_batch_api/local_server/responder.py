@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import math
 import random
+import re
 import struct
 import time
 import zlib
@@ -148,6 +149,51 @@ def _truncate(content: str, limit: Any, model: str | None) -> tuple[str, int, bo
     return content[:low], _count(content[:low], model), True
 
 
+def _pieces(content: str) -> list[str]:
+    """`content` cut into word-sized pieces that join back into it: the tokens logprobs describe."""
+    return re.findall(r"\s*\S+|\s+", content)
+
+
+def _logprob(piece: str, rank: int = 0) -> float:
+    """A stable log probability for a piece; lower for alternatives further down the ranking."""
+    return -round((zlib.crc32(piece.encode()) % 1000) / 1000 + rank * 1.5, 4)
+
+
+def _token_logprob(piece: str, top: int) -> dict[str, Any]:
+    def entry(token: str, rank: int) -> dict[str, Any]:
+        return {"token": token, "logprob": _logprob(piece, rank), "bytes": list(token.encode())}
+
+    alternatives = [entry(piece, 0)] + [entry(f"{piece.strip()}_{rank}", rank) for rank in range(1, top)]
+    return {**entry(piece, 0), "top_logprobs": alternatives[:top]}
+
+
+def _chat_logprobs(body: dict[str, Any], content: str) -> dict[str, Any] | None:
+    """The choice's logprobs object when the request asks for one (`logprobs: true`), else None."""
+    if body.get("logprobs") is not True:
+        return None
+    top = body.get("top_logprobs")
+    top = top if isinstance(top, int) and not isinstance(top, bool) and top > 0 else 0
+    return {"content": [_token_logprob(piece, top) for piece in _pieces(content)], "refusal": None}
+
+
+def _completion_logprobs(body: dict[str, Any], content: str) -> dict[str, Any] | None:
+    """The legacy endpoint's logprobs (parallel lists) when `logprobs` asks for some, else None."""
+    top = body.get("logprobs")
+    if not isinstance(top, int) or isinstance(top, bool):
+        return None
+    pieces = _pieces(content)
+    offsets = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
+    return {
+        "tokens": pieces,
+        "token_logprobs": [_logprob(piece) for piece in pieces],
+        "top_logprobs": [
+            {entry["token"]: entry["logprob"] for entry in _token_logprob(piece, max(top, 1))["top_logprobs"]}
+            for piece in pieces
+        ],
+        "text_offset": offsets,
+    }
+
+
 def _chat(body: dict[str, Any], prompt_tokens: int) -> Answer:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -161,7 +207,7 @@ def _chat(body: dict[str, Any], prompt_tokens: int) -> Answer:
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
-        "logprobs": None,
+        "logprobs": _chat_logprobs(body, content),
         "finish_reason": "length" if cut else "stop",
     }
     choices = [{**choice, "index": i} for i in range(n)]
@@ -197,7 +243,7 @@ def _responses(body: dict[str, Any], prompt_tokens: int) -> Answer:
     content = _answer_content(text, images, text_options.get("format"))
     content, output_tokens, cut = _truncate(content, body.get("max_output_tokens"), model)
     now = int(time.time())
-    return 200, {
+    answer = {
         "id": new_id("resp_"),
         "object": "response",
         "created_at": now,
@@ -230,14 +276,16 @@ def _responses(body: dict[str, Any], prompt_tokens: int) -> Answer:
         "truncation": "disabled",
         "usage": {
             "input_tokens": prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt_tokens + output_tokens,
         },
-        "user": None,
         "metadata": body.get("metadata") or {},
     }
+    if isinstance(body.get("user"), str):  # the spec types it as a string: absent rather than null
+        answer["user"] = body["user"]
+    return 200, answer
 
 
 def _embedding_vector(key: str, dimensions: int) -> list[float]:
@@ -287,7 +335,12 @@ def _completions(body: dict[str, Any], prompt_tokens: int) -> Answer:
         content, tokens, cut = _truncate(f" Answer to: {_snippet(str(text))}", limit, model)
         completion_tokens += tokens
         choices.append(
-            {"text": content, "index": index, "logprobs": None, "finish_reason": "length" if cut else "stop"}
+            {
+                "text": content,
+                "index": index,
+                "logprobs": _completion_logprobs(body, content),
+                "finish_reason": "length" if cut else "stop",
+            }
         )
     return 200, {
         "id": new_id("cmpl-"),

@@ -100,7 +100,14 @@ class Store:
             # NORMAL survives a killed process (not a power cut), at a fraction of FULL's cost.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_column("batches", "output_lifetime INTEGER")
         self._remove_orphan_blobs()
+
+    def _add_column(self, table: str, column: str) -> None:
+        """Add a column that state written by an older version lacks."""
+        names = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        if column.split()[0] not in names:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def close(self) -> None:
         with self._lock:
@@ -159,12 +166,16 @@ class Store:
 
     # -- files ---------------------------------------------------------------------------------
 
-    def create_file(self, *, data: bytes | Iterable[bytes], filename: str, purpose: str) -> sqlite3.Row:
-        """Store a file's bytes and its row; returns the row."""
+    def create_file(
+        self, *, data: bytes | Iterable[bytes], filename: str, purpose: str, lifetime: int | None = None
+    ) -> sqlite3.Row:
+        """Store a file's bytes and its row; returns the row. `lifetime`: seconds until it expires."""
         file_id = new_id("file-")
         size = self._write_blob(file_id, data)
         now = int(time.time())
-        expires_at = now + FILE_LIFETIME_SECONDS if purpose in EXPIRING_PURPOSES else None
+        if lifetime is None and purpose in EXPIRING_PURPOSES:
+            lifetime = FILE_LIFETIME_SECONDS
+        expires_at = now + lifetime if lifetime is not None else None
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO files (id, bytes, created_at, expires_at, filename, purpose) VALUES (?,?,?,?,?,?)",
@@ -207,6 +218,27 @@ class Store:
             self.blob_path(file_id).unlink(missing_ok=True)
         return bool(changed)
 
+    def expire_files(self, *, now: float) -> list[str]:
+        """Delete the files whose expires_at has come, as the API does; returns their ids."""
+        with self.transaction() as db:
+            expired = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM files WHERE deleted = 0 AND expires_at IS NOT NULL AND expires_at <= ?", (now,)
+                )
+            ]
+            db.executemany("UPDATE files SET deleted = 1 WHERE id = ?", [(file_id,) for file_id in expired])
+            in_use = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT input_file_id FROM batches WHERE status IN ({_marks(ACTIVE_STATUSES)})", ACTIVE_STATUSES
+                )
+            }
+        for file_id in expired:
+            if file_id not in in_use:  # an unfinished batch's input stays until it finishes
+                self.blob_path(file_id).unlink(missing_ok=True)
+        return expired
+
     # -- batches -------------------------------------------------------------------------------
 
     def create_batch(
@@ -217,13 +249,14 @@ class Store:
         completion_window: str,
         metadata: str | None,
         window_seconds: float,
+        output_lifetime: int | None = None,
     ) -> sqlite3.Row:
         batch_id = new_id("batch_")
         now = time.time()
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, metadata,"
-                " created_at, deadline, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                " created_at, deadline, expires_at, output_lifetime) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     batch_id,
                     endpoint,
@@ -234,6 +267,7 @@ class Store:
                     int(now),
                     now + window_seconds,
                     int(now + window_seconds),
+                    output_lifetime,
                 ),
             )
         return self.get_batch(batch_id)  # type: ignore[return-value]
@@ -365,10 +399,12 @@ class Store:
         status: str,
         only_if: tuple[str, ...],
         extra_error_lines: list[bytes] = (),  # type: ignore[assignment]
+        keep_empty: tuple[str, ...] = (),
         **fields: Any,
     ) -> bool:
         """Turn the saved results into the output and error files and end the batch, atomically.
 
+        A kind ("output", "error") with no lines gets no file, unless it is in `keep_empty`.
         Returns False (and changes nothing) when the batch's status is no longer one of `only_if`.
         """
         batch = self.get_batch(batch_id)
@@ -378,7 +414,8 @@ class Store:
             "output": self._append(batch_id, "output", batch["output_bytes"], []),
             "error": self._append(batch_id, "error", batch["error_bytes"], list(extra_error_lines)),
         }
-        new_files = [(self._publish(batch_id, kind), size, kind) for kind, size in sizes.items() if size]
+        kept = [(kind, size) for kind, size in sizes.items() if size or kind in keep_empty]
+        new_files = [(self._publish(batch_id, kind), size, kind) for kind, size in kept]
         for file_id, _, kind in new_files:
             fields[f"{kind}_file_id"] = file_id
         try:
@@ -403,11 +440,12 @@ class Store:
     ) -> bool:
         batch_id = batch["id"]
         now = int(time.time())
+        lifetime = batch["output_lifetime"] or FILE_LIFETIME_SECONDS
         with self.transaction() as db:
             for file_id, size, kind in new_files:
                 db.execute(
                     "INSERT INTO files (id, bytes, created_at, expires_at, filename, purpose) VALUES (?,?,?,?,?,?)",
-                    (file_id, size, now, now + FILE_LIFETIME_SECONDS, f"{batch_id}_{kind}.jsonl", "batch_output"),
+                    (file_id, size, now, now + lifetime, f"{batch_id}_{kind}.jsonl", "batch_output"),
                 )
             if not self._update_batch(db, batch_id, only_if=only_if, status=status, **fields):
                 raise _Raced()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
@@ -57,7 +58,10 @@ def check_upload(*, purpose: str | None, filename: str | None, data: bytes | Non
     if not data:
         raise ApiError(400, "File is empty.", param="file")
     if purpose == "batch":
-        if not (filename or "").lower().endswith(".jsonl"):
+        # Clients that upload bytes or a buffer send no extension (the SDK names them `upload`): the
+        # API takes those, and refuses only a name that says it is something else, such as `.txt`.
+        suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
+        if suffix and suffix != ".jsonl":
             raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
         try:
             data.decode("utf-8")
@@ -106,12 +110,14 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     return 1
 
 
-def parse_batch_input(data: bytes, *, endpoint: str) -> ParsedInput:
+def parse_batch_input(
+    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
+) -> ParsedInput:
     """Requests of a batch input file, or the errors for which the API fails the batch."""
     parsed = ParsedInput()
-    if len(data) > MAX_INPUT_BYTES:
+    if len(data) > max_bytes:
         parsed.errors.append(
-            _error("file_too_large", f"The input file is larger than the {MAX_INPUT_BYTES} bytes maximum.", None)
+            _error("file_too_large", f"The input file is larger than the {max_bytes} bytes maximum.", None)
         )
         return parsed
     raw_lines = data.split(b"\n")
@@ -120,11 +126,11 @@ def parse_batch_input(data: bytes, *, endpoint: str) -> ParsedInput:
     if not raw_lines:
         parsed.errors.append(_error("empty_file", "The batch input file is empty.", None))
         return parsed
-    if len(raw_lines) > MAX_REQUESTS:
+    if len(raw_lines) > max_requests:
         parsed.errors.append(
             _error(
                 "too_many_requests",
-                f"The batch input file has {len(raw_lines)} requests; the maximum is {MAX_REQUESTS}.",
+                f"The batch input file has {len(raw_lines)} requests; the maximum is {max_requests}.",
                 None,
             )
         )

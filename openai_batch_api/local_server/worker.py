@@ -163,7 +163,11 @@ class BatchEngine:
             return self._answer_chunk(batch)
         if status == "finalizing":
             return not self.store.finish_batch(
-                batch_id, status="completed", only_if=("finalizing",), completed_at=_ts()
+                batch_id,
+                status="completed",
+                only_if=("finalizing",),
+                keep_empty=("error",) if self.options.empty_error_file else (),
+                completed_at=_ts(),
             )
         return False
 
@@ -183,7 +187,12 @@ class BatchEngine:
         except FileNotFoundError:
             self._fail(batch["id"], "input_file_missing", f"The input file {batch['input_file_id']} is gone.")
             return None
-        parsed = parse_batch_input(data, endpoint=batch["endpoint"])
+        parsed = parse_batch_input(
+            data,
+            endpoint=batch["endpoint"],
+            max_requests=self.options.max_requests_per_file,
+            max_bytes=self.options.max_file_bytes,
+        )
         if parsed.errors and batch["status"] != "validating":
             # It passed validation before: the file was changed on disk behind the server's back.
             problem = parsed.errors[0]

@@ -14,15 +14,17 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import openai
+from openai import Omit, omit
 from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
+from openai.types.batch_create_params import OutputExpiresAfter
 
 from .config import Config
 from .errors import BatchToolError
@@ -34,6 +36,8 @@ ENDPOINT = "/v1/chat/completions"
 CLOCK_SKEW_SECONDS = 300
 # Seconds a local in-process backend gets to finish its batches before the command exits.
 LOCAL_SETTLE_SECONDS = 3.0
+# How servers without a listing endpoint answer it.
+NO_LISTING_STATUSES = (404, 405, 501)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ def may_have_happened(exc: BaseException) -> bool:
     return isinstance(exc, (openai.APIConnectionError, openai.InternalServerError))
 
 
+def is_missing_listing(exc: BaseException) -> bool:
+    """Whether a list call failed because the server has no such listing (some compatible servers)."""
+    return isinstance(exc, openai.APIStatusError) and exc.status_code in NO_LISTING_STATUSES
+
+
 def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
     response = getattr(exc, "response", None)
     header = response.headers.get("retry-after") if response is not None else None
@@ -73,9 +82,15 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
 class BatchApi:
     """The files and batches calls the commands make, each retried under one policy."""
 
-    def __init__(self, client: openai.OpenAI, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, client: openai.OpenAI, *, retry: RetryPolicy | None = None, result_retention: int | None = None
+    ) -> None:
         self.client = client
         self.retry = retry or DEFAULT_RETRY
+        # What the commands should tell the user about a server that offers less (printed once each).
+        self.notices: list[str] = []
+        # Seconds the server keeps a batch's output and error files; None leaves its default (30 days).
+        self.result_retention = result_retention
 
     def _call(self, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run `fn`, retrying transient failures; `recover` finds the result of a lost call."""
@@ -103,12 +118,28 @@ class BatchApi:
 
     # Files
 
-    def find_file(self, *, filename: str, size: int) -> FileObject | None:
-        """The uploaded batch file with this name and size, if there is one."""
+    def _notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
 
-        for item in self._each(lambda: self.client.files.list(purpose="batch")):
-            if item.filename == filename and item.bytes == size:
-                return item
+    def find_file(self, *, filename: str, size: int) -> FileObject | None:
+        """The uploaded batch file with this name and size, if there is one.
+
+        A server that cannot list files gives None: the upload is made again. A duplicate input file
+        costs nothing (files are billed by the batches made from them) and expires on the server.
+        """
+        try:
+            for item in self._each(lambda: self.client.files.list(purpose="batch")):
+                if item.filename == filename and item.bytes == size:
+                    return item
+        except openai.APIStatusError as exc:
+            if not is_missing_listing(exc):
+                raise
+            self._notice(
+                f"the server does not list files ({exc.status_code}): an upload whose answer was lost is made "
+                "again; the earlier copy, if one was made, is not used and, as nothing lists it, stays on the "
+                "server until it expires (30 days on OpenAI)"
+            )
         return None
 
     def upload_file(self, path: Path, *, filename: str) -> FileObject:
@@ -152,27 +183,72 @@ class BatchApi:
 
     # Batches
 
-    def find_batch(self, *, metadata: dict[str, str], since: int) -> Batch | None:
-        """The batch tagged with `metadata`, looking back no further than `since` (newest first)."""
+    def find_batch(
+        self,
+        *,
+        metadata: dict[str, str],
+        since: int,
+        input_file_id: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> Batch | None:
+        """The batch tagged with `metadata`, looking back no further than `since` (newest first).
 
-        for batch in self._each(lambda: self.client.batches.list(limit=100)):
-            if batch.created_at < since - CLOCK_SKEW_SECONDS:
-                return None
-            tags = batch.metadata or {}
-            if all(tags.get(k) == v for k, v in metadata.items()):
-                return batch
-        return None
+        On a server that keeps no metadata, the batch made from `input_file_id` (an upload of this
+        run's, used by no other batch but those in `exclude`). When neither can tell, it refuses to
+        guess, raising BatchToolError: creating the batch again could pay twice.
+        """
+        untagged: list[Batch] = []
+        try:
+            for batch in self._each(lambda: self.client.batches.list(limit=100)):
+                if batch.created_at < since - CLOCK_SKEW_SECONDS:
+                    break
+                tags = batch.metadata or {}
+                if tags and all(tags.get(k) == v for k, v in metadata.items()):
+                    return batch
+                if not tags and batch.id not in exclude and input_file_id and batch.input_file_id == input_file_id:
+                    untagged.append(batch)
+        except openai.APIStatusError as exc:
+            if not is_missing_listing(exc):
+                raise
+            raise BatchToolError(
+                f"shard {metadata.get('shard', '?')}: a batch creation's answer was lost and the server does not "
+                f"list batches ({exc.status_code}), so whether it made a batch from input file {input_file_id} "
+                "cannot be checked; create-batch will not create another for this shard (that could pay twice): "
+                "look on the server for a batch of that input file"
+            ) from None
+        if len(untagged) > 1:
+            ids = ", ".join(batch.id for batch in untagged)
+            raise BatchToolError(
+                f"shard {metadata.get('shard', '?')}: batches {ids} were all made from input file {input_file_id} "
+                "and the server keeps no metadata to tell which is this run's; check them and cancel the extra "
+                "ones before going on"
+            )
+        if untagged:
+            self._notice("the server keeps no batch metadata: batches are found again by their input file")
+        return untagged[0] if untagged else None
 
-    def create_batch(self, *, input_file_id: str, metadata: dict[str, str], since: int) -> Batch:
+    def create_batch(
+        self, *, input_file_id: str, metadata: dict[str, str], since: int, exclude: Collection[str] = ()
+    ) -> Batch:
+        expiry: OutputExpiresAfter | Omit = omit
+        if self.result_retention is not None:
+            expiry = {"anchor": "created_at", "seconds": self.result_retention}
+
         def create() -> Batch:
             return self.client.batches.create(
                 input_file_id=input_file_id,
                 endpoint=ENDPOINT,
                 completion_window="24h",
                 metadata=metadata,
+                output_expires_after=expiry,
             )
 
-        return self._call(create, recover=lambda: self.find_batch(metadata=metadata, since=since))
+        return self._call(
+            create,
+            recover=lambda: self.find_batch(
+                metadata=metadata, since=since, input_file_id=input_file_id, exclude=exclude
+            ),
+        )
 
     def retrieve_batch(self, batch_id: str) -> Batch:
         return self._call(lambda: self.client.batches.retrieve(batch_id))
@@ -225,7 +301,7 @@ def open_api(config: Config) -> Iterator[BatchApi]:
     if not config.is_local:
         client = openai.OpenAI(api_key=find_api_key(config), base_url=config.base_url, max_retries=0)
         with client:
-            yield BatchApi(client)
+            yield BatchApi(client, result_retention=config.result_retention)
         return
 
     from ..local_server import LocalServer, ServerOptions
@@ -233,6 +309,6 @@ def open_api(config: Config) -> Iterator[BatchApi]:
     options = ServerOptions.from_mapping(config.local_backend)
     with LocalServer(state_dir=local_state_dir(config), options=options) as server:
         with openai.OpenAI(api_key="local", base_url=server.base_url, max_retries=0) as client:
-            yield BatchApi(client)
+            yield BatchApi(client, result_retention=config.result_retention)
         # The local backend answers only while a command runs: give small batches time to finish.
         server.wait_idle(timeout=LOCAL_SETTLE_SECONDS)

@@ -12,7 +12,12 @@ import yaml
 
 from .errors import BatchToolError
 
+# OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = 50_000
+MAX_BATCH_BYTES = 200 * 1000 * 1000
+# The range the API allows for output_expires_after.seconds.
+RETENTION_MIN_SECONDS, RETENTION_MAX_SECONDS = 3600, 30 * 24 * 3600
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 IMAGE_DETAILS = ("low", "high", "auto")
 LOCAL_BASE_URL = "local"
 
@@ -24,7 +29,10 @@ CONFIG_KEYS: dict[str, str] = {
     "image_url_column": "optional column of image URLs or local image paths",
     "image_detail": "detail of image inputs: low, high or auto",
     "prompt": "the system message of every request",
-    "batch_size": "the most rows in one batch (at most 50000)",
+    "batch_size": "the most rows in one batch (at most max_requests_per_batch)",
+    "max_requests_per_batch": "the most requests the server takes in one batch file (OpenAI: 50000)",
+    "max_batch_bytes": "the most bytes the server takes in one batch file (OpenAI: 200 MB)",
+    "result_retention": "how long the server keeps result files: seconds or a duration like 7d (1h to 30d)",
     "model_params": "fields spread into every request body; `model` is required",
     "output_file": "where collate-output writes the table: .pkl, .csv, .parquet or .jsonl",
     "data_path": "the folder for task files, downloaded results and the run ledger",
@@ -68,6 +76,10 @@ class Config:
     image_url_column: str | None = None
     image_detail: str = "low"
     batch_size: int = MAX_REQUESTS_PER_BATCH
+    max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH
+    max_batch_bytes: int = MAX_BATCH_BYTES
+    # Seconds the server keeps output and error files (output_expires_after), or None for its default.
+    result_retention: int | None = None
     base_url: str | None = None
     local_backend: dict[str, Any] = field(default_factory=dict)
     max_enqueued_tokens: int | None = None
@@ -99,7 +111,21 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _check_value(key: str, value: Any) -> str | None:
+def parse_duration(value: Any) -> int | None:
+    """Seconds from a whole number of seconds or a text like "3600", "90m", "12h" or "7d"; None if neither."""
+    if _is_int(value):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    if not number.strip().isdigit():
+        return None
+    return int(number) * (unit or 1)
+
+
+def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_BATCH) -> str | None:
     """Return what is wrong with one key's value, or None."""
     if key in ("input_file", "output_file", "data_path", "id_column", "content_column",
                "image_url_column", "base_url", "answer_column_prefix"):
@@ -112,8 +138,12 @@ def _check_value(key: str, value: Any) -> str | None:
         if value not in IMAGE_DETAILS:
             return f"must be one of {', '.join(IMAGE_DETAILS)}, got {value!r}"
     elif key == "batch_size":
-        if not _is_int(value) or not 1 <= value <= MAX_REQUESTS_PER_BATCH:
-            return f"must be a whole number from 1 to {MAX_REQUESTS_PER_BATCH}, got {value!r}"
+        if not _is_int(value) or not 1 <= value <= max_requests:
+            return f"must be a whole number from 1 to {max_requests}, got {value!r}"
+    elif key == "result_retention":
+        seconds = parse_duration(value)
+        if seconds is None or not RETENTION_MIN_SECONDS <= seconds <= RETENTION_MAX_SECONDS:
+            return f"must be seconds or a duration like 7d or 12h, from 1h to 30d, got {value!r}"
     elif key == "model_params":
         if not isinstance(value, dict):
             return f"must be a mapping of request fields, got {_type_name(value)}"
@@ -130,7 +160,7 @@ def _check_value(key: str, value: Any) -> str | None:
                     _is_number(p) and p >= 0 for p in price.values()
                 ):
                     return f"{model}: must be {{input: USD per 1M tokens, output: USD per 1M tokens}}"
-    elif key in ("max_enqueued_tokens", "concurrency"):
+    elif key in ("max_enqueued_tokens", "concurrency", "max_requests_per_batch", "max_batch_bytes"):
         if not _is_int(value) or value < 1:
             return f"must be a whole number of at least 1, got {value!r}"
     elif key == "max_retries":
@@ -154,6 +184,10 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
         raise BatchToolError(f"{path}: the config must be a mapping of keys, got {_type_name(raw)}")
     values: dict[str, Any] = {}
     problems: list[str] = []
+    # batch_size is checked against the server's limit, when that limit is itself valid.
+    max_requests = raw.get("max_requests_per_batch")
+    if _check_value("max_requests_per_batch", max_requests) is not None:
+        max_requests = MAX_REQUESTS_PER_BATCH
     for key, value in raw.items():
         key = str(key)
         if key in LEGACY_KEYS:
@@ -169,7 +203,7 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
             continue
         if value is None and key not in REQUIRED_KEYS:
             continue  # an optional key left empty means its default
-        problem = _check_value(key, value)
+        problem = _check_value(key, value, max_requests=max_requests)
         if problem:
             problems.append(f"'{key}' {problem}")
         else:
@@ -184,6 +218,8 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
     folder = path.parent
     for key in ("input_file", "output_file", "data_path"):
         values[key] = (folder / Path(values[key]).expanduser()).resolve()
+    if "result_retention" in values:
+        values["result_retention"] = parse_duration(values["result_retention"])
     base_url = values.get("base_url")
     if base_url is not None:
         values["base_url"] = base_url.strip()

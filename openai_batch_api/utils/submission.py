@@ -84,7 +84,12 @@ def reconcile(api: BatchApi, writer: LedgerWriter) -> list[str]:
             if item:
                 found.append(f"{shard.key}: file {item.id}")
         if shard.state == CREATING:
-            batch = api.find_batch(metadata=ledger.batch_metadata(shard), since=ledger.created_at)
+            batch = api.find_batch(
+                metadata=ledger.batch_metadata(shard),
+                since=ledger.created_at,
+                input_file_id=shard.file_id,
+                exclude=shard.requeued_batch_ids,
+            )
 
             def settle_batch(shard: ShardRecord = shard, batch: Batch | None = batch) -> None:
                 if batch:
@@ -165,7 +170,10 @@ def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[
             writer.update(lambda: (setattr(shard, "file_id", item.id), setattr(shard, "state", UPLOADED)))
         writer.update(lambda: setattr(shard, "state", CREATING))
         batch = api.create_batch(
-            input_file_id=shard.file_id, metadata=ledger.batch_metadata(shard), since=ledger.created_at
+            input_file_id=shard.file_id,
+            metadata=ledger.batch_metadata(shard),
+            since=ledger.created_at,
+            exclude=shard.requeued_batch_ids,
         )
 
         def record() -> None:

@@ -23,8 +23,6 @@ from .table import id_text, is_missing, iter_input_chunks
 from .tokens import get_estimator
 
 ENDPOINT = "/v1/chat/completions"
-MAX_REQUESTS_PER_FILE = 50_000
-MAX_FILE_BYTES = 200 * 1000 * 1000  # the API takes files up to 200 MB; stay under it
 IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -478,12 +476,12 @@ def write_shards(
     *,
     out_dir: Path,
     only_ids: Collection[str] | None = None,
-    max_file_bytes: int = MAX_FILE_BYTES,
+    max_file_bytes: int | None = None,
 ) -> ShardPlan:
     """Check every input row and write the request lines into out_dir/shard-0001.jsonl, ...
 
     One streaming pass over the input. A shard closes before it would pass config.batch_size rows,
-    MAX_REQUESTS_PER_FILE requests or `max_file_bytes` bytes. With `only_ids`, only rows with those
+    max_requests_per_batch requests or max_batch_bytes bytes. With `only_ids`, only rows with those
     ids are written (in input order), though every row is still checked. Every problem found is
     raised at once as one BatchToolError, and then nothing is left on disk: the shards are written
     into a temporary folder next to `out_dir` (which must not exist yet) and renamed at the end.
@@ -495,7 +493,11 @@ def write_shards(
     costs = _TokenCosts(config)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     writer = _ShardWriter(
-        scratch, out_dir, costs, max_rows=min(config.batch_size, MAX_REQUESTS_PER_FILE), max_bytes=max_file_bytes
+        scratch,
+        out_dir,
+        costs,
+        max_rows=min(config.batch_size, config.max_requests_per_batch),
+        max_bytes=max_file_bytes or config.max_batch_bytes,
     )
     wanted = set(only_ids) if only_ids is not None else None
     try:
