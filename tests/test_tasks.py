@@ -11,10 +11,11 @@ import orjson
 import pandas as pd
 import pytest
 
-from openai_batch_api.utils import tasks
+from openai_batch_api.utils import endpoints, tasks
 from openai_batch_api.utils.config import Config, validate_config_mapping
+from openai_batch_api.utils.endpoints import CHAT as ENDPOINT
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.tasks import ENDPOINT, build_request_body, write_shards
+from openai_batch_api.utils.tasks import build_request_body, write_shards
 from openai_batch_api.utils.tokens import estimate_body_tokens
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
@@ -114,7 +115,7 @@ def test_write_shards_plan_describes_the_files():
 
 
 def test_write_shards_never_more_than_the_request_limit(monkeypatch):
-    monkeypatch.setattr(tasks, "MAX_REQUESTS_PER_FILE", 3)
+    monkeypatch.setattr(endpoints, "MAX_REQUESTS_PER_FILE", 3)
     write_csv([f"r{i},text," for i in range(7)])
     plan = write_shards(make_config(batch_size=5), out_dir=out_dir())
     assert [s.rows for s in plan.shards] == [3, 3, 1]

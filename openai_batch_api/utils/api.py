@@ -29,7 +29,6 @@ from .errors import BatchToolError
 
 T = TypeVar("T")
 API_KEY_ENV = "OPENAI_API_KEY"
-ENDPOINT = "/v1/chat/completions"
 # Batches created this long before the run started are not looked at when reconciling.
 CLOCK_SKEW_SECONDS = 300
 # Seconds a local in-process backend gets to finish its batches before the command exits.
@@ -163,11 +162,11 @@ class BatchApi:
                 return batch
         return None
 
-    def create_batch(self, *, input_file_id: str, metadata: dict[str, str], since: int) -> Batch:
+    def create_batch(self, *, input_file_id: str, endpoint: str, metadata: dict[str, str], since: int) -> Batch:
         def create() -> Batch:
             return self.client.batches.create(
                 input_file_id=input_file_id,
-                endpoint=ENDPOINT,
+                endpoint=endpoint,  # type: ignore[arg-type]  # one of endpoints.ENDPOINTS, checked with the config
                 completion_window="24h",
                 metadata=metadata,
             )

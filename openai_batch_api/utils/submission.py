@@ -165,7 +165,10 @@ def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[
             writer.update(lambda: (setattr(shard, "file_id", item.id), setattr(shard, "state", UPLOADED)))
         writer.update(lambda: setattr(shard, "state", CREATING))
         batch = api.create_batch(
-            input_file_id=shard.file_id, metadata=ledger.batch_metadata(shard), since=ledger.created_at
+            input_file_id=shard.file_id,
+            endpoint=config.endpoint,
+            metadata=ledger.batch_metadata(shard),
+            since=ledger.created_at,
         )
 
         def record() -> None:
