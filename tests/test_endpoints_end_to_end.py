@@ -180,3 +180,18 @@ def test_changed_examples_refused_on_an_existing_run(project):
     result = project.run("create-batch")
     assert result.exit_code == 1
     assert "the endpoint, prompt, examples, columns, batch_size or model_params" in result.err
+
+
+def test_write_table_vectors_as_json_arrays_in_jsonl_and_json_text_in_csv(tmp_path):
+    from openai_batch_api.utils.collation import write_table
+
+    vector = np.array([-0.10898159, 0.1, 3e-8], dtype=np.float32)
+    table = pd.DataFrame({"id": ["a", "b"], "api_output": [None, vector]})
+    write_table(table, tmp_path / "out.jsonl")
+    write_table(table, tmp_path / "out.csv")
+    assert (tmp_path / "out.jsonl").read_text().splitlines() == [
+        '{"id":"a","api_output":null}',
+        '{"id":"b","api_output":[-0.10898159,0.1,0.00000003]}',
+    ]
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["id,api_output", "a,", 'b,"[-0.10898159,0.1,3e-8]"']
+    assert table["api_output"][1] is vector  # the caller's table is left as it was
