@@ -124,9 +124,15 @@ class RequestLines:
                 f"{config.path}: 'model_params' cannot be sent as JSON ({exc}); use text, numbers, lists and mappings"
             ) from None
         before, after = rest.split(marker.encode())  # a random marker: it is found exactly once
-        self._head = b'{"custom_id":'
-        self._before = b"," + before[1:]
-        self._after = after + b"\n"
+        # Only a completion's prompt holds the text inside a longer string; elsewhere the text is the
+        # whole string, so its JSON goes in with its quotes and nothing is cut per row.
+        self.inside_string = config.endpoint == COMPLETIONS
+        if not self.inside_string:
+            before, after = before[:-1], after[1:]
+        # line = head + the id's JSON + before + the text's JSON (without quotes when inside_string) + after
+        self.head = b'{"custom_id":'
+        self.before = b"," + before[1:]
+        self.after = after + b"\n"
 
     def _body(self, content: str, image_url: str | None) -> dict[str, Any]:
         return config_request_body(self.config, content=content, image_url=image_url)
@@ -134,7 +140,8 @@ class RequestLines:
     def text_line(self, row_id: str, text: str) -> bytes:
         """The line of a row without an image. Raises orjson.JSONEncodeError on text that is not Unicode."""
         dumps = orjson.dumps
-        return b"".join((self._head, dumps(row_id), self._before, dumps(text)[1:-1], self._after))
+        encoded = dumps(text)[1:-1] if self.inside_string else dumps(text)
+        return b"".join((self.head, dumps(row_id), self.before, encoded, self.after))
 
     def image_line(self, row_id: str, text: str, image_url: str) -> bytes:
         """The line of a row with an image (a URL or data URL)."""
