@@ -186,6 +186,11 @@ def test_config_endpoint_problems_listed_together():
 def test_config_defaults_keep_existing_configs_unchanged():
     config = make_config()
     assert (config.endpoint, config.content_template, config.examples) == ("/v1/chat/completions", None, [])
+    path = Path("config.yaml").resolve()
+    left_empty = validate_config_mapping({**BASE, "endpoint": None, "examples": None}, path=path)
+    assert (left_empty.endpoint, left_empty.examples) == ("/v1/chat/completions", [])
+    with pytest.raises(BatchToolError, match="missing key 'prompt'"):
+        validate_config_mapping({**{k: v for k, v in BASE.items() if k != "prompt"}, "endpoint": None}, path=path)
 
 
 def test_request_hash_covers_endpoint_template_and_examples_and_not_defaults():

@@ -181,12 +181,12 @@ def _unknown_key_message(key: str) -> str:
 def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
     """Problems of keys that depend on each other and on the endpoint."""
     problems = []
-    endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT) if "endpoint" in raw else endpoints.DEFAULT_ENDPOINT
+    endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
     if "content_column" in raw and "content_template" in raw:
         problems.append("'content_column' and 'content_template' both given: keep one")
     elif "content_column" not in raw and "content_template" not in raw:
         problems.append("missing key 'content_column' (or 'content_template')")
-    if "endpoint" in raw and "endpoint" not in values:
+    if raw.get("endpoint") is not None and "endpoint" not in values:
         return problems  # an unknown endpoint: the checks below would only guess
     if endpoint in endpoints.PROMPT_ENDPOINTS:
         if "prompt" not in raw:
