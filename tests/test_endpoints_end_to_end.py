@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 WAIT = ("--wait", "--interval", "0.05")
 LABEL_SCHEMA = {
@@ -195,3 +196,23 @@ def test_write_table_vectors_as_json_arrays_in_jsonl_and_json_text_in_csv(tmp_pa
     ]
     assert (tmp_path / "out.csv").read_text().splitlines() == ["id,api_output", "a,", 'b,"[-0.10898159,0.1,3e-8]"']
     assert table["api_output"][1] is vector  # the caller's table is left as it was
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "config"),
+    [
+        ("/v1/chat/completions", {"examples": [{"user": "Nice", "assistant": "positive"}]}),
+        ("/v1/responses", {"examples": [{"user": "Nice", "assistant": "positive"}]}),
+        ("/v1/embeddings", {"prompt": None, "model_params": {"model": "text-embedding-3-small"}}),
+        ("/v1/completions", {"model_params": {"model": "gpt-3.5-turbo-instruct", "max_tokens": 5}}),
+    ],
+)
+def test_estimated_input_tokens_match_the_usage_per_endpoint(project, endpoint, config):
+    reviews(project)
+    project.write_config(endpoint=endpoint, content_column=None, content_template="{title}: {body}", **config)
+    created = project.run("create-batch")
+    assert created.exit_code == 0, created.err
+    estimate = int(created.out.split("about ")[1].split(" input tokens")[0].replace(",", ""))
+    output = run_all(project)
+    assert estimate == output["api_prompt_tokens"].sum()
+    assert f"tokens used: {estimate:,} input" in project.run("status-jobs").out
