@@ -228,7 +228,7 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
 
 
 def _contents(chunk: dict[str, list[Any]], config: Config, template: _Template | None, rows: int) -> list[Any]:
-    """Each row's content: its content_column cell, or content_template rendered (None when it cannot be)."""
+    """Each row's content: its content_column cell, or (content_template) its cells by column, to render."""
     if template is None:
         return chunk[config.content_column]
     columns = template.columns
@@ -253,6 +253,7 @@ def _write_rows(
     found: set[str] = set()
     row = written = 0
     template = _Template(config.content_template) if config.content_template is not None else None
+    missing_counts = template.missing if template is not None else {}
     column_keys = {config.id_column: "id_column"}
     if template is None:
         column_keys.setdefault(config.content_column, "content_column")
@@ -312,7 +313,7 @@ def _write_rows(
             writer.shard_for(len(line)).write(line, row_id, text=text, has_image=source is not None)
             written += 1
             for column in missing:
-                template.missing[column] += 1  # type: ignore[union-attr]  # missing is only filled with a template
+                missing_counts[column] += 1
     if row == 0:
         raise BatchToolError(f"{path}: the input has no rows; add the rows to send")
     problems.add_duplicates(_duplicate_groups(config, np.concatenate(hashes)))
