@@ -26,6 +26,14 @@ def next_command(command: str, config_arg: str, *extra: str) -> str:
     return shlex.join([command, "--config", config_arg, *extra])
 
 
+def missing_cells_lines(missing_cells: dict[str, int]) -> list[str]:
+    """content_template's placeholders whose cells were missing, sent as empty text."""
+    if not missing_cells:
+        return []
+    counts = ", ".join(f"{{{column}}} in {plural(count, 'row')}" for column, count in missing_cells.items())
+    return [f"content_template: empty or missing cells sent as empty text: {counts}"]
+
+
 def cost_lines(cost: CostReport) -> list[str]:
     """The estimate before submitting: requests, tokens, and the cost at batch prices."""
     if cost.output_tokens_max is None:

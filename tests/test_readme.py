@@ -9,6 +9,7 @@ import yaml
 
 from openai_batch_api.local_server import ServerOptions
 from openai_batch_api.utils.config import CONFIG_KEYS, validate_config_mapping
+from openai_batch_api.utils.endpoints import ENDPOINTS
 from project_support import COMMANDS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -48,8 +49,13 @@ def test_readme_config_with_every_key_is_accepted():
         max_requests_per_batch=100_000,
         max_batch_bytes=100_000_000,
         result_retention="7d",
+        endpoint="/v1/responses",
+        examples=[{"user": "a", "assistant": "b"}],
     )
-    assert set(every) == set(CONFIG_KEYS)
+    # content_template replaces content_column: the two are never given together
+    assert set(every) | {"content_template"} == set(CONFIG_KEYS)
+    validate_config_mapping(every, path=Path("/project/config.yaml"))
+    every["content_template"] = "{" + every.pop("content_column") + "}"
     validate_config_mapping(every, path=Path("/project/config.yaml"))
 
 
@@ -69,3 +75,11 @@ def test_readme_command_flags_exist(capsys):
         help_text = capsys.readouterr().out
         for flag in set(re.findall(rf"`{command}[^`]*?(--[a-z-]+)", README)):
             assert flag in help_text, f"README names {command} {flag}, which does not exist"
+
+
+def test_readme_endpoint_examples_are_accepted_one_per_endpoint():
+    start = README.index("### Endpoints, templates and examples")
+    blocks = re.findall(r"```yaml\n(.*?)```", README[start : README.index("\n## ", start)], flags=re.DOTALL)
+    configs = [validate_config_mapping(yaml.safe_load(block), path=Path("/project/config.yaml")) for block in blocks]
+    assert sorted(config.endpoint for config in configs) == sorted(ENDPOINTS)
+    assert any(config.content_template and config.content_template.count("{") == 2 for config in configs)

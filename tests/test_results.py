@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -211,11 +213,40 @@ def test_load_results_responses_and_embeddings_bodies(tmp_path):
     ]
     results = load_results([write_jsonl(tmp_path / "out.jsonl", lines)])
     assert results["api_status"].tolist() == ["ok", "ok", "ok"]
-    assert results["api_output"].tolist() == ["Hi", None, None]
+    assert results["api_output"].tolist()[:2] == ["Hi", None]
+    vector = results["api_output"]["emb"]
+    assert vector.dtype == np.float32 and vector.tolist() == np.array([0.1, -0.2], dtype=np.float32).tolist()
     assert results["api_finish_reason"].tolist() == ["stop", "length", None]
     assert results["api_prompt_tokens"].tolist() == [12, 12, 7]
     assert results["api_completion_tokens"].tolist() == [3, 64, pd.NA]
     assert results["api_total_tokens"].tolist() == [15, 76, 7]
+
+
+def test_load_results_base64_embeddings_and_moderations(tmp_path):
+    vector = np.array([0.25, -1.5, 3e-8], dtype="<f4")
+    embedding_body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": base64.b64encode(vector.tobytes()).decode()}],
+        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+    }
+
+    def moderation(flagged: bool, hits: tuple[str, ...]) -> dict:
+        categories = {name: name in hits for name in ("harassment", "violence", "self-harm")}
+        return {"id": "modr-1", "model": "omni-moderation-latest", "results": [{"flagged": flagged, "categories": categories}]}
+
+    lines = [
+        {"custom_id": cid, "response": {"status_code": 200, "request_id": "q", "body": body}, "error": None}
+        for cid, body in (
+            ("emb", embedding_body),
+            ("clean", moderation(False, ())),
+            ("bad", moderation(True, ("harassment", "violence"))),
+        )
+    ]
+    results = load_results([write_jsonl(tmp_path / "out.jsonl", lines)])
+    assert np.array_equal(results["api_output"]["emb"], vector)
+    assert results["api_output"].tolist()[1:] == [False, True]
+    assert results["api_categories"].tolist() == [None, "", "harassment, violence"]
+    assert results["api_prompt_tokens"].tolist() == [3, pd.NA, pd.NA]
 
 
 def test_load_results_blank_lines_and_no_files(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 
 from openai_batch_api.utils import tasks
 from openai_batch_api.utils.config import Config, validate_config_mapping
+from openai_batch_api.utils.endpoints import CHAT as ENDPOINT
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.tasks import ENDPOINT, build_request_body, write_shards
+from openai_batch_api.utils.tasks import build_request_body, write_shards
 from openai_batch_api.utils.tokens import estimate_body_tokens
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"

@@ -31,7 +31,6 @@ from .errors import BatchToolError
 
 T = TypeVar("T")
 API_KEY_ENV = "OPENAI_API_KEY"
-ENDPOINT = "/v1/chat/completions"
 # Batches created this long before the run started are not looked at when reconciling.
 CLOCK_SKEW_SECONDS = 300
 # Seconds a local in-process backend gets to finish its batches before the command exits.
@@ -228,7 +227,13 @@ class BatchApi:
         return untagged[0] if untagged else None
 
     def create_batch(
-        self, *, input_file_id: str, metadata: dict[str, str], since: int, exclude: Collection[str] = ()
+        self,
+        *,
+        input_file_id: str,
+        endpoint: str,
+        metadata: dict[str, str],
+        since: int,
+        exclude: Collection[str] = (),
     ) -> Batch:
         expiry: OutputExpiresAfter | Omit = omit
         if self.result_retention is not None:
@@ -237,7 +242,7 @@ class BatchApi:
         def create() -> Batch:
             return self.client.batches.create(
                 input_file_id=input_file_id,
-                endpoint=ENDPOINT,
+                endpoint=endpoint,  # type: ignore[arg-type]  # one of endpoints.ENDPOINTS, checked with the config
                 completion_window="24h",
                 metadata=metadata,
                 output_expires_after=expiry,

@@ -7,11 +7,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 
 from .api import BatchApi
 from .config import Config
+from .endpoints import MODERATIONS, RESPONSES
 from .errors import BatchToolError
 from .ledger import Ledger, ShardRecord
 from .results import FailureGroup, expand_structured_answers, load_results, summarize_failures
@@ -34,6 +36,8 @@ RESULT_COLUMNS = [
     "api_total_tokens",
     "api_attempts",
 ]
+# Moderations add the flagged categories after api_output.
+CATEGORIES_COLUMN = "api_categories"
 # What happened to a row that has no line in any result file, by its batch's final status.
 UNANSWERED = {
     "failed": ("error", "batch_failed", "the batch failed before this request ran"),
@@ -143,6 +147,21 @@ class Collation:
         return {str(k): int(v) for k, v in self.table["api_status"].value_counts().items()}
 
 
+def result_columns(config: Config) -> list[str]:
+    """The columns collate adds for the config's endpoint, in order."""
+    if config.endpoint == MODERATIONS:
+        return [RESULT_COLUMNS[0], CATEGORIES_COLUMN, *RESULT_COLUMNS[1:]]
+    return RESULT_COLUMNS
+
+
+def answer_format(config: Config) -> dict | None:
+    """The JSON answer format of the requests: chat's `response_format`, or the Responses API's `text.format`."""
+    if config.endpoint == RESPONSES:
+        text = config.model_params.get("text")
+        return text.get("format") if isinstance(text, dict) else None
+    return config.model_params.get("response_format")
+
+
 def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:
     """Join the results in `result_files` (oldest first) onto every input row, in input order."""
     table = read_input_table(config.input_file, id_column=config.id_column)
@@ -164,7 +183,7 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
         override = (is_pending & (status != "ok")) | (has_outcome & ~is_pending & status.isna())
         for position, column in enumerate(("api_status", "api_error_code", "api_error")):
             joined.loc[override, column] = outcome[override].map(lambda o, i=position: o[i])
-        joined.loc[override, ["api_output", "api_finish_reason", "api_refusal"]] = None
+        joined.loc[override, ["api_output", "api_finish_reason", "api_refusal", CATEGORIES_COLUMN]] = None
         joined.loc[override, "api_retryable"] = ~is_pending[override]
     missing = joined["api_status"].isna()
     joined.loc[missing, ["api_status", "api_error_code", "api_error"]] = (
@@ -178,12 +197,12 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
     joined["api_attempts"] = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
 
     out = table.copy()
-    for column in RESULT_COLUMNS:
+    for column in result_columns(config):
         out[column] = joined[column] if column in joined else None
     ok = out["api_status"] == "ok"
     structured = expand_structured_answers(
         out["api_output"].where(ok),
-        response_format=config.model_params.get("response_format"),
+        response_format=answer_format(config),
         prefix=config.answer_column_prefix,
     )
     clashes = [c for c in structured.columns if c in table.columns]
@@ -200,11 +219,36 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
     return Collation(table=out, retryable=retryable, failures=summarize_failures(outcomes))
 
 
+def _vectors_as_json(table: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:
+    """The table with embedding vectors (float32 arrays in api_output) as JSON: text, or lists of floats.
+
+    Each float is written as the shortest text that reads back as the same float32.
+    """
+    outputs = table.get("api_output")
+    first = outputs.first_valid_index() if outputs is not None else None
+    if first is None or not isinstance(outputs[first], np.ndarray):
+        return table
+
+    def convert(value: object) -> object:
+        if not isinstance(value, np.ndarray):
+            return value
+        text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+        return text.decode() if as_text else orjson.loads(text)
+
+    return table.assign(api_output=outputs.map(convert))
+
+
 def write_table(table: pd.DataFrame, path: Path) -> None:
-    """Write the collated table in the format its extension names, atomically."""
+    """Write the collated table in the format its extension names, atomically.
+
+    Embedding vectors stay float32 arrays in pickle and Parquet (a list<float> column); CSV holds
+    each as JSON text, JSONL as a JSON array.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".jsonl"):
+        table = _vectors_as_json(table, as_text=suffix == ".csv")
     try:
         if suffix in (".pkl", ".pickle"):
             table.to_pickle(tmp, compression=None)

@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
+from . import endpoints
+from .content_template import TemplateError, parse_template
 from .errors import BatchToolError
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
-MAX_REQUESTS_PER_BATCH = 50_000
-MAX_BATCH_BYTES = 200 * 1000 * 1000
+MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
+MAX_BATCH_BYTES = endpoints.MAX_FILE_BYTES
 # The range the API allows for output_expires_after.seconds.
 RETENTION_MIN_SECONDS, RETENTION_MAX_SECONDS = 3600, 30 * 24 * 3600
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -25,10 +27,14 @@ LOCAL_BASE_URL = "local"
 CONFIG_KEYS: dict[str, str] = {
     "input_file": "the table of rows: .csv, .pkl, .parquet or .jsonl",
     "id_column": "the column holding each row's unique id",
-    "content_column": "the column sent as the user message",
+    "endpoint": "the Batch API endpoint: /v1/chat/completions (default), /v1/responses, /v1/embeddings, "
+    "/v1/completions or /v1/moderations",
+    "content_column": "the column sent as the user message (or use content_template)",
+    "content_template": "the user message built from columns: `{column}` placeholders, `{{`/`}}` for braces",
     "image_url_column": "optional column of image URLs or local image paths",
     "image_detail": "detail of image inputs: low, high or auto",
-    "prompt": "the system message of every request",
+    "prompt": "the system message of every request (chat, responses, completions only)",
+    "examples": "few-shot pairs `[{user: ..., assistant: ...}]` sent before each row (chat, responses)",
     "batch_size": "the most rows in one batch (at most max_requests_per_batch)",
     "max_requests_per_batch": "the most requests the server takes in one batch file (OpenAI: 50000)",
     "max_batch_bytes": "the most bytes the server takes in one batch file (OpenAI: 200 MB)",
@@ -53,12 +59,12 @@ LEGACY_KEYS = {
 REQUIRED_KEYS = (
     "input_file",
     "id_column",
-    "content_column",
-    "prompt",
     "model_params",
     "output_file",
     "data_path",
 )
+# Required unless the endpoint has no place for them (prompt), or one of a pair is given (content).
+CONDITIONAL_KEYS = ("content_column", "content_template", "prompt")
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,14 @@ class Config:
     path: Path
     input_file: Path
     id_column: str
-    content_column: str
-    prompt: str
     model_params: dict[str, Any]
     output_file: Path
     data_path: Path
+    content_column: str | None = None  # exactly one of content_column and content_template is set
+    content_template: str | None = None
+    prompt: str | None = None  # None only for endpoints without a prompt (embeddings, moderations)
+    endpoint: str = endpoints.DEFAULT_ENDPOINT
+    examples: list[dict[str, str]] = field(default_factory=list)
     image_url_column: str | None = None
     image_detail: str = "low"
     batch_size: int = MAX_REQUESTS_PER_BATCH
@@ -134,6 +143,26 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
     elif key == "prompt":
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string (the system message)"
+    elif key == "endpoint":
+        if value not in endpoints.ENDPOINTS:
+            close = difflib.get_close_matches(str(value), endpoints.ENDPOINTS, n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return f"must be one of {', '.join(endpoints.ENDPOINTS)}, got {value!r}{hint}"
+    elif key == "content_template":
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a non-empty string, got {_type_name(value)}"
+        try:
+            parse_template(value)
+        except TemplateError as exc:
+            return str(exc)
+    elif key == "examples":
+        if not isinstance(value, list) or not value:
+            return "must be a list of {user: ..., assistant: ...} pairs"
+        for number, example in enumerate(value, 1):
+            if not isinstance(example, dict) or set(example) != {"user", "assistant"}:
+                return f"item {number} must be a mapping with exactly the keys 'user' and 'assistant'"
+            if not all(isinstance(text, str) and text.strip() for text in example.values()):
+                return f"item {number} must give non-empty text for 'user' and 'assistant'"
     elif key == "image_detail":
         if value not in IMAGE_DETAILS:
             return f"must be one of {', '.join(IMAGE_DETAILS)}, got {value!r}"
@@ -151,6 +180,7 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return "must name the model, e.g. `model: gpt-4o-mini`"
         if "messages" in value:
             return "must not hold `messages`: they are built from prompt and content_column"
+        # The fields of other endpoints' bodies are checked with the endpoint, in _check_endpoint_keys.
     elif key in ("local_backend", "prices"):
         if not isinstance(value, dict):
             return f"must be a mapping, got {_type_name(value)}"
@@ -178,6 +208,37 @@ def _unknown_key_message(key: str) -> str:
     return f"unknown key '{key}'{hint}"
 
 
+def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
+    """Problems of keys that depend on each other and on the endpoint."""
+    problems = []
+    endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
+    if "content_column" in raw and "content_template" in raw:
+        problems.append("'content_column' and 'content_template' both given: keep one")
+    elif "content_column" not in raw and "content_template" not in raw:
+        problems.append("missing key 'content_column' (or 'content_template')")
+    if raw.get("endpoint") is not None and "endpoint" not in values:
+        return problems  # an unknown endpoint: the checks below would only guess
+    if endpoint in endpoints.PROMPT_ENDPOINTS:
+        if "prompt" not in raw:
+            problems.append("missing key 'prompt'")
+    elif "prompt" in raw:
+        problems.append(f"'prompt' is not sent to {endpoint}, which has no system message: remove it")
+    if "examples" in raw and endpoint not in endpoints.EXAMPLE_ENDPOINTS:
+        problems.append(
+            f"'examples' are not sent to {endpoint}; they are for {' and '.join(endpoints.EXAMPLE_ENDPOINTS)}: "
+            "remove them"
+        )
+    if values.get("image_url_column") and endpoint not in endpoints.IMAGE_ENDPOINTS:
+        problems.append(f"'image_url_column' is not sent to {endpoint}, which takes text only: remove it")
+    params = values.get("model_params") or {}
+    built = [name for name in endpoints.BUILT_FIELDS[endpoint] if name in params and name != "messages"]
+    if built:
+        problems.append(
+            f"'model_params' must not hold `{built[0]}`: for {endpoint} it is built from the prompt and the content"
+        )
+    return problems
+
+
 def validate_config_mapping(raw: Any, *, path: Path) -> Config:
     """Check a parsed config against the schema; raise one error listing every problem."""
     if not isinstance(raw, dict):
@@ -201,7 +262,7 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
         if key not in CONFIG_KEYS:
             problems.append(_unknown_key_message(key))
             continue
-        if value is None and key not in REQUIRED_KEYS:
+        if value is None and key not in REQUIRED_KEYS and key not in CONDITIONAL_KEYS:
             continue  # an optional key left empty means its default
         problem = _check_value(key, value, max_requests=max_requests)
         if problem:
@@ -211,6 +272,7 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
     for key in REQUIRED_KEYS:
         if key not in raw:
             problems.append(f"missing key '{key}'")
+    problems.extend(_check_endpoint_keys(raw, values))
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
         raise BatchToolError(f"{path}: {count}{'; '.join(problems)}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .endpoints import DEFAULT_ENDPOINT
 from .errors import BatchToolError
 
 LEDGER_NAME = "ledger.json"
@@ -183,6 +184,13 @@ def request_sha256(config: Config) -> str:
         "image_detail": config.image_detail,
         "batch_size": config.batch_size,
     }
+    # Only when set, so runs begun before these keys existed keep their hash.
+    if config.endpoint != DEFAULT_ENDPOINT:
+        shape["endpoint"] = config.endpoint
+    if config.content_template is not None:
+        shape["content_template"] = config.content_template
+    if config.examples:
+        shape["examples"] = config.examples
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -196,7 +204,7 @@ def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str) -> N
     if input_sha256 != ledger.input_sha256:
         changed.append(f"the input table {config.input_file.name}")
     if request_sha256(config) != ledger.request_sha256:
-        changed.append("the prompt, columns, batch_size or model_params")
+        changed.append("the endpoint, prompt, examples, columns, batch_size or model_params")
     if changed:
         raise BatchToolError(
             f"{config.path}: {' and '.join(changed)} changed since run {ledger.run_id} was created in "

@@ -103,7 +103,7 @@ class CostReport:
 
 
 def estimate_plan_cost(config: Config, plan: ShardPlan) -> CostReport:
-    per_request = max_output_tokens(config.model_params)
+    per_request = max_output_tokens(config.model_params, endpoint=config.endpoint)
     output_max = per_request * plan.rows if per_request is not None else None
     estimate = estimate_cost(
         model=config.model,

@@ -8,11 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS
 from .errors import BatchToolError
 
 # The Batch API bills half the standard price of input and output tokens.
 BATCH_DISCOUNT = 0.5
 PER_MILLION = 1_000_000
+# What /v1/completions produces at most when the request sets no max_tokens.
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 
 # USD per 1M tokens at STANDARD (non-batch) prices: (input, output). Taken from OpenAI's public pricing
 # page (openai.com/api/pricing) as listed in August 2025. Prices change: the config's `prices:` key
@@ -36,10 +39,14 @@ PRICES: dict[str, tuple[float, float]] = {
     "gpt-4-turbo": (10.00, 30.00),
     "gpt-4": (30.00, 60.00),
     "gpt-3.5-turbo": (0.50, 1.50),
+    "gpt-3.5-turbo-instruct": (1.50, 2.00),
     # Embeddings bill input tokens only.
     "text-embedding-3-small": (0.02, 0.0),
     "text-embedding-3-large": (0.13, 0.0),
     "text-embedding-ada-002": (0.10, 0.0),
+    # Moderations are free.
+    "omni-moderation-latest": (0.0, 0.0),
+    "text-moderation-latest": (0.0, 0.0),
 }
 TABLE_SOURCE = "package price table (August 2025)"
 CONFIG_SOURCE = "config prices"
@@ -130,8 +137,15 @@ def estimate_cost(
     )
 
 
-def max_output_tokens(model_params: Mapping[str, Any]) -> int | None:
-    """The most output tokens one request may produce, from the model parameters; None when unbounded."""
+def max_output_tokens(model_params: Mapping[str, Any], *, endpoint: str = CHAT) -> int | None:
+    """The most output tokens one request may produce, from the model parameters; None when unbounded.
+
+    Embeddings and moderations produce none; a legacy completion stops at 16 unless max_tokens says otherwise.
+    """
+    if endpoint in (EMBEDDINGS, MODERATIONS):
+        return 0
+    if endpoint == COMPLETIONS and model_params.get("max_tokens") is None:
+        return COMPLETIONS_DEFAULT_MAX_TOKENS
     for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = model_params.get(key)
         if value is not None and not isinstance(value, bool) and isinstance(value, int):

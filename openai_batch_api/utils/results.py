@@ -7,6 +7,7 @@ never ran has `"response": null` and an `error` such as `batch_expired` or `batc
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
@@ -26,6 +27,7 @@ RESULT_COLUMNS = (
     "api_error_code",
     "api_finish_reason",
     "api_refusal",
+    "api_categories",
     "api_prompt_tokens",
     "api_completion_tokens",
     "api_total_tokens",
@@ -89,17 +91,35 @@ def _responses_output(body: dict) -> tuple[str | None, str | None, str | None]:
     return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None), finish
 
 
+def embedding_vector(embedding: Any) -> np.ndarray:
+    """An embedding as float32: from its list of floats, or from base64 (`encoding_format: base64`)."""
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding), dtype="<f4").astype(np.float32)
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _moderation_output(body: dict) -> tuple[bool, str]:
+    """(flagged, the flagged categories joined by ", ") of a /v1/moderations body."""
+    result = body["results"][0]
+    categories = result.get("categories") or {}
+    return bool(result.get("flagged")), ", ".join(name for name, hit in categories.items() if hit is True)
+
+
 def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
     """One row per request from Batch API output and error files, indexed by custom_id.
 
     Files are read in the order given, oldest attempt first: when a custom_id appears more than once,
     the last line wins. Columns are RESULT_COLUMNS; token counts are nullable Int64. A line that is not
     a result line raises BatchToolError naming the file and line.
+
+    `api_output` is the answer's text (chat, completions, responses), the vector as a float32 array
+    (embeddings) or whether the input was flagged (moderations, with the flagged `api_categories`).
     """
     ids: list[str] = []
     outputs: list[str | None] = []
     finishes: list[str | None] = []
     refusals: list[str | None] = []
+    categories: list[str | None] = []
     prompt_tokens: list[int | None] = []
     completion_tokens: list[int | None] = []
     total_tokens: list[int | None] = []
@@ -111,6 +131,7 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
     decode_error = orjson.JSONDecodeError
     add_id, add_output, add_finish, add_refusal = ids.append, outputs.append, finishes.append, refusals.append
     add_prompt, add_completion, add_total = prompt_tokens.append, completion_tokens.append, total_tokens.append
+    add_categories = categories.append
 
     for path in paths:
         path = Path(path)
@@ -137,7 +158,7 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                         raise KeyError("custom_id")
                     response = record.get("response")
                     error = record.get("error")
-                    output = refusal = finish = prompt = completion = total = None
+                    output = refusal = finish = prompt = completion = total = flagged_categories = None
                     if response is not None and error is None and response.get("status_code") == 200:
                         body = response.get("body") or {}
                         usage = body.get("usage") or {}
@@ -159,12 +180,15 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                             output, refusal, finish = _responses_output(body)
                             prompt = usage.get("input_tokens")
                             completion = usage.get("output_tokens")
-                        else:  # embeddings: the vectors are not an answer to show, the usage is billed
+                        elif "results" in body:  # /v1/moderations: free, no usage
+                            output, flagged_categories = _moderation_output(body)
+                        else:  # /v1/embeddings: one input per request, so one vector; input tokens only
+                            output = embedding_vector(body["data"][0]["embedding"])
                             prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
                         total = usage.get("total_tokens")
                     else:
                         failures.append((len(ids), *_failure(response, error)))
-                except (KeyError, TypeError, AttributeError, IndexError):
+                except (KeyError, TypeError, AttributeError, IndexError, ValueError):
                     raise BatchToolError(
                         f"{path}, line {number}: not a Batch API result line (expected custom_id with a "
                         "response or an error); pass the batch's output or error file"
@@ -172,6 +196,7 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                 add_id(custom_id if isinstance(custom_id, str) else str(custom_id))
                 add_output(output)
                 add_refusal(refusal)
+                add_categories(flagged_categories)
                 add_finish(reasons.setdefault(finish, finish))
                 add_prompt(prompt)
                 add_completion(completion)
@@ -197,6 +222,7 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
             "api_error_code": pd.Series(codes, dtype=object),
             "api_finish_reason": pd.Series(finishes, dtype=object),
             "api_refusal": pd.Series(refusals, dtype=object),
+            "api_categories": pd.Series(categories, dtype=object),
             "api_prompt_tokens": pd.array(prompt_tokens, dtype="Int64"),
             "api_completion_tokens": pd.array(completion_tokens, dtype="Int64"),
             "api_total_tokens": pd.array(total_tokens, dtype="Int64"),

@@ -171,6 +171,7 @@ def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[
         writer.update(lambda: setattr(shard, "state", CREATING))
         batch = api.create_batch(
             input_file_id=shard.file_id,
+            endpoint=config.endpoint,
             metadata=ledger.batch_metadata(shard),
             since=ledger.created_at,
             exclude=shard.requeued_batch_ids,

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-CHAT_ENDPOINT = "/v1/chat/completions"
+from .endpoints import CHAT as CHAT_ENDPOINT
+from .endpoints import COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
+
 DEFAULT_ENCODING = "o200k_base"
 # How long tiktoken's own download may take before we settle for the byte estimate.
 DOWNLOAD_TIMEOUT_SECONDS = 5.0
@@ -206,7 +208,7 @@ class TokenEstimator:
             value = body.get(field)
             if value is None:
                 continue
-            if endpoint == "/v1/responses" and field == "input" and isinstance(value, list):
+            if endpoint == RESPONSES and field == "input" and isinstance(value, list):
                 total += self._chat_tokens(value)
             else:
                 total += self._value_tokens(value)
@@ -257,10 +259,10 @@ class TokenEstimator:
 
 # endpoint -> the body fields holding the prompt text.
 _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
-    "/v1/embeddings": ("input",),
-    "/v1/completions": ("prompt",),
-    "/v1/responses": ("instructions", "input"),
-    "/v1/moderations": ("input",),
+    EMBEDDINGS: ("input",),
+    COMPLETIONS: ("prompt",),
+    RESPONSES: ("instructions", "input"),
+    MODERATIONS: ("input",),
 }
 
 
