@@ -35,10 +35,10 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "create-batch=openai_batch_api.create_batch_and_submit:main",
-            "status-jobs=openai_batch_api.status_jobs:main",
-            "collate-output=openai_batch_api.collate_output:main",
-            "delete-tasks=openai_batch_api.delete_tasks:main",
+            "create-batch=openai_batch_api.entry_points:create_batch",
+            "status-jobs=openai_batch_api.entry_points:status_jobs",
+            "collate-output=openai_batch_api.entry_points:collate_output",
+            "delete-tasks=openai_batch_api.entry_points:delete_tasks",
         ],
     },
     classifiers=["Programming Language :: Python :: 3", "Environment :: Console"],

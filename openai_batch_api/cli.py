@@ -11,7 +11,7 @@ import openai
 
 from . import __version__
 from .utils.config import Config, load_config
-from .utils.errors import BatchToolError, ExitStatus
+from .utils.errors import INTERRUPTED_MESSAGE, BatchToolError, ExitStatus
 
 # Tests set this so that an unexpected exception fails loudly instead of becoming a line.
 RAISE_ENV = "OPENAI_BATCH_API_RAISE"
@@ -65,7 +65,7 @@ def run_command(
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("interrupted; nothing is lost: run the command again to continue", file=sys.stderr)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except BatchToolError as exc:
         if args.debug:
@@ -77,6 +77,8 @@ def run_command(
             raise
         print(f"error: {describe_api_error(exc)}", file=sys.stderr)
         return ExitStatus.ERROR
+    except BrokenPipeError:
+        raise  # the reader of stdout left: the console script exits quietly
     except Exception as exc:
         if args.debug or os.environ.get(RAISE_ENV):
             raise
