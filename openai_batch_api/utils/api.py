@@ -4,14 +4,19 @@ The SDK's own retries are switched off: a retried `POST /v1/batches` after a dro
 connection can create a second batch. Here every transient failure is retried with
 backoff (honouring Retry-After), and after a failure that may have happened on the
 server side (a dropped connection, a timeout, a 5xx) the create calls first look for
-what they may already have made.
+what they may already have made. A server that refuses the connection or a name that does
+not resolve gets only a few quick attempts: waiting longer rarely helps, and the user is
+better told at once. Every retry is logged (the commands show it on stderr).
 """
 
 from __future__ import annotations
 
 import email.utils
+import errno
+import logging
 import os
 import random
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +33,7 @@ from .config import Config
 from .errors import BatchToolError
 
 T = TypeVar("T")
+log = logging.getLogger("openai_batch_api")
 API_KEY_ENV = "OPENAI_API_KEY"
 ENDPOINT = "/v1/chat/completions"
 # Batches created this long before the run started are not looked at when reconciling.
@@ -42,17 +48,47 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_retry_after: float = 120.0
+    # Attempts when nothing listens at the address or its name does not resolve.
+    unreachable_attempts: int = 3
 
 
 DEFAULT_RETRY = RetryPolicy()
+UNREACHABLE_ERRNOS = (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH)
 
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
 
 
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why the server could not be reached at all (refused, unknown name, no route), or None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            request = getattr(exc, "request", None)
+            host = request.url.host if request is not None else "the host"
+            return f"the name {host} does not resolve"
+        if isinstance(cause, OSError) and cause.errno in UNREACHABLE_ERRNOS:
+            return "connection refused" if cause.errno == errno.ECONNREFUSED else os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def retry_reason(exc: BaseException) -> str:
+    """A few words on a failure about to be retried."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"the API answered {exc.status_code}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "no answer in time"
+    return unreachable_reason(exc) or "the connection failed"
+
+
 def may_have_happened(exc: BaseException) -> bool:
     """Whether the server may have carried out the request that failed this way."""
+    if unreachable_reason(exc) is not None:
+        return False  # refused or never resolved: the request never reached a server
     return isinstance(exc, (openai.APIConnectionError, openai.InternalServerError))
 
 
@@ -83,9 +119,16 @@ class BatchApi:
             try:
                 return fn()
             except openai.OpenAIError as exc:
-                if not is_transient(exc) or attempt == self.retry.attempts - 1:
+                unreachable = unreachable_reason(exc) is not None
+                attempts = self.retry.unreachable_attempts if unreachable else self.retry.attempts
+                if not is_transient(exc) or attempt >= attempts - 1:
                     raise
-                time.sleep(retry_delay(exc, attempt, self.retry))
+                delay = retry_delay(exc, attempt, self.retry)
+                request = getattr(exc, "request", None)
+                where = f" ({request.method} {request.url})" if request is not None else ""
+                reason = retry_reason(exc)
+                log.warning("retrying in %.1fs (retry %d of %d): %s%s", delay, attempt + 1, attempts - 1, reason, where)
+                time.sleep(delay)
                 if recover is not None and may_have_happened(exc):
                     found = recover()
                     if found is not None:
