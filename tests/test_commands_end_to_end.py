@@ -63,15 +63,41 @@ def test_create_batch_ids_keep_their_text(project, server):
     assert set(project.output()["api_status"]) == {"ok"}
 
 
-def test_create_batch_without_api_key_error(project, monkeypatch, capsys):
+def test_create_batch_without_api_key_error_before_any_work(project, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     project.write_rows(3)
+    # Not on loopback, so a key is needed; the check comes before any call, so nothing is sent there.
+    project.write_config(base_url="https://example.com/v1")
     result = project.run("create-batch")
     assert result.exit_code == 1
     assert result.err == (
         "error: no API key: set OPENAI_API_KEY in the environment or in a .env file beside config.yaml, "
         "or set `base_url: local` in the config to use the local backend\n"
     )
+    assert result.out == ""
+    assert not project.data_path.exists()  # no task file, no ledger
+
+
+def test_create_batch_loopback_server_needs_no_api_key(project, monkeypatch):
+    """The README's path: point base_url at the URL the local backend prints, set no key."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    project.write_rows(3)
+    for command in ("create-batch", "status-jobs", "collate-output"):
+        result = project.run(command)
+        assert result.exit_code == 0, result.err
+    assert len(project.server_batches()) == 1
+
+
+def test_create_batch_unknown_output_format_error_before_any_work(project):
+    project.write_rows(3)
+    project.write_config(output_file="output.xlsx")
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.config_path}: 'output_file' must end in .pkl, .pickle, .csv, .parquet, .jsonl, "
+        "got 'output.xlsx'\n"
+    )
+    assert not project.data_path.exists()
     assert project.server_files() == []
 
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import openai
 from openai.pagination import SyncCursorPage
@@ -258,6 +259,33 @@ def find_api_key(config: Config) -> str:
     )
 
 
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+# Sent to a server on this machine when no key is set: a local backend needs none from the user.
+LOOPBACK_PLACEHOLDER_KEY = "local"
+
+
+def is_loopback_url(url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def api_key_for(config: Config) -> str:
+    """The key to send: found by find_api_key, or a placeholder for a server on loopback."""
+    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL")
+    try:
+        return find_api_key(config)
+    except BatchToolError:
+        if is_loopback_url(base_url):
+            return LOOPBACK_PLACEHOLDER_KEY
+        raise
+
+
+def require_api_key(config: Config) -> None:
+    """Fail before any work when the API will need a key and none is set."""
+    if not config.is_local:
+        api_key_for(config)
+
+
 def local_state_dir(config: Config) -> Path:
     return config.data_path / "local_backend"
 
@@ -266,7 +294,7 @@ def local_state_dir(config: Config) -> Path:
 def open_api(config: Config) -> Iterator[BatchApi]:
     """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile."""
     if not config.is_local:
-        client = openai.OpenAI(api_key=find_api_key(config), base_url=config.base_url, max_retries=0)
+        client = openai.OpenAI(api_key=api_key_for(config), base_url=config.base_url, max_retries=0)
         with client:
             yield BatchApi(client)
         return

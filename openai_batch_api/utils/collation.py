@@ -11,7 +11,7 @@ import orjson
 import pandas as pd
 
 from .api import BatchApi
-from .config import Config
+from .config import OUTPUT_FORMATS, Config
 from .errors import BatchToolError
 from .ledger import Ledger, ShardRecord
 from .results import FailureGroup, expand_structured_answers, load_results, summarize_failures
@@ -20,7 +20,6 @@ from .table import read_input_table
 
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
-OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
 JSONL_SLICE_ROWS = 10_000
 # The columns collate adds after the input's own, in this order.
 RESULT_COLUMNS = [

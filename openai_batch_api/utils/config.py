@@ -15,6 +15,7 @@ from .errors import BatchToolError
 MAX_REQUESTS_PER_BATCH = 50_000
 IMAGE_DETAILS = ("low", "high", "auto")
 LOCAL_BASE_URL = "local"
+OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
 
 # key -> one-line meaning; the README's config reference is checked against this.
 CONFIG_KEYS: dict[str, str] = {
@@ -105,6 +106,8 @@ def _check_value(key: str, value: Any) -> str | None:
                "image_url_column", "base_url", "answer_column_prefix"):
         if not isinstance(value, str) or (not value.strip() and key != "answer_column_prefix"):
             return f"must be a non-empty string, got {_type_name(value)}"
+        if key == "output_file" and Path(value).suffix.lower() not in OUTPUT_FORMATS:
+            return f"must end in {', '.join(OUTPUT_FORMATS)}, got {value!r}"
     elif key == "prompt":
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string (the system message)"
