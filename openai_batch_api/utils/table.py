@@ -95,7 +95,8 @@ def _closest(name: str, available: Sequence[str]) -> str | None:
     for candidate in available:
         if candidate.casefold() == name.casefold():
             return candidate
-    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    # A high cutoff: a loose match ('text' -> 'extra') points at the wrong column with confidence.
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.8)
     return close[0] if close else None
 
 

@@ -327,7 +327,9 @@ class _Problems:
         if len(groups) > EXAMPLES_PER_KIND:
             listed.append(_more(len(groups) - EXAMPLES_PER_KIND, "repeated id"))
         rows = sum(len(group_rows) for _, group_rows in groups)
-        self.whole_input.append(f"{rows} duplicate ids ({'; '.join(listed)})")
+        # Counted per repeated id, as `found` counts them: "2 problems: 2 ids repeated in 4 rows".
+        ids = f"{len(groups)} id{'' if len(groups) == 1 else 's'} repeated"
+        self.whole_input.append(f"{ids} in {rows} rows ({'; '.join(listed)})")
         self.found += len(groups)
 
     def add_missing_ids(self, missing: set[str]) -> None:
