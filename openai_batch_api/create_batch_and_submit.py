@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cli import run_command
-from .reporting import cost_lines, format_bytes, next_command, plural
+from .reporting import cost_lines, format_bytes, line_break_lines, next_command, plural
 from .utils.api import open_api, require_api_key
 from .utils.config import Config
 from .utils.errors import BatchToolError
@@ -64,7 +64,7 @@ def dry_run(config: Config) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     size = format_bytes(sum(s.bytes for s in plan.shards))
     print(f"dry run: {plural(plan.rows, 'row')} valid, {plural(len(plan.shards), 'shard')} ({size})")
-    for line in cost_lines(cost):
+    for line in line_break_lines(plan.line_breaks, config.input_file.name) + cost_lines(cost):
         print(line)
     print("nothing was uploaded")
     return 0
@@ -92,7 +92,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 f"run {ledger.run_id}: {plural(plan.rows, 'row')} in {plural(len(plan.shards), 'shard')} "
                 f"({attempt_dir(config.data_path, 1)})"
             )
-            for line in cost_lines(cost):
+            for line in line_break_lines(plan.line_breaks, config.input_file.name) + cost_lines(cost):
                 print(line)
         else:
             check_same_inputs(ledger, config, input_sha256=input_hash)

@@ -7,6 +7,7 @@ import shlex
 from .utils.ledger import Ledger
 from .utils.planning import CostReport
 from .utils.pricing import estimate_cost, format_usd
+from .utils.table import LineBreakCells
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -24,6 +25,23 @@ def format_bytes(size: int) -> str:
 
 def next_command(command: str, config_arg: str, *extra: str) -> str:
     return shlex.join([command, "--config", config_arg, *extra])
+
+
+def line_break_lines(cells: LineBreakCells, input_name: str) -> list[str]:
+    """A note on CSV cells that span lines: legal when quoted, and also what a quote left open makes."""
+    if not cells.count:
+        return []
+    rows = [f"{row:,}" for row in cells.first_rows]
+    listed = rows[0] if len(rows) == 1 else f"{', '.join(rows[:-1])} and {rows[-1]}"
+    where = f"{'row' if len(rows) == 1 else 'rows'} {listed}"
+    if cells.count > len(rows):
+        where = f"first at {where}"
+    spans = "cell spans" if cells.count == 1 else "cells span"
+    check = "that row" if len(rows) == 1 else "those rows"
+    return [
+        f"note: {input_name}: {cells.count:,} {spans} lines ({where}); a quoted cell may hold line breaks, "
+        f"but a quote left open makes one too, swallowing the rows after it: check {check}"
+    ]
 
 
 def cost_lines(cost: CostReport) -> list[str]:

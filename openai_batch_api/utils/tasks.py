@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import orjson
 
 from .config import Config
 from .errors import BatchToolError
-from .table import id_text, is_missing, iter_input_chunks
+from .table import LineBreakCells, id_text, is_missing, iter_input_chunks
 from .tokens import get_estimator
 
 ENDPOINT = "/v1/chat/completions"
@@ -67,6 +67,8 @@ class ShardPlan:
     rows: int
     prompt_tokens: int
     token_method: str
+    # CSV cells of the sent columns that span lines (legal when quoted; also what an open quote makes).
+    line_breaks: LineBreakCells = field(default_factory=LineBreakCells)
 
 
 class _BadImage(ValueError):
@@ -302,6 +304,7 @@ class _Problems:
     # kind -> how the rows beyond the listed examples are summed up: "3 more rows <...>"
     MORE = {
         "empty_id": "with an empty id",
+        "id_line_break": "whose id holds a line break",
         "not_text": "whose content is not text",
         "no_content": "with neither content nor image",
         "bad_image": "with an image that cannot be sent",
@@ -371,6 +374,13 @@ def _check_row(
     if not _has_text(row_id):
         problems.add("empty_id", f"row {row} has an empty id")
         ok = False
+    elif "\n" in row_id or "\r" in row_id:
+        problems.add(
+            "id_line_break",
+            f"row {row}: id {_short(row_id)} holds a line break; an id must be one line "
+            "(in a CSV, a quote left open runs a cell on into the next lines)",
+        )
+        ok = False
     if type(content) is not str:
         if isinstance(content, str):
             content = str(content)
@@ -411,7 +421,9 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
     return sorted(((i, rows) for i, rows in rows_by_id.items() if len(rows) > 1), key=lambda group: group[1][0])
 
 
-def _write_rows(config: Config, writer: _ShardWriter, *, wanted: set[str] | None) -> tuple[int, _Problems]:
+def _write_rows(
+    config: Config, writer: _ShardWriter, *, wanted: set[str] | None, line_breaks: LineBreakCells | None = None
+) -> tuple[int, _Problems]:
     """One pass over the input: check every row, write the wanted ones. Returns (rows written, problems)."""
     path = config.input_file
     base_dir = path.parent
@@ -424,7 +436,7 @@ def _write_rows(config: Config, writer: _ShardWriter, *, wanted: set[str] | None
     column_keys = {config.id_column: "id_column", config.content_column: "content_column"}
     if config.image_url_column:
         column_keys.setdefault(config.image_url_column, "image_url_column")
-    for chunk in iter_input_chunks(path, columns=list(column_keys), column_keys=column_keys):
+    for chunk in iter_input_chunks(path, columns=list(column_keys), column_keys=column_keys, line_breaks=line_breaks):
         ids = [value if type(value) is str else id_text(value) for value in chunk[config.id_column]]
         # 64-bit hashes find repeated ids without holding every id string; they are confirmed at the end.
         hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
@@ -433,7 +445,14 @@ def _write_rows(config: Config, writer: _ShardWriter, *, wanted: set[str] | None
             row += 1
             if wanted is not None and row_id in wanted:
                 found.add(row_id)
-            if type(content) is str and not image and _has_text(content) and _has_text(row_id):
+            if (
+                type(content) is str
+                and not image
+                and _has_text(content)
+                and _has_text(row_id)
+                and "\n" not in row_id
+                and "\r" not in row_id
+            ):
                 text, source = content, None  # the common row, plain text: nothing more to check
             else:
                 checked = _check_row(row, row_id, content, image, base_dir=base_dir, problems=problems)
@@ -501,7 +520,8 @@ def write_shards(
     )
     wanted = set(only_ids) if only_ids is not None else None
     try:
-        written, problems = _write_rows(config, writer, wanted=wanted)
+        line_breaks = LineBreakCells()
+        written, problems = _write_rows(config, writer, wanted=wanted, line_breaks=line_breaks)
         if problems.found:
             raise BatchToolError(problems.message(config.input_file))
         shards = writer.finish()
@@ -514,5 +534,9 @@ def write_shards(
     if costs.extrapolated:
         method += "; content beyond a sample of each shard extrapolated by length"
     return ShardPlan(
-        shards=shards, rows=written, prompt_tokens=sum(s.prompt_tokens for s in shards), token_method=method
+        shards=shards,
+        rows=written,
+        prompt_tokens=sum(s.prompt_tokens for s in shards),
+        token_method=method,
+        line_breaks=line_breaks,
     )
