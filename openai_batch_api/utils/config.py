@@ -108,6 +108,8 @@ def _check_value(key: str, value: Any) -> str | None:
             return f"must be a non-empty string, got {_type_name(value)}"
         if key == "output_file" and Path(value).suffix.lower() not in OUTPUT_FORMATS:
             return f"must end in {', '.join(OUTPUT_FORMATS)}, got {value!r}"
+        if key == "base_url" and value.strip() != LOCAL_BASE_URL and not value.strip().startswith(("http://", "https://")):
+            return f"must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, got {value!r}"
     elif key == "prompt":
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string (the system message)"
