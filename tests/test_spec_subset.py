@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
-SPEC_DIR = Path(__file__).resolve().parent / "spec"
-sys.path.insert(0, str(SPEC_DIR))
+import pytest
+from test_local_server_support import *  # noqa: F403 - the shared fixtures
 
-import extract  # noqa: E402
+SPEC_DIR = Path(__file__).resolve().parent / "spec"
+# The extraction script, loaded from its file: tests/spec is not a package.
+_loader = importlib.util.spec_from_file_location("openapi_extract", SPEC_DIR / "extract.py")
+extract = importlib.util.module_from_spec(_loader)
+_loader.loader.exec_module(extract)
 
 
 def test_spec_subset_holds_every_batch_endpoint_schema_and_resolves_every_ref():
@@ -40,3 +44,9 @@ def test_spec_subset_extraction_keeps_only_what_is_referenced():
     schemas = extract.extract(spec)["components"]["schemas"]
     assert {"Used", "Nested"} <= set(schemas)
     assert "Unused" not in schemas
+
+
+def test_check_spec_validates_a_batch_endpoint_request_schema(check_spec):
+    check_spec("CreateEmbeddingRequest", {"model": "text-embedding-3-small", "input": "hello"})
+    with pytest.raises(AssertionError, match="'input' is a required property"):
+        check_spec("CreateEmbeddingRequest", {"model": "text-embedding-3-small"})
