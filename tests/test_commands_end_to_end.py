@@ -78,14 +78,16 @@ def test_create_batch_without_api_key_error_before_any_work(project, monkeypatch
     assert not project.data_path.exists()  # no task file, no ledger
 
 
-def test_create_batch_loopback_server_needs_no_api_key(project, monkeypatch):
+def test_create_batch_loopback_server_needs_no_api_key(project, server, monkeypatch):
     """The README's path: point base_url at the URL the local backend prints, set no key."""
     monkeypatch.delenv("OPENAI_API_KEY")
     project.write_rows(3)
-    for command in ("create-batch", "status-jobs", "collate-output"):
-        result = project.run(command)
+    assert project.run("create-batch").exit_code == 0
+    assert server.wait_idle(timeout=10)
+    for command, *arguments in (("status-jobs",), ("collate-output",), ("delete-tasks", "--yes")):
+        result = project.run(command, *arguments)
         assert result.exit_code == 0, result.err
-    assert len(project.server_batches()) == 1
+    assert project.server_files() == []  # delete-tasks reached the server too
 
 
 def test_create_batch_unknown_output_format_error_before_any_work(project):
