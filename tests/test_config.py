@@ -76,19 +76,10 @@ def test_load_config_reports_every_problem_at_once(tmp_path):
         ("prices: {gpt-x: {input: 1}}\n", "'prices' gpt-x: must be {input: USD per 1M tokens, output: USD per 1M tokens}"),
         ("image_url: a\nimage_url_column: b\n", "'image_url' and 'image_url_column' both given: keep only 'image_url_column'"),
         ("colour: blue\n", "unknown key 'colour'"),
-        ("output_file: output.xlsx\n", "'output_file' must end in .pkl, .pickle, .csv, .parquet, .jsonl, got 'output.xlsx'"),
-        (
-            "base_url: 127.0.0.1:8089/v1\n",
-            "'base_url' must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, "
-            "got '127.0.0.1:8089/v1'",
-        ),
     ],
 )
 def test_load_config_single_problem(tmp_path, extra, message):
-    text = BASE
-    for key in ("batch_size", "output_file"):
-        if extra.startswith(key):
-            text = "".join(line for line in BASE.splitlines(keepends=True) if not line.startswith(key))
+    text = BASE.replace("batch_size: 50\n", "") if extra.startswith("batch_size") else BASE
     path = write(tmp_path, text + extra)
     assert error_of(path) == f"{path}: {message}"
 
@@ -120,3 +111,21 @@ def test_load_config_empty(tmp_path):
 
 def test_every_key_has_a_meaning():
     assert all(meaning for meaning in CONFIG_KEYS.values())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("output_file", "output.xlsx", "'output_file' must end in .pkl, .pickle, .csv, .parquet, .jsonl, got 'output.xlsx'"),
+        (
+            "base_url",
+            "127.0.0.1:8089/v1",
+            "'base_url' must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, "
+            "got '127.0.0.1:8089/v1'",
+        ),
+    ],
+)
+def test_load_config_value_refused_at_load(tmp_path, key, value, message):
+    text = "".join(line for line in BASE.splitlines(keepends=True) if not line.startswith(f"{key}:"))
+    path = write(tmp_path, f"{text}{key}: {value}\n")
+    assert error_of(path) == f"{path}: {message}"
