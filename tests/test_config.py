@@ -129,4 +129,3 @@ def test_load_config_empty(tmp_path):
 
 def test_every_key_has_a_meaning():
     assert all(meaning for meaning in CONFIG_KEYS.values())
-
