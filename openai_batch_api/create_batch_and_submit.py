@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cli import run_command
 from .reporting import cost_lines, format_bytes, line_break_lines, next_command, plural
-from .utils.api import open_api, require_api_key
+from .utils.api import check_api_settings, open_api
 from .utils.config import Config
 from .utils.errors import BatchToolError
 from .utils.ledger import check_same_inputs, load_ledger, save_ledger
@@ -74,7 +74,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run and (args.retry or args.retry_all):
         raise BatchToolError("--dry-run cannot be combined with --retry; check the run with status-jobs")
     if not args.dry_run:
-        require_api_key(config)  # before any task file or ledger is written
+        check_api_settings(config)  # before any task file or ledger is written
     with run_lock(config.data_path, command="create-batch"):
         if args.dry_run:
             return dry_run(config)

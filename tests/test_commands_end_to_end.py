@@ -90,6 +90,15 @@ def test_create_batch_loopback_server_needs_no_api_key(project, server, monkeypa
     assert project.server_files() == []  # delete-tasks reached the server too
 
 
+def test_create_batch_bad_local_backend_option_error_before_any_work(project):
+    project.write_rows(3)
+    project.write_config(base_url="local", local_backend={"line_latncy": 1})
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == "error: local_backend: unknown key `line_latncy`; did you mean `line_latency`?\n"
+    assert not project.data_path.exists()
+
+
 def test_create_batch_unknown_output_format_error_before_any_work(project):
     project.write_rows(3)
     project.write_config(output_file="output.xlsx")

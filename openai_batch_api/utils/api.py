@@ -280,10 +280,14 @@ def api_key_for(config: Config) -> str:
         raise
 
 
-def require_api_key(config: Config) -> None:
-    """Fail before any work when the API will need a key and none is set."""
+def check_api_settings(config: Config) -> None:
+    """Fail before any work on what open_api would refuse: a missing key, bad local_backend options."""
     if not config.is_local:
         api_key_for(config)
+        return
+    from ..local_server import ServerOptions
+
+    ServerOptions.from_mapping(config.local_backend)
 
 
 def local_state_dir(config: Config) -> Path:
