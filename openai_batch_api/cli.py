@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -10,8 +11,9 @@ from collections.abc import Callable, Sequence
 import openai
 
 from . import __version__
+from .utils.api import unreachable_reason
 from .utils.config import Config, load_config
-from .utils.errors import BatchToolError, ExitStatus
+from .utils.errors import INTERRUPTED_MESSAGE, BatchToolError, ExitStatus
 
 # Tests set this so that an unexpected exception fails loudly instead of becoming a line.
 RAISE_ENV = "OPENAI_BATCH_API_RAISE"
@@ -30,18 +32,48 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+class StderrHandler(logging.Handler):
+    """Log lines (the API layer's retries) on whatever sys.stderr is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+def show_log_on_stderr() -> None:
+    logger = logging.getLogger("openai_batch_api")
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        logger.addHandler(StderrHandler())
+        logger.setLevel(logging.INFO)
+
+
+def missing_v1_hint(url) -> str:
+    """For a 404 on the files or batches collection: the base_url with its /v1, when it lacks one."""
+    path = url.path
+    for collection in ("/files", "/batches"):
+        if collection in path:
+            prefix = path[: path.index(collection)].rstrip("/")
+            break
+    else:
+        return ""
+    if prefix.endswith("/v1"):
+        return ""
+    port = f":{url.port}" if url.port else ""
+    return f"; base_url may be missing its /v1: try base_url: {url.scheme}://{url.host}{port}{prefix}/v1"
+
+
 def describe_api_error(exc: openai.OpenAIError) -> str:
     """One line for an SDK error: HTTP status, the API's message and the request id."""
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         message = body.get("message") or exc.message
         request_id = f" (request id {exc.request_id})" if exc.request_id else ""
-        return f"the API answered {exc.status_code}: {message}{request_id}"
+        hint = missing_v1_hint(exc.request.url) if exc.status_code == 404 else ""
+        return f"the API answered {exc.status_code}: {message}{request_id}{hint}"
     if isinstance(exc, openai.APITimeoutError):
         return f"the API did not answer in time ({exc.request.url}); run the command again to continue"
     if isinstance(exc, openai.APIConnectionError):
         return (
-            f"cannot reach the API at {exc.request.url}: {exc.__cause__ or exc.message}; "
+            f"cannot reach the API at {exc.request.url}: {unreachable_reason(exc) or exc.__cause__ or exc.message}; "
             "check base_url and the network, then run the command again"
         )
     return str(exc)
@@ -59,13 +91,14 @@ def run_command(
     parser = build_parser(prog, description)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    show_log_on_stderr()
     try:
         config = load_config(args.config)
         return int(handler(args, config) or ExitStatus.OK)
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("interrupted; nothing is lost: run the command again to continue", file=sys.stderr)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except BatchToolError as exc:
         if args.debug:
@@ -77,6 +110,8 @@ def run_command(
             raise
         print(f"error: {describe_api_error(exc)}", file=sys.stderr)
         return ExitStatus.ERROR
+    except BrokenPipeError:
+        raise  # the reader of stdout left: the console script exits quietly
     except Exception as exc:
         if args.debug or os.environ.get(RAISE_ENV):
             raise

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cli import run_command
-from .reporting import cost_lines, format_bytes, missing_cells_lines, next_command, plural
-from .utils.api import open_api
+from .reporting import cost_lines, format_bytes, line_break_lines, missing_cells_lines, next_command, plural
+from .utils.api import check_api_settings, open_api
 from .utils.config import Config
 from .utils.errors import BatchToolError
 from .utils.ledger import check_same_inputs, load_ledger, save_ledger
@@ -64,7 +64,8 @@ def dry_run(config: Config) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     size = format_bytes(sum(s.bytes for s in plan.shards))
     print(f"dry run: {plural(plan.rows, 'row')} valid, {plural(len(plan.shards), 'shard')} ({size})")
-    for line in missing_cells_lines(plan.missing_cells) + cost_lines(cost):
+    notes = line_break_lines(plan.line_breaks, config.input_file.name) + missing_cells_lines(plan.missing_cells)
+    for line in notes + cost_lines(cost):
         print(line)
     print("nothing was uploaded")
     return 0
@@ -73,6 +74,8 @@ def dry_run(config: Config) -> int:
 def handle(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run and (args.retry or args.retry_all):
         raise BatchToolError("--dry-run cannot be combined with --retry; check the run with status-jobs")
+    if not args.dry_run:
+        check_api_settings(config)  # before any task file or ledger is written
     with run_lock(config.data_path, command="create-batch"):
         if args.dry_run:
             return dry_run(config)
@@ -90,7 +93,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 f"run {ledger.run_id}: {plural(plan.rows, 'row')} in {plural(len(plan.shards), 'shard')} "
                 f"({attempt_dir(config.data_path, 1)})"
             )
-            for line in missing_cells_lines(plan.missing_cells) + cost_lines(cost):
+            notes = line_break_lines(plan.line_breaks, config.input_file.name) + missing_cells_lines(plan.missing_cells)
+            for line in notes + cost_lines(cost):
                 print(line)
         else:
             check_same_inputs(ledger, config, input_sha256=input_hash)

@@ -15,7 +15,7 @@ from .utils.api import local_state_dir, open_api
 from .utils.collation import RESULTS_DIR
 from .utils.config import Config
 from .utils.errors import BatchToolError
-from .utils.ledger import LEDGER_NAME, Ledger, require_ledger
+from .utils.ledger import LEDGER_NAME, Ledger, load_ledger, require_ledger
 from .utils.planning import TASKS_DIR
 from .utils.run_lock import LOCK_NAME, run_lock
 from .utils.submission import LedgerWriter, refresh, run_in_parallel
@@ -67,6 +67,9 @@ def check_deletable(args: argparse.Namespace, config: Config, ledger: Ledger) ->
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
+    if load_ledger(config.data_path) is None:
+        print(f"{config.data_path}: no run here (no {LEDGER_NAME}): nothing to delete")
+        return 0
     ledger = require_ledger(config, config_arg=args.config)
     with run_lock(config.data_path, command="delete-tasks"):
         ledger = require_ledger(config, config_arg=args.config)

@@ -7,6 +7,7 @@ import shlex
 from .utils.ledger import Ledger
 from .utils.planning import CostReport
 from .utils.pricing import estimate_cost, format_usd
+from .utils.table import LineBreakCells
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -32,6 +33,23 @@ def missing_cells_lines(missing_cells: dict[str, int]) -> list[str]:
         return []
     counts = ", ".join(f"{{{column}}} in {plural(count, 'row')}" for column, count in missing_cells.items())
     return [f"content_template: empty or missing cells sent as empty text: {counts}"]
+
+
+def line_break_lines(cells: LineBreakCells, input_name: str) -> list[str]:
+    """A note on CSV cells that span lines: legal when quoted, and also what a quote left open makes."""
+    if not cells.count:
+        return []
+    rows = [f"{row:,}" for row in cells.first_rows]
+    listed = rows[0] if len(rows) == 1 else f"{', '.join(rows[:-1])} and {rows[-1]}"
+    where = f"{'row' if len(rows) == 1 else 'rows'} {listed}"
+    if cells.count > len(rows):
+        where = f"first at {where}"
+    spans = "cell spans" if cells.count == 1 else "cells span"
+    check = "that row" if len(rows) == 1 else "those rows"
+    return [
+        f"note: {input_name}: {cells.count:,} {spans} lines ({where}); a quoted cell may hold line breaks, "
+        f"but a quote left open makes one too, swallowing the rows after it: check {check}"
+    ]
 
 
 def cost_lines(cost: CostReport) -> list[str]:

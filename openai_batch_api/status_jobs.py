@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -100,7 +101,9 @@ def usage_totals(ledger: Ledger) -> tuple[int, int]:
     return sum(u.get("input_tokens") or 0 for u in usage), sum(u.get("output_tokens") or 0 for u in usage)
 
 
-def show_status(args: argparse.Namespace, config: Config, ledger: Ledger, failures: list) -> None:
+def show_status(
+    args: argparse.Namespace, config: Config, ledger: Ledger, failures: list, *, json_stream=None
+) -> None:
     rows = [batch_row(s) for s in ledger.shards]
     progress = run_progress(ledger)
     input_tokens, output_tokens = usage_totals(ledger)
@@ -124,7 +127,8 @@ def show_status(args: argparse.Namespace, config: Config, ledger: Ledger, failur
                 },
                 indent=2,
                 default=str,
-            )
+            ),
+            file=json_stream or sys.stdout,
         )
         return
     print(f"run {ledger.run_id}")
@@ -226,6 +230,15 @@ def cancel_run(args: argparse.Namespace, config: Config, ledger: Ledger, writer:
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
+    if not args.json:
+        return show_run(args, config)
+    # With --json, stdout holds the JSON document only: every other line goes to stderr.
+    json_stream = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return show_run(args, config, json_stream=json_stream)
+
+
+def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> int:
     if args.collate and not args.wait:
         raise BatchToolError("--collate goes with --wait: status-jobs --wait --collate")
     if args.interval is not None and args.interval <= 0:
@@ -259,7 +272,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
         else:
             refresh(api, writer, workers=config.concurrency)
         failures = failure_groups(api, ledger, config)
-    show_status(args, config, ledger, failures)
+    show_status(args, config, ledger, failures, json_stream=json_stream)
     if args.wait and args.collate:
         from .collate_output import collate_run
 

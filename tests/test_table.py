@@ -184,6 +184,17 @@ def test_iter_input_chunks_missing_column_error(name):
     )
 
 
+def test_iter_input_chunks_missing_column_suggests_no_loose_match():
+    path = Path("input.csv").resolve()
+    path.write_text("id,content,extra\n1,a,b\n")
+    with pytest.raises(BatchToolError) as caught:
+        list(iter_input_chunks(path, columns=["id", "text"], column_keys={"text": "content_column"}))
+    assert str(caught.value) == (
+        f"{path}: no column 'text' (content_column in the config); "
+        "the file has columns 'id', 'content', 'extra': fix the config or rename the column"
+    )
+
+
 def test_read_input_table_missing_id_column_error():
     path = Path("input.csv").resolve()
     path.write_text("ID,content\n1,a\n")

@@ -259,7 +259,7 @@ def test_write_shards_token_estimate_extrapolates_beyond_the_sample():
 
 def test_write_shards_error_leaves_nothing_behind():
     path = write_csv(["a,text,", "a,more text,"] + [f"r{i},text," for i in range(50)])
-    assert shard_error(make_config(batch_size=5)) == f"{path}: 2 duplicate ids (rows 1 and 2: id 'a')"
+    assert shard_error(make_config(batch_size=5)) == f"{path}: 1 id repeated in 2 rows (rows 1 and 2: id 'a')"
     assert os.listdir(out_dir().parent) == []
 
 
@@ -295,7 +295,7 @@ def test_write_shards_several_problems_in_one_message():
         ]
     )
     assert shard_error(make_config(image_url_column="image")) == (
-        f"{path}: 3 problems: 3 duplicate ids (rows 3, 4 and 9: id '7'); row 12 (id 'a12') has neither content "
+        f"{path}: 3 problems: 1 id repeated in 3 rows (rows 3, 4 and 9: id '7'); row 12 (id 'a12') has neither content "
         "nor image; row 15 (id 'a15'): image 'ftp://x' is not an http(s) URL, data URL or existing file"
     )
 
@@ -304,7 +304,7 @@ def test_write_shards_many_problems_list_the_first_rows_of_each_kind():
     rows = [f"d{i % 5},text," for i in range(12)] + [f"e{i},  ," for i in range(5)] + [",text,", " ,text,"]
     path = write_csv(rows)
     assert shard_error(make_config()) == (
-        f"{path}: 12 problems: 12 duplicate ids (rows 1, 6 and 11: id 'd0'; rows 2, 7 and 12: id 'd1'; "
+        f"{path}: 12 problems: 5 ids repeated in 12 rows (rows 1, 6 and 11: id 'd0'; rows 2, 7 and 12: id 'd1'; "
         "rows 3 and 8: id 'd2'; 2 more repeated ids); row 18 has an empty id; row 19 has an empty id; "
         "row 13 (id 'e0') has neither content nor image; row 14 (id 'e1') has neither content nor image; "
         "row 15 (id 'e2') has neither content nor image; 2 more rows with neither content nor image"

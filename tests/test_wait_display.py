@@ -43,3 +43,27 @@ def test_wait_display_rewrites_one_line_on_a_terminal():
         "\r\x1b[K4/10 rows done, 0 failed | batches: 1 completed, 1 in_progress | elapsed 1m05s | about 0m12s left"
         "\r\x1b[K10/10 rows done, 0 failed | batches: 2 completed | elapsed 1m05s\n"
     )
+
+
+def test_status_jobs_wait_first_line_has_no_time_left_before_a_rate(project, server):
+    from openai_batch_api.utils.config import load_config
+    from openai_batch_api.utils.tasks import write_shards
+
+    project.write_rows(8)
+    project.write_config(batch_size=4)
+    per_shard = max(s.prompt_tokens for s in write_shards(load_config(project.config_path), out_dir=project.root / "probe").shards)
+    project.write_config(max_enqueued_tokens=per_shard)  # the second shard waits for the first
+    assert project.run("create-batch").exit_code == 0
+    assert server.wait_idle(timeout=10)  # the first shard's 4 rows are done before anyone watches
+    waited = project.run("status-jobs", "--wait", "--interval", "0.05")
+    assert waited.exit_code == 0, waited.err
+    first = waited.out.splitlines()[0]
+    assert first.startswith("4/8 rows done, 0 failed | batches: ")
+    assert "left" not in first
+
+
+def test_delete_tasks_without_a_run_has_nothing_to_delete(project):
+    result = project.run("delete-tasks", "--yes")
+    assert result.exit_code == 0
+    assert result.out == f"{project.data_path}: no run here (no ledger.json): nothing to delete\n"
+    assert result.err == ""

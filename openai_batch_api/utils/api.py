@@ -4,14 +4,19 @@ The SDK's own retries are switched off: a retried `POST /v1/batches` after a dro
 connection can create a second batch. Here every transient failure is retried with
 backoff (honouring Retry-After), and after a failure that may have happened on the
 server side (a dropped connection, a timeout, a 5xx) the create calls first look for
-what they may already have made.
+what they may already have made. A server that refuses the connection or a name that does
+not resolve gets only a few quick attempts: waiting longer rarely helps, and the user is
+better told at once. Every retry is logged (the commands show it on stderr).
 """
 
 from __future__ import annotations
 
 import email.utils
+import errno
+import logging
 import os
 import random
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -19,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import openai
 from openai import Omit, omit
@@ -30,6 +36,7 @@ from .config import Config
 from .errors import BatchToolError
 
 T = TypeVar("T")
+log = logging.getLogger("openai_batch_api")
 API_KEY_ENV = "OPENAI_API_KEY"
 # Batches created this long before the run started are not looked at when reconciling.
 CLOCK_SKEW_SECONDS = 300
@@ -45,17 +52,47 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_retry_after: float = 120.0
+    # Attempts when nothing listens at the address or its name does not resolve.
+    unreachable_attempts: int = 3
 
 
 DEFAULT_RETRY = RetryPolicy()
+UNREACHABLE_ERRNOS = (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH)
 
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
 
 
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why the server could not be reached at all (refused, unknown name, no route), or None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            request = getattr(exc, "request", None)
+            host = request.url.host if request is not None else "the host"
+            return f"the name {host} does not resolve"
+        if isinstance(cause, OSError) and cause.errno in UNREACHABLE_ERRNOS:
+            return "connection refused" if cause.errno == errno.ECONNREFUSED else os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def retry_reason(exc: BaseException) -> str:
+    """A few words on a failure about to be retried."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"the API answered {exc.status_code}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "no answer in time"
+    return unreachable_reason(exc) or "the connection failed"
+
+
 def may_have_happened(exc: BaseException) -> bool:
     """Whether the server may have carried out the request that failed this way."""
+    if unreachable_reason(exc) is not None:
+        return False  # refused or never resolved: the request never reached a server
     return isinstance(exc, (openai.APIConnectionError, openai.InternalServerError))
 
 
@@ -97,9 +134,16 @@ class BatchApi:
             try:
                 return fn()
             except openai.OpenAIError as exc:
-                if not is_transient(exc) or attempt == self.retry.attempts - 1:
+                unreachable = unreachable_reason(exc) is not None
+                attempts = self.retry.unreachable_attempts if unreachable else self.retry.attempts
+                if not is_transient(exc) or attempt >= attempts - 1:
                     raise
-                time.sleep(retry_delay(exc, attempt, self.retry))
+                delay = retry_delay(exc, attempt, self.retry)
+                request = getattr(exc, "request", None)
+                where = f" ({request.method} {request.url})" if request is not None else ""
+                reason = retry_reason(exc)
+                log.warning("retrying in %.1fs (retry %d of %d): %s%s", delay, attempt + 1, attempts - 1, reason, where)
+                time.sleep(delay)
                 if recover is not None and may_have_happened(exc):
                     found = recover()
                     if found is not None:
@@ -296,6 +340,37 @@ def find_api_key(config: Config) -> str:
     )
 
 
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+# Sent to a server on this machine when no key is set: a local backend needs none from the user.
+LOOPBACK_PLACEHOLDER_KEY = "local"
+
+
+def is_loopback_url(url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def api_key_for(config: Config) -> str:
+    """The key to send: found by find_api_key, or a placeholder for a server on loopback."""
+    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL")
+    try:
+        return find_api_key(config)
+    except BatchToolError:
+        if is_loopback_url(base_url):
+            return LOOPBACK_PLACEHOLDER_KEY
+        raise
+
+
+def check_api_settings(config: Config) -> None:
+    """Fail before any work on what open_api would refuse: a missing key, bad local_backend options."""
+    if not config.is_local:
+        api_key_for(config)
+        return
+    from ..local_server import ServerOptions
+
+    ServerOptions.from_mapping(config.local_backend)
+
+
 def local_state_dir(config: Config) -> Path:
     return config.data_path / "local_backend"
 
@@ -304,7 +379,7 @@ def local_state_dir(config: Config) -> Path:
 def open_api(config: Config) -> Iterator[BatchApi]:
     """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile."""
     if not config.is_local:
-        client = openai.OpenAI(api_key=find_api_key(config), base_url=config.base_url, max_retries=0)
+        client = openai.OpenAI(api_key=api_key_for(config), base_url=config.base_url, max_retries=0)
         with client:
             yield BatchApi(client, result_retention=config.result_retention)
         return

@@ -12,7 +12,7 @@ import orjson
 import pandas as pd
 
 from .api import BatchApi
-from .config import Config
+from .config import OUTPUT_FORMATS, Config
 from .endpoints import MODERATIONS, RESPONSES
 from .errors import BatchToolError
 from .ledger import Ledger, ShardRecord
@@ -22,7 +22,6 @@ from .table import read_input_table
 
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
-OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
 JSONL_SLICE_ROWS = 10_000
 # The columns collate adds after the input's own, in this order.
 RESULT_COLUMNS = [

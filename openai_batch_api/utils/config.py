@@ -22,6 +22,7 @@ RETENTION_MIN_SECONDS, RETENTION_MAX_SECONDS = 3600, 30 * 24 * 3600
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 IMAGE_DETAILS = ("low", "high", "auto")
 LOCAL_BASE_URL = "local"
+OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
 
 # key -> one-line meaning; the README's config reference is checked against this.
 CONFIG_KEYS: dict[str, str] = {
@@ -140,6 +141,10 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
                "image_url_column", "base_url", "answer_column_prefix"):
         if not isinstance(value, str) or (not value.strip() and key != "answer_column_prefix"):
             return f"must be a non-empty string, got {_type_name(value)}"
+        if key == "output_file" and Path(value).suffix.lower() not in OUTPUT_FORMATS:
+            return f"must end in {', '.join(OUTPUT_FORMATS)}, got {value!r}"
+        if key == "base_url" and value.strip() != LOCAL_BASE_URL and not value.strip().startswith(("http://", "https://")):
+            return f"must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, got {value!r}"
     elif key == "prompt":
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string (the system message)"

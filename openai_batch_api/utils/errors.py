@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+INTERRUPTED_MESSAGE = "interrupted; nothing is lost: run the command again to continue"
+
 
 class ExitStatus(IntEnum):
     OK = 0

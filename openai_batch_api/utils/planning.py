@@ -11,7 +11,7 @@ from pathlib import Path
 from .config import Config
 from .errors import BatchToolError
 from .ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
-from .pricing import CostEstimate, estimate_cost, max_output_tokens
+from .pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
 from .tasks import ShardPlan, write_shards
 
 TASKS_DIR = "tasks"
@@ -137,6 +137,6 @@ def check_max_cost(config: Config, cost: CostReport) -> None:
         )
     if cost.estimate.total_usd > config.max_cost:
         raise BatchToolError(
-            f"{config.path}: the estimated cost ${cost.estimate.total_usd:.4f} is above max_cost "
+            f"{config.path}: the estimated cost, at most {format_usd(cost.estimate.total_usd)}, is above max_cost "
             f"${config.max_cost:g}; raise max_cost, lower max_tokens, or submit fewer rows"
         )

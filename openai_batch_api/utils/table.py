@@ -12,6 +12,7 @@ import math
 import pickle
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -38,6 +40,25 @@ PARQUET_BUFFER_BYTES = 1 << 20
 MAX_LISTED_COLUMNS = 20
 
 Chunk = dict[str, list[Any]]  # column -> its values in this chunk; every list has the same length
+FIRST_ROWS_LISTED = 5
+
+
+@dataclass
+class LineBreakCells:
+    """CSV cells holding a line break: legal in a quoted cell, and also what a quote left open makes."""
+
+    count: int = 0
+    first_rows: list[int] = field(default_factory=list)  # 1-based data rows, the header not counted
+
+    def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
+        spans = None
+        for name in columns:
+            found = pc.fill_null(pc.match_substring_regex(batch.column(name), "[\r\n]"), False)
+            self.count += pc.sum(found).as_py() or 0
+            spans = found if spans is None else pc.or_(spans, found)
+        if spans is not None and len(self.first_rows) < FIRST_ROWS_LISTED:
+            rows = pc.indices_nonzero(spans)[: FIRST_ROWS_LISTED - len(self.first_rows)].to_pylist()
+            self.first_rows.extend(first_row + index for index in rows)
 
 
 def is_missing(value: Any) -> bool:
@@ -95,7 +116,8 @@ def _closest(name: str, available: Sequence[str]) -> str | None:
     for candidate in available:
         if candidate.casefold() == name.casefold():
             return candidate
-    close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+    # A high cutoff: a loose match ('text' -> 'extra') points at the wrong column with confidence.
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.8)
     return close[0] if close else None
 
 
@@ -258,7 +280,13 @@ def _arrow_chunks(batches: Iterable[pa.RecordBatch], columns: Sequence[str], chu
             yield {name: part.column(name).to_pylist() for name in columns}
 
 
-def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+def _csv_chunks(
+    path: Path,
+    columns: list[str],
+    column_keys: Mapping[str, str],
+    chunk_rows: int,
+    line_breaks: LineBreakCells | None = None,
+) -> Iterator[Chunk]:
     header = _csv_header(path)
     _check_columns(path, header, columns, column_keys)
     block_size = CSV_BLOCK_BYTES
@@ -272,6 +300,8 @@ def _csv_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], 
                     if skip >= batch.num_rows:
                         skip -= batch.num_rows
                         continue
+                    if line_breaks is not None:
+                        line_breaks.add_batch(batch.slice(skip), columns, first_row=rows_done + 1)
                     for chunk in _arrow_chunks([batch.slice(skip)], columns, chunk_rows):
                         rows_done += len(chunk[columns[0]])
                         yield chunk
@@ -329,17 +359,21 @@ def iter_input_chunks(
     columns: Sequence[str],
     chunk_rows: int = CHUNK_ROWS,
     column_keys: Mapping[str, str] | None = None,
+    line_breaks: LineBreakCells | None = None,
 ) -> Iterator[Chunk]:
     """Stream `columns` of the input table as chunks of at most `chunk_rows` rows, in file order.
 
     Each chunk maps a column to a list of its raw values: str for CSV (empty cells ""), the file's own
     Python values for the typed formats (missing ones None or NaN). CSV, JSONL and Parquet are streamed
     so memory does not grow with the row count; a pickle is loaded whole. `column_keys` maps a column to
-    the config key that names it, for the message when the column is missing.
+    the config key that names it, for the message when the column is missing. For a CSV, `line_breaks`
+    counts the cells of `columns` that span lines as the chunks are read.
     """
     path = Path(path)
     fmt = input_format(path)
     _check_is_file(path)
     columns = list(dict.fromkeys(columns))
-    read = {"CSV": _csv_chunks, "Parquet": _parquet_chunks, "pickle": _pickle_chunks, "JSONL": _jsonl_chunks}[fmt]
+    if fmt == "CSV":
+        return _csv_chunks(path, columns, column_keys or {}, chunk_rows, line_breaks)
+    read = {"Parquet": _parquet_chunks, "pickle": _pickle_chunks, "JSONL": _jsonl_chunks}[fmt]
     return read(path, columns, column_keys or {}, chunk_rows)

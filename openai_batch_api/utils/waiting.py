@@ -47,7 +47,8 @@ def wait_for_run(
     """Poll until every shard is finished, retrying failed rows up to `config.max_retries` times."""
     ledger = writer.ledger
     started = time.monotonic()
-    done_at_start = run_progress(ledger).rows_done
+    # The rate is measured from the first poll: what that poll learns was done before we watched.
+    first_poll: tuple[float, int] | None = None
     delay = interval
     while True:
         requeued = refresh(api, writer, workers=config.concurrency)
@@ -60,9 +61,12 @@ def wait_for_run(
                 retried = added[0]
                 submit_waiting(api, writer, config)
                 progress = run_progress(ledger)
-        elapsed = time.monotonic() - started
-        done = progress.rows_done - done_at_start
-        rate = done / elapsed if done > 0 and elapsed > 0 else None
+        now = time.monotonic()
+        elapsed = now - started
+        if first_poll is None:
+            first_poll = (now, progress.rows_done)
+        done, watched = progress.rows_done - first_poll[1], now - first_poll[0]
+        rate = done / watched if done > 0 and watched > 0 else None
         statuses = tuple(s.status for s in ledger.shards)
         on_update(WaitUpdate(progress, statuses, elapsed, rate, len(submitted), len(requeued), retried))
         if progress.finished:

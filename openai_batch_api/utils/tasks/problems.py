@@ -20,6 +20,7 @@ class Problems:
     # kind -> how the rows beyond the listed examples are summed up: "3 more rows <...>"
     MORE = {
         "empty_id": "with an empty id",
+        "id_line_break": "whose id holds a line break",
         "not_text": "whose content is not text",
         "no_content": "with neither content nor image",
         "bad_image": "with an image that cannot be sent",
@@ -45,7 +46,9 @@ class Problems:
         if len(groups) > EXAMPLES_PER_KIND:
             listed.append(_more(len(groups) - EXAMPLES_PER_KIND, "repeated id"))
         rows = sum(len(group_rows) for _, group_rows in groups)
-        self.whole_input.append(f"{rows} duplicate ids ({'; '.join(listed)})")
+        # Counted per repeated id, as `found` counts them: "2 problems: 2 ids repeated in 4 rows".
+        ids = f"{len(groups)} id{'' if len(groups) == 1 else 's'} repeated"
+        self.whole_input.append(f"{ids} in {rows} rows ({'; '.join(listed)})")
         self.found += len(groups)
 
     def add_missing_ids(self, missing: set[str]) -> None:

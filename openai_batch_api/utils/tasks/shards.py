@@ -18,7 +18,7 @@ import orjson
 from ..config import Config
 from ..content_template import parse_template, template_columns
 from ..errors import BatchToolError
-from ..table import id_text, is_missing, iter_input_chunks
+from ..table import LineBreakCells, id_text, is_missing, iter_input_chunks
 from .images import BadImage, data_url, image_source
 from .problems import Problems, short
 from .request_lines import RequestLines, has_text
@@ -51,6 +51,8 @@ class ShardPlan:
     token_method: str
     # content_template only: column -> how many written rows had that cell missing (rendered as empty text)
     missing_cells: dict[str, int] = field(default_factory=dict)
+    # CSV cells of the sent columns that span lines (legal when quoted; also what an open quote makes).
+    line_breaks: LineBreakCells = field(default_factory=LineBreakCells)
 
 
 class _ShardFile:
@@ -186,6 +188,13 @@ def _check_row(
     if not has_text(row_id):
         problems.add("empty_id", f"row {row} has an empty id")
         ok = False
+    elif "\n" in row_id or "\r" in row_id:
+        problems.add(
+            "id_line_break",
+            f"row {row}: id {short(row_id)} holds a line break; an id must be one line "
+            "(in a CSV, a quote left open runs a cell on into the next lines)",
+        )
+        ok = False
     if type(content) is not str:
         if isinstance(content, str):
             content = str(content)
@@ -237,7 +246,7 @@ def _contents(chunk: dict[str, list[Any]], config: Config, template: _Template |
 
 
 def _write_rows(
-    config: Config, writer: _ShardWriter, *, wanted: set[str] | None
+    config: Config, writer: _ShardWriter, *, wanted: set[str] | None, line_breaks: LineBreakCells | None = None
 ) -> tuple[int, Problems, _Template | None]:
     """One pass over the input: check every row, write the wanted ones. Returns (rows written, problems, template)."""
     path = config.input_file
@@ -261,7 +270,7 @@ def _write_rows(
             column_keys.setdefault(column, "a placeholder of content_template")
     if config.image_url_column:
         column_keys.setdefault(config.image_url_column, "image_url_column")
-    for chunk in iter_input_chunks(path, columns=list(column_keys), column_keys=column_keys):
+    for chunk in iter_input_chunks(path, columns=list(column_keys), column_keys=column_keys, line_breaks=line_breaks):
         ids = [value if type(value) is str else id_text(value) for value in chunk[config.id_column]]
         # 64-bit hashes find repeated ids without holding every id string; they are confirmed at the end.
         hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
@@ -278,7 +287,14 @@ def _write_rows(
                 except TypeError as exc:
                     problems.add("not_text", f"row {row} (id {short(row_id)}): {exc}")
                     continue
-            if type(content) is str and not image and has_text(content) and has_text(row_id):
+            if (
+                type(content) is str
+                and not image
+                and has_text(content)
+                and has_text(row_id)
+                and "\n" not in row_id
+                and "\r" not in row_id
+            ):
                 text, source = content, None  # the common row, plain text: nothing more to check
             else:
                 checked = _check_row(row, row_id, content, image, base_dir=base_dir, problems=problems)
@@ -352,7 +368,8 @@ def write_shards(
     )
     wanted = set(only_ids) if only_ids is not None else None
     try:
-        written, problems, template = _write_rows(config, writer, wanted=wanted)
+        line_breaks = LineBreakCells()
+        written, problems, template = _write_rows(config, writer, wanted=wanted, line_breaks=line_breaks)
         if problems.found:
             raise BatchToolError(problems.message(config.input_file))
         shards = writer.finish()
@@ -370,4 +387,5 @@ def write_shards(
         prompt_tokens=sum(s.prompt_tokens for s in shards),
         token_method=method,
         missing_cells={c: n for c, n in template.missing.items() if n} if template is not None else {},
+        line_breaks=line_breaks,
     )
