@@ -11,6 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from test_local_server_support import SPEC_PATH
 
 from openai_batch_api.utils.config import Config, validate_config_mapping
 from openai_batch_api.utils.errors import BatchToolError
@@ -18,7 +19,6 @@ from openai_batch_api.utils.ledger import request_sha256
 from openai_batch_api.utils.pricing import max_output_tokens
 from openai_batch_api.utils.tasks import config_request_body, write_shards
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/reference/openapi.json"
 REQUEST_SCHEMAS = {
     "/v1/chat/completions": "CreateChatCompletionRequest",
     "/v1/responses": "CreateResponse",
@@ -99,8 +99,6 @@ def read_lines(plan) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def request_validators() -> dict[str, Draft202012Validator]:
-    if not SPEC_PATH.exists():
-        pytest.skip(f"{SPEC_PATH} absent: the OpenAPI reference lives beside the checkout in ../shared")
     # The spec's oneOf alternatives overlap (a user message with content parts is both an
     # EasyInputMessage and an input Item), so a valid body matches "more than one"; the API reads them
     # as alternatives, so they are checked as anyOf.
