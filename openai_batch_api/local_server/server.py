@@ -18,6 +18,13 @@ from .store import Store
 from .worker import BatchEngine
 
 LOCK_NAME = "server.lock"
+# Written on first use: only a folder holding it is the backend's own, to write in and clean up.
+MARKER_NAME = "local-backend-state"
+MARKER_TEXT = "This folder holds the state of an openai_batch_api local backend; it may remove files it made here.\n"
+# What an older backend, from before the marker, left in its folder: such a folder is adopted.
+UNMARKED_STATE_NAMES = frozenset(
+    {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm", LOCK_NAME, "files", "partial"}
+)
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
 
@@ -48,8 +55,28 @@ class LocalServer:
         self._httpd: ApiHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def _take_lock(self) -> None:
+    def _claim_state_dir(self) -> None:
+        """Make sure `state_dir` is the backend's own folder, marking it so when new or empty.
+
+        The backend removes files it made there; a folder the user keeps other things in (`.`, `~`)
+        must never become one, so a non-empty folder without the mark is refused.
+        """
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise BatchToolError(f"{self.state_dir} is a file, not a folder; choose a new or empty folder as state dir")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.state_dir / MARKER_NAME
+        if marker.is_file():
+            return
+        names = {path.name for path in self.state_dir.iterdir()}
+        if names and not (names <= UNMARKED_STATE_NAMES and "state.sqlite3" in names):
+            raise BatchToolError(
+                f"{self.state_dir} is not empty and is not a local backend state dir; "
+                "choose a new or empty folder as state dir"
+            )
+        marker.write_text(MARKER_TEXT, encoding="utf-8")
+
+    def _take_lock(self) -> None:
+        self._claim_state_dir()
         fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         if not try_lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
