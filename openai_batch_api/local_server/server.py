@@ -28,6 +28,7 @@ UNMARKED_STATE_NAMES = frozenset(
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
 
+
 class LocalServer:
     """The OpenAI Files and Batches API on loopback, with state under `state_dir`.
 

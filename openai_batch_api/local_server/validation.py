@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import time
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from .api_error import ApiError
+from .api_error import ApiError, error_body
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 BATCH_ENDPOINTS = (
@@ -24,6 +26,17 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 MAX_REQUESTS = 50_000
 MAX_EMBEDDING_INPUTS = 50_000
+# The most choices a chat request may ask for, and the widest embedding the API makes: bigger
+# values would have the responder build answers no memory holds.
+MAX_CHOICES = 128
+MAX_EMBEDDING_DIMENSIONS = 3072
+# endpoint -> the body field holding its prompt, which must be a string or an array.
+PROMPT_FIELDS = {
+    "/v1/responses": "input",
+    "/v1/embeddings": "input",
+    "/v1/completions": "prompt",
+    "/v1/moderations": "input",
+}
 # The API lists the first problems of a rejected file, not every one.
 MAX_REPORTED_ERRORS = 100
 
@@ -42,6 +55,8 @@ class ParsedInput:
     requests: list[BatchRequest] = field(default_factory=list)
     model: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Prompt tokens of each request, when counted.
+    tokens: list[int] | None = None
 
 
 def check_upload(*, purpose: str | None, filename: str | None, data: bytes | None) -> None:
@@ -110,45 +125,149 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     return 1
 
 
-def parse_batch_input(
-    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
-) -> ParsedInput:
-    """Requests of a batch input file, or the errors for which the API fails the batch."""
-    parsed = ParsedInput()
-    if len(data) > max_bytes:
-        parsed.errors.append(
-            _error("file_too_large", f"The input file is larger than the {max_bytes} bytes maximum.", None)
-        )
-        return parsed
-    raw_lines = data.split(b"\n")
-    if raw_lines and not raw_lines[-1].strip():
-        raw_lines.pop()
-    if not raw_lines:
-        parsed.errors.append(_error("empty_file", "The batch input file is empty.", None))
-        return parsed
-    if len(raw_lines) > max_requests:
-        parsed.errors.append(
-            _error(
-                "too_many_requests",
-                f"The batch input file has {len(raw_lines)} requests; the maximum is {max_requests}.",
-                None,
+def _json_kind(value: Any) -> str:
+    """How the API names a JSON value's type in its messages ("an integer", "a string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _wrong_type(param: str, expected: str, value: Any) -> dict[str, Any]:
+    return error_body(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_kind(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def body_problem(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The API's 400 error body for a request body whose fields have the wrong type, else None.
+
+    Checked per request, as the API does: one such line of a batch gets its 400 in the error file,
+    and the batch's other lines are answered.
+    """
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        return _wrong_type("model", "a string", model)
+    if endpoint == "/v1/chat/completions":
+        messages = body.get("messages")
+        if messages is not None and not isinstance(messages, list):
+            return _wrong_type("messages", "an array of objects", messages)
+        for index, message in enumerate(messages or []):
+            if not isinstance(message, dict):
+                return _wrong_type(f"messages[{index}]", "an object", message)
+        n = body.get("n")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
+            return _wrong_type("n", "an integer", n)
+        if n is not None and not 1 <= n <= MAX_CHOICES:
+            return error_body(
+                f"Invalid 'n': expected a value from 1 to {MAX_CHOICES}, but got {n} instead.",
+                param="n",
+                code="integer_out_of_range",
             )
-        )
-        return parsed
-    seen: set[str] = set()
-    models: set[str] = set()
-    embedding_inputs = 0
-    errors = parsed.errors
-    for number, raw in enumerate(raw_lines, start=1):
+    field_name = PROMPT_FIELDS.get(endpoint)
+    value = body.get(field_name) if field_name else None
+    if value is not None and not isinstance(value, (str, list)):
+        return _wrong_type(field_name, "a string or an array", value)  # type: ignore[arg-type]
+    if endpoint == "/v1/embeddings":
+        dimensions = body.get("dimensions")
+        if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
+            return _wrong_type("dimensions", "an integer", dimensions)
+        if dimensions is not None and not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS:
+            return error_body(
+                f"Invalid 'dimensions': expected a value from 1 to {MAX_EMBEDDING_DIMENSIONS}, "
+                f"but got {dimensions} instead.",
+                param="dimensions",
+                code="integer_out_of_range",
+            )
+    return None
+
+
+def request_tokens(endpoint: str, body: dict[str, Any]) -> int:
+    """Prompt tokens of one request body; 0 for a body the API answers with a 400."""
+    from ..utils.tokens import estimate_body_tokens
+
+    if body_problem(endpoint, body) is not None:
+        return 0
+    return estimate_body_tokens(body, endpoint=endpoint)
+
+
+class InputReader:
+    """Checks a batch input file a slice of lines at a time, so a big file never holds a worker long.
+
+    Call `read` with the file positioned at `offset` until `done`; `parsed` then holds the requests
+    (with their prompt tokens when `count_tokens`), or the errors for which the API fails the batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        size: int,
+        count_tokens: bool = False,
+        max_requests: int = MAX_REQUESTS,
+        max_bytes: int = MAX_INPUT_BYTES,
+    ) -> None:
+        self.endpoint = endpoint
+        self.parsed = ParsedInput(tokens=[] if count_tokens else None)
+        self.offset = 0
+        self.lines = 0
+        self.done = False
+        self.max_requests = max_requests
+        self._seen: set[str] = set()
+        self._embedding_inputs = 0
+        if size > max_bytes:
+            self.parsed.errors.append(
+                _error("file_too_large", f"The input file is larger than the {max_bytes} bytes maximum.", None)
+            )
+            self.done = True
+
+    def read(self, f: BinaryIO, *, max_lines: int, max_seconds: float) -> None:
+        """Check up to `max_lines` more lines of `f`, or as many as fit in about `max_seconds`."""
+        started = time.monotonic()
+        for _ in range(max_lines):
+            raw = f.readline()
+            if not raw or (not raw.endswith(b"\n") and not raw.strip()):  # the end, or blanks after the last line
+                self._finish()
+                return
+            self.offset += len(raw)
+            self.lines += 1
+            if self.lines > self.max_requests:
+                total = self.lines + _lines_in(f)
+                self.parsed.errors[:] = [
+                    _error(
+                        "too_many_requests",
+                        f"The batch input file has {total} requests; the maximum is {self.max_requests}.",
+                        None,
+                    )
+                ]
+                self.done = True
+                return
+            self._check_line(raw)
+            if time.monotonic() - started > max_seconds:
+                return
+
+    def _check_line(self, raw: bytes) -> None:
+        number, errors = self.lines, self.parsed.errors
         try:
             request = orjson.loads(raw)
         except orjson.JSONDecodeError:
             request = None
-        problem = _line_problem(request, number, endpoint)
+        problem = _line_problem(request, number, self.endpoint)
         if problem is None:
             custom_id = request["custom_id"]
             model = request["body"].get("model")
-            if custom_id in seen:
+            if custom_id in self._seen:
                 problem = _error(
                     "duplicate_custom_id",
                     "The custom_id for this request is a duplicate of another request. "
@@ -156,10 +275,10 @@ def parse_batch_input(
                     number,
                     "custom_id",
                 )
-            elif isinstance(model, str) and models and model not in models:
+            elif isinstance(model, str) and self.parsed.model is not None and model != self.parsed.model:
                 problem = _error(
                     "mismatched_model",
-                    f"The provided model '{model}' does not match the model '{next(iter(models))}' of the "
+                    f"The provided model '{model}' does not match the model '{self.parsed.model}' of the "
                     "other requests. All requests in a batch must use the same model.",
                     number,
                     "body.model",
@@ -167,20 +286,48 @@ def parse_batch_input(
         if problem is not None:
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append(problem)
-            continue
-        seen.add(custom_id)
+            return
+        self._seen.add(custom_id)
         if isinstance(model, str):
-            models.add(model)
-        if endpoint == "/v1/embeddings":
-            embedding_inputs += _embedding_inputs(request["body"])
-        parsed.requests.append(BatchRequest(number, custom_id, request["body"]))
-    if embedding_inputs > MAX_EMBEDDING_INPUTS and not errors:
-        errors.append(
-            _error(
-                "too_many_embedding_inputs",
-                f"The batch has {embedding_inputs} embedding inputs; the maximum is {MAX_EMBEDDING_INPUTS}.",
-                None,
+            self.parsed.model = model
+        body = request["body"]
+        if self.endpoint == "/v1/embeddings":
+            self._embedding_inputs += _embedding_inputs(body)
+        self.parsed.requests.append(BatchRequest(number, custom_id, body))
+        # A file the API fails anyway is not worth counting tokens for.
+        if self.parsed.tokens is not None and not errors:
+            self.parsed.tokens.append(request_tokens(self.endpoint, body))
+
+    def _finish(self) -> None:
+        self.done = True
+        errors = self.parsed.errors
+        if not self.lines:
+            errors.append(_error("empty_file", "The batch input file is empty.", None))
+        elif self._embedding_inputs > MAX_EMBEDDING_INPUTS and not errors:
+            errors.append(
+                _error(
+                    "too_many_embedding_inputs",
+                    f"The batch has {self._embedding_inputs} embedding inputs; the maximum is {MAX_EMBEDDING_INPUTS}.",
+                    None,
+                )
             )
-        )
-    parsed.model = next(iter(models)) if models else None
-    return parsed
+
+
+def _lines_in(f: BinaryIO) -> int:
+    """Lines from the position of `f` to its end, read in bounded slices; a blank tail is no line."""
+    count, tail = 0, b""
+    while chunk := f.read(1024 * 1024):
+        count += chunk.count(b"\n")
+        tail = chunk[chunk.rfind(b"\n") + 1 :] if b"\n" in chunk else tail + chunk[:1024]
+    return count + (1 if tail.strip() else 0)
+
+
+def parse_batch_input(
+    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
+) -> ParsedInput:
+    """Requests of a whole batch input file in memory, or the errors for which the API fails the batch."""
+    reader = InputReader(endpoint=endpoint, size=len(data), max_requests=max_requests, max_bytes=max_bytes)
+    stream = io.BytesIO(data)
+    while not reader.done:
+        reader.read(stream, max_lines=max_requests + 1, max_seconds=float("inf"))
+    return reader.parsed
