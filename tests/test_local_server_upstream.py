@@ -52,7 +52,7 @@ def test_upstream_server_errors_become_failed_lines(start_server, tmp_path, monk
         http_error_kinds=("503",),
         http_error_paths="^POST /v1/chat/completions$",
     )
-    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url)
+    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url, upstream_key_env="OPENAI_API_KEY")
     with sdk(server) as client:
         batch = run_batch(client, chat_lines(2))
         errors = read_lines(client, batch.error_file_id)

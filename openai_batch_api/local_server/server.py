@@ -10,11 +10,13 @@ from types import TracebackType
 
 from ..utils.errors import BatchToolError
 from ..utils.run_lock import try_lock
+from .access import KEY_ENV, is_loopback
 from .endpoints import Api
 from .faults import FaultInjector
 from .handler import ApiHTTPServer
 from .options import ServerOptions
 from .store import Store
+from .upstream import upstream_key_problem
 from .worker import BatchEngine
 
 LOCK_NAME = "server.lock"
@@ -44,11 +46,14 @@ class LocalServer:
         options: ServerOptions | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        api_key: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.options = options or ServerOptions()
         self.host = host
         self.port = port
+        # When set, only requests bearing this key are answered; required to listen beyond loopback.
+        self.api_key = api_key or None
         self.base_url: str | None = None
         self._lock_fd: int | None = None
         self._store: Store | None = None
@@ -94,6 +99,9 @@ class LocalServer:
         """Serve in background threads; returns the base URL, e.g. http://127.0.0.1:8089/v1."""
         if self.base_url is not None:
             return self.base_url
+        problem = upstream_key_problem(self.options)
+        if problem:
+            raise BatchToolError(problem)
         self._take_lock()
         try:
             self._store = Store(self.state_dir)
@@ -101,16 +109,24 @@ class LocalServer:
             self._engine = BatchEngine(self._store, self.options, faults)
             api = Api(self._store, self._engine, self.options)
             try:
-                self._httpd = ApiHTTPServer((self.host, self.port), api, faults)
+                self._httpd = ApiHTTPServer((self.host, self.port), api, faults, api_key=self.api_key)
             except OSError as exc:
                 raise BatchToolError(
                     f"cannot listen on {self.host}:{self.port} ({exc.strerror}); choose another --port"
                 ) from None
+            if self.beyond_loopback and self.api_key is None:
+                # Closed before a single request is answered.
+                self._httpd.server_close()
+                raise BatchToolError(
+                    f"--host {self.host} listens beyond loopback, where anyone who reaches this machine could use "
+                    f"the backend; set a key with --api-key or {KEY_ENV}, or listen on 127.0.0.1"
+                )
         except BaseException:
             self._release()
             raise
         host, port = self._httpd.server_address[:2]
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in str(host) else host
+        # The address as bound, 0.0.0.0 included: the URL says where the backend listens.
+        shown = f"[{host}]" if ":" in str(host) else host
         self.port = port
         self.base_url = f"http://{shown}:{port}/v1"
         self._engine.start()
@@ -119,6 +135,12 @@ class LocalServer:
         )
         self._thread.start()
         return self.base_url
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Whether the backend listens (or would listen) on an address other machines can reach."""
+        host = self._httpd.server_address[0] if self._httpd is not None else self.host
+        return not is_loopback(str(host))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no batch is validating, in progress, finalizing or cancelling; False on timeout."""

@@ -139,8 +139,18 @@ class Store:
     def blob_path(self, file_id: str) -> Path:
         return self.blob_dir / file_id
 
-    def _write_blob(self, file_id: str, data: bytes | Iterable[bytes]) -> int:
+    def new_upload_path(self) -> Path:
+        """A temporary path to write an upload's bytes to, then hand to `create_file` as its data.
+
+        Named like a blob being written, so one a crash leaves behind is removed at the next start.
+        """
+        return self.blob_dir / f".{new_id('file-')}.tmp"
+
+    def _write_blob(self, file_id: str, data: bytes | Iterable[bytes] | Path) -> int:
         path = self.blob_path(file_id)
+        if isinstance(data, Path):  # an upload already on disk: moved in place, not copied
+            os.replace(data, path)
+            return path.stat().st_size
         tmp = path.with_name(f".{file_id}.tmp")
         size = 0
         with open(tmp, "wb") as f:
@@ -177,9 +187,12 @@ class Store:
     # -- files ---------------------------------------------------------------------------------
 
     def create_file(
-        self, *, data: bytes | Iterable[bytes], filename: str, purpose: str, lifetime: int | None = None
+        self, *, data: bytes | Iterable[bytes] | Path, filename: str, purpose: str, lifetime: int | None = None
     ) -> sqlite3.Row:
-        """Store a file's bytes and its row; returns the row. `lifetime`: seconds until it expires."""
+        """Store a file's bytes (or move them in from a path) and its row; returns the row.
+
+        `lifetime`: seconds until it expires.
+        """
         file_id = new_id("file-")
         size = self._write_blob(file_id, data)
         now = int(time.time())

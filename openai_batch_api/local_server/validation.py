@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import time
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import orjson
@@ -59,18 +60,18 @@ class ParsedInput:
     tokens: list[int] | None = None
 
 
-def check_upload(*, purpose: str | None, filename: str | None, data: bytes | None) -> None:
-    """Raise the API's 400 for an upload it refuses."""
+def check_upload(*, purpose: str | None, filename: str | None, size: int | None, path: Path | None) -> None:
+    """Raise the API's 400 for an upload it refuses; its `size` bytes are in the file at `path`."""
     if not purpose:
         raise ApiError(400, "Missing required parameter: 'purpose'.", param="purpose")
     if purpose not in UPLOAD_PURPOSES:
         allowed = ", ".join(f"'{name}'" for name in UPLOAD_PURPOSES)
         raise ApiError(400, f"'{purpose}' is not one of [{allowed}] - 'purpose'", param="purpose")
-    if data is None:
+    if size is None or path is None:
         raise ApiError(400, "Missing required parameter: 'file'.", param="file")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ApiError(400, f"File is too large: {len(data)} bytes; the maximum is {MAX_UPLOAD_BYTES}.", param="file")
-    if not data:
+    if size > MAX_UPLOAD_BYTES:
+        raise ApiError(400, f"File is too large: {size} bytes; the maximum is {MAX_UPLOAD_BYTES}.", param="file")
+    if not size:
         raise ApiError(400, "File is empty.", param="file")
     if purpose == "batch":
         # Clients that upload bytes or a buffer send no extension (the SDK names them `upload`): the
@@ -78,14 +79,30 @@ def check_upload(*, purpose: str | None, filename: str | None, data: bytes | Non
         suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
         if suffix and suffix != ".jsonl":
             raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
+        bad_byte = _first_non_utf8_byte(path)
+        if bad_byte is not None:
             raise ApiError(
                 400,
-                f"Invalid file: the file is not UTF-8 encoded (byte {exc.start}). Batch files must be UTF-8 JSONL.",
+                f"Invalid file: the file is not UTF-8 encoded (byte {bad_byte}). Batch files must be UTF-8 JSONL.",
                 param="file",
-            ) from None
+            )
+
+
+def _first_non_utf8_byte(path: Path) -> int | None:
+    """The offset of the first byte that is not valid UTF-8, reading the file in slices; None if it all is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1024 * 1024)
+            pending = len(decoder.getstate()[0])  # bytes of a character begun in the previous slice
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return offset - pending + exc.start
+            if not chunk:
+                return None
+            offset += len(chunk)
 
 
 def _error(code: str, message: str, line: int | None, param: str | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from .ids import new_id
 from .options import ServerOptions
 from .responder import respond, usage_tokens
 from .store import TERMINAL_STATUSES, Store
-from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable
+from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable, upstream_key
 from .validation import BatchRequest, InputReader, ParsedInput, body_problem, request_tokens
 
 BATCH_WORKERS = 3
@@ -91,9 +91,7 @@ class BatchEngine:
         self._readers: dict[str, InputReader] = {}  # input files being read, a slice per step
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._upstream = (
-            UpstreamClient(options.upstream, key_env=options.upstream_key_env) if options.upstream else None
-        )
+        self._upstream = UpstreamClient(options.upstream, key=upstream_key(options)) if options.upstream else None
         self._pool = DaemonPool(options.upstream_concurrency, "local-batch-upstream") if options.upstream else None
 
     def start(self) -> None:
