@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -249,6 +250,26 @@ def test_upload_is_streamed_to_disk_in_bounded_memory(server):
         [file] = client.files.list().data
     assert file.bytes == size
     assert peak < size / 8, f"{peak} bytes held while uploading {size}"
+
+
+def test_file_content_is_sent_from_disk_in_bounded_memory(client, server):
+    size = 48 * 1024 * 1024
+    created = client.files.create(file=("big.bin", b"x" * size), purpose="user_data")
+    url = urllib.parse.urlsplit(server.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    received = 0
+    tracemalloc.start()
+    try:
+        connection.request("GET", f"/v1/files/{created.id}/content", headers={"Authorization": "Bearer k"})
+        response = connection.getresponse()
+        while chunk := response.read(256 * 1024):
+            received += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        connection.close()
+    assert (response.status, received) == (200, size)
+    assert peak < size / 8, f"{peak} bytes held while sending {size}"
 
 
 def test_upload_content_kept_exactly_around_boundary_like_bytes(client):

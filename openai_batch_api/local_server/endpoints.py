@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -46,6 +46,8 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # An open file sent as the body instead of `body`, then closed.
+    file: BinaryIO | None = None
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -232,10 +234,11 @@ class Api:
     def file_content(self, request: Request, file_id: str) -> Response:
         self._file(file_id)
         try:
-            data = self.store.read_blob(file_id)
+            # Sent from disk a slice at a time: an output file can be hundreds of megabytes.
+            content = open(self.store.blob_path(file_id), "rb")  # the handler sends and closes it
         except FileNotFoundError:
             raise not_found("file", file_id) from None
-        return Response(200, data, content_type="application/octet-stream")
+        return Response(200, b"", content_type="application/octet-stream", file=content)
 
     # -- batches -------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import sys
 import threading
@@ -35,6 +37,7 @@ RATE_LIMIT_HEADERS = {
 # Connections waiting to be accepted: 50 clients opening connections at once must all get in, where
 # the socketserver default of 5 refuses some.
 LISTEN_BACKLOG = 1024
+FILE_SLICE_BYTES = 1024 * 1024
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
@@ -141,7 +144,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # what is left of the body must not be read as the next request
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        size = os.fstat(response.file.fileno()).st_size if response.file else len(response.body)
+        self.send_header("Content-Length", str(size))
         self.send_header("x-request-id", new_id("req_"))
         started = getattr(self, "_started", None)
         elapsed = time.monotonic() - started if started is not None else 0.0
@@ -151,7 +155,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if response.file is not None:
+            with response.file:
+                if self.command != "HEAD":
+                    shutil.copyfileobj(response.file, self.wfile, FILE_SLICE_BYTES)
+        elif self.command != "HEAD":
             self.wfile.write(response.body)
 
     def _send_error(self, error: ApiError) -> None:
@@ -223,5 +231,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             response = Response(500, orjson.dumps(error.body()))
         if fault == "drop_after":
             self.close_connection = True  # done and committed, but the client never hears of it
+            if response.file is not None:
+                response.file.close()
             return
         self._send(response)
