@@ -177,3 +177,27 @@ def test_bad_line_in_a_big_batch_read_in_slices(start_server, monkeypatch):
         [error] = read_lines(client, batch.error_file_id)
         assert error["custom_id"] == "row-33"
         assert json.dumps(error["response"]["body"]["error"]["param"]) == '"model"'
+
+
+def test_batch_lines_asking_for_huge_or_endless_json_are_answered_small(client):
+    def asking(custom_id: str, schema) -> dict:
+        format_ = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+        return with_body(custom_id, response_format=format_)
+
+    nested = {"type": "array", "minItems": 100, "items": {"type": "array", "minItems": 100, "items": {}}}
+    lines = [
+        asking("huge-array", {"type": "array", "minItems": 10**9, "items": nested}),
+        asking("endless", {"anyOf": [{"$ref": "#"}]}),
+        asking("long-string", {"type": "string", "minLength": 10**12}),
+        asking("odd-properties", {"type": "object", "properties": 5}),
+    ]
+    batch = run_batch(client, lines)
+    assert batch.request_counts.model_dump() == {"total": 4, "completed": 4, "failed": 0}
+    contents = {
+        line["custom_id"]: line["response"]["body"]["choices"][0]["message"]["content"]
+        for line in read_lines(client, batch.output_file_id)
+    }
+    assert max(len(content) for content in contents.values()) < 1_000_000
+    assert json.loads(contents["endless"]) is None
+    assert json.loads(contents["odd-properties"]) == {}
+    assert len(json.loads(contents["long-string"])) == 100_000

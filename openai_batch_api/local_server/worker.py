@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from .api_error import error_body
 from .faults import FaultInjector
 from .ids import new_id
 from .options import ServerOptions
@@ -296,7 +297,12 @@ class BatchEngine:
             except UpstreamUnreachable as exc:
                 return False, error_line(request.custom_id, "upstream_unreachable", str(exc)), 0, 0
         else:
-            status, body = respond(endpoint, request.body, prompt_tokens=prompt_tokens)
+            try:
+                status, body = respond(endpoint, request.body, prompt_tokens=prompt_tokens)
+            except Exception as exc:  # a bug met on one line must not fail the batch's other lines
+                traceback.print_exc(file=sys.stderr)
+                status = 500
+                body = error_body(f"The local backend failed on this request: {exc!r}", type="server_error")
         ok = 200 <= status < 300
         used_in, used_out = usage_tokens(body) if ok else (0, 0)
         return ok, result_line(request.custom_id, status, body), used_in, used_out
