@@ -22,6 +22,9 @@ ATTEMPTS = 3
 BASE_DELAY = 0.2
 MAX_RETRY_AFTER = 10.0
 TIMEOUT = 600.0
+# An answer is held in memory whole: one bigger than this (far above the largest embedding
+# answer) is refused rather than read, whatever the upstream sends.
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
 
 
 class UpstreamUnreachable(Exception):
@@ -90,10 +93,14 @@ class UpstreamClient:
         try:
             connection.request("POST", path, body=payload, headers=headers)
             response = connection.getresponse()
-            raw = response.read()
+            raw = response.read(MAX_ANSWER_BYTES + 1)
         except (OSError, http.client.HTTPException):
             self._drop_connection()
             raise
+        if len(raw) > MAX_ANSWER_BYTES:
+            self._drop_connection()  # the rest of the answer is never read
+            message = f"The upstream server's answer is larger than {MAX_ANSWER_BYTES} bytes; it was not kept."
+            return 502, error_body(message, type="server_error"), None
         if response.getheader("connection", "").lower() == "close":
             self._drop_connection()
         try:
