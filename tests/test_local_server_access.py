@@ -78,6 +78,19 @@ def test_wrong_key_401_before_the_body_is_read(keyed):
     assert body["error"]["code"] == "invalid_api_key"
 
 
+@pytest.mark.parametrize(
+    ("key", "first_line"), [("not-the-key", b"HTTP/1.1 401 Unauthorized"), (KEY, b"HTTP/1.1 100 Continue")]
+)
+def test_body_asked_for_with_100_continue_only_with_the_key(keyed, key, first_line):
+    url = urllib.parse.urlsplit(keyed.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert sock.makefile("rb").readline().rstrip(b"\r\n") == first_line
+
+
 def test_missing_key_401_before_the_body_is_read_on_loopback(server):
     head = b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000000\r\n\r\n"
     status_line, body = raw_exchange(server, head)

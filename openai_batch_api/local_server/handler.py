@@ -117,6 +117,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         text = message or self.responses.get(code, ("Error",))[0]
         self._send(Response(code, orjson.dumps(ApiError(code, text).body())))
 
+    def handle_expect_100(self) -> bool:
+        """Ask for the body (100 Continue) only when the key lets the request in."""
+        if key_error(self.headers.get("Authorization", ""), self.server.api_key) is None:
+            return super().handle_expect_100()
+        return True  # no 100 Continue: the 401 follows, and the body is never asked for
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
