@@ -20,8 +20,8 @@ import orjson
 
 from .api_error import error_body
 from .ids import new_id
+from .request_bodies import body_problem
 from .schema_instance import schema_instance
-from .validation import body_problem
 
 SNIPPET_CHARS = 60
 SYSTEM_FINGERPRINT = "fp_local"

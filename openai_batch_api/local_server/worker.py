@@ -25,10 +25,11 @@ from .api_error import error_body
 from .faults import FaultInjector
 from .ids import new_id
 from .options import ServerOptions
+from .request_bodies import body_problem, request_tokens
 from .responder import respond, usage_tokens
 from .store import TERMINAL_STATUSES, Store
 from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable, upstream_key
-from .validation import BatchRequest, InputReader, ParsedInput, body_problem, request_tokens
+from .validation import BatchRequest, InputReader, ParsedInput
 
 BATCH_WORKERS = 3
 # A step answers at most this many lines, or for about this long, before other batches get a turn.
