@@ -313,3 +313,41 @@ def test_multipart_parsed_a_byte_at_a_time(tmp_path):
     assert form["purpose"].data == b"batch"
     assert (form["file"].filename, form["file"].size) == ("x.jsonl", 16)
     assert (tmp_path / "spool").read_bytes() == b"line one\r\n--a\r\n-"
+
+
+def test_command_line_api_key_flag_on_loopback(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openai_batch_api.local_server", "--port", "0", "--api-key", KEY]
+        + ["--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = process.stdout.readline().split(" at ")[1].split(" ")[0]
+        assert base_url.startswith("http://127.0.0.1:")
+        with openai.OpenAI(base_url=base_url, api_key="any-other-key", max_retries=0) as client:
+            with pytest.raises(openai.AuthenticationError):
+                client.files.list()
+        with openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+            assert client.files.list().data == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        process.stdout.close()
+        assert process.stderr.read() == ""  # no warning on loopback
+        process.stderr.close()
+
+
+def test_command_line_empty_api_key_is_a_usage_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "openai_batch_api.local_server", "--api-key", "", "--state-dir", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.splitlines()[-1] == "python -m openai_batch_api.local_server: error: --api-key must not be empty"
+    )
+    assert not (tmp_path / "s").exists()
