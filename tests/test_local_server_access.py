@@ -351,3 +351,25 @@ def test_command_line_empty_api_key_is_a_usage_error(tmp_path):
         result.stderr.splitlines()[-1] == "python -m openai_batch_api.local_server: error: --api-key must not be empty"
     )
     assert not (tmp_path / "s").exists()
+
+
+def test_chunked_upload_is_streamed_too(server):
+    data = jsonl(chat_lines(50))
+    parts = [
+        b'--c\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n',
+        b'--c\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n',
+        *(data[i : i + 1000] for i in range(0, len(data), 1000)),
+        b"\r\n--c--\r\n",
+    ]
+    url = urllib.parse.urlsplit(server.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        headers = {"Authorization": "Bearer k", "Content-Type": "multipart/form-data; boundary=c"}
+        connection.request("POST", "/v1/files", body=iter(parts), headers=headers, encode_chunked=True)
+        response = connection.getresponse()
+        created = json.loads(response.read())
+    finally:
+        connection.close()
+    assert (response.status, created["bytes"], created["filename"]) == (200, len(data), "in.jsonl")
+    with sdk(server) as client:
+        assert client.files.content(created["id"]).content == data
