@@ -7,6 +7,8 @@ import socket
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
 from test_local_server_support import chat_lines, read_lines, run_batch, sdk
 
+from openai_batch_api.local_server import upstream as upstream_module
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -52,7 +54,7 @@ def test_upstream_server_errors_become_failed_lines(start_server, tmp_path, monk
         http_error_kinds=("503",),
         http_error_paths="^POST /v1/chat/completions$",
     )
-    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url)
+    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url, upstream_key_env="OPENAI_API_KEY")
     with sdk(server) as client:
         batch = run_batch(client, chat_lines(2))
         errors = read_lines(client, batch.error_file_id)
@@ -70,3 +72,22 @@ def test_upstream_unreachable(start_server, tmp_path):
     assert errors[0]["response"] is None
     assert errors[0]["error"]["code"] == "upstream_unreachable"
     assert errors[0]["error"]["message"].startswith("cannot reach the upstream server at http://127.0.0.1:")
+
+
+def test_upstream_answer_too_large_is_a_failed_line_not_kept(start_server, tmp_path, monkeypatch):
+    # 256 MB is too much for a test: the limit is lowered, the rule is the same.
+    monkeypatch.setattr(upstream_module, "MAX_ANSWER_BYTES", 200)
+    monkeypatch.setenv("UPSTREAM_KEY", "secret")
+    upstream = start_server(state_dir=tmp_path / "upstream")
+    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url, upstream_key_env="UPSTREAM_KEY")
+    with sdk(server) as client:
+        batch = run_batch(client, chat_lines(2))
+        errors = read_lines(client, batch.error_file_id)
+    assert batch.request_counts.failed == 2
+    assert {line["response"]["status_code"] for line in errors} == {502}
+    assert errors[0]["response"]["body"]["error"] == {
+        "message": "The upstream server's answer is larger than 200 bytes; it was not kept.",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }

@@ -62,7 +62,7 @@ def test_readme_config_with_every_key_is_accepted():
 def test_readme_local_backend_options_exist():
     flags = set(re.findall(r"`(--[a-z-]+)", section("The local backend")))
     options = {"--" + name.replace("_", "-") for name in ServerOptions.__dataclass_fields__}
-    assert flags - {"--host", "--port", "--state-dir"} <= options
+    assert flags - {"--host", "--port", "--state-dir", "--api-key"} <= options
     ServerOptions.from_mapping({"line_failure_rate": 0.1, "line_latency": 0.1})
 
 

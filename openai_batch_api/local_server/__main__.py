@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -10,11 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..utils.errors import BatchToolError, ExitStatus
+from .access import KEY_ENV
 from .options import HTTP_ERROR_KINDS, ServerOptions, option_problem
 from .server import LocalServer
 
 DESCRIPTION = (
-    "Serve the OpenAI Files and Batches API locally (no key, no network): batches are answered by a "
+    "Serve the OpenAI Files and Batches API locally (on loopback no key is needed): batches are answered by a "
     "deterministic built-in responder or by an upstream OpenAI-compatible server, and state is kept on "
     "disk so batches survive a restart. Point the SDK or the config's base_url at the printed URL."
 )
@@ -26,7 +28,14 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         "base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1) that answers "
         "the request lines instead of the built-in responder",
     ),
-    "upstream_key_env": (str, "environment variable holding the upstream's API key (default OPENAI_API_KEY)"),
+    "upstream_key_env": (
+        str,
+        "environment variable holding the key sent to the upstream, e.g. OPENAI_API_KEY (default: no key is sent)",
+    ),
+    "upstream_key_over_http": (
+        bool,
+        "send that key even to a plain http:// upstream beyond loopback, where anyone on the way can read it",
+    ),
     "upstream_concurrency": (int, "requests sent to the upstream at once (default 8)"),
     "line_latency": (float, "seconds spent on each request line (default 0)"),
     "api_latency": (float, "seconds each files/batches API call waits before it is handled (default 0)"),
@@ -84,9 +93,23 @@ METAVARS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m openai_batch_api.local_server", description=DESCRIPTION)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, loopback only); any other address needs a key",
+    )
     parser.add_argument("--port", type=int, default=8089, help="port to listen on; 0 picks a free one (default 8089)")
-    parser.add_argument("--state-dir", required=True, metavar="DIR", help="folder for files, batches and progress")
+    parser.add_argument(
+        "--state-dir",
+        required=True,
+        metavar="DIR",
+        help="folder for files, batches and progress: a new or empty folder, or one the backend used before",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"answer only requests bearing this key (default: ${KEY_ENV}; without either, any key on loopback)",
+    )
     for name, (kind, help_text) in OPTION_FLAGS.items():
         if kind is bool:  # a switch: present means true
             flag = f"--{name.replace('_', '-')}"
@@ -115,17 +138,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     options = options_from_args(parser, args)
+    if args.api_key is not None and not args.api_key.strip():
+        parser.error("--api-key must not be empty")
+    api_key = args.api_key or os.environ.get(KEY_ENV) or None
     stop = threading.Event()
     # Set explicitly, and before the URL is printed: a process started in the background may inherit
     # an ignored SIGINT. SIGTERM (a service manager, `kill`) stops as gracefully as Ctrl-C.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    server = LocalServer(state_dir=args.state_dir, options=options, host=args.host, port=args.port)
+    server = LocalServer(state_dir=args.state_dir, options=options, host=args.host, port=args.port, api_key=api_key)
     try:
         base_url = server.start()
     except BatchToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
+    if server.beyond_loopback:
+        print(
+            f"warning: listening beyond loopback on {args.host}, port {server.port}: anyone who can reach this "
+            "machine and holds the key can use this backend",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"local Batch API backend at {base_url} (state in {args.state_dir}); set base_url to it", flush=True)
     try:
         while not stop.wait(0.5):

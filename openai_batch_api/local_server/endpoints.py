@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from .api_error import ApiError, not_found
-from .multipart import parse_multipart
+from .multipart import Readable, parse_multipart
 from .objects import batch_object, file_deleted, file_object, list_page
 from .options import ServerOptions
 from .responder import HANDLERS, respond
@@ -35,6 +36,8 @@ class Request:
     query: dict[str, str]
     content_type: str
     body: bytes
+    # A file upload's body, left unread for the route to stream (then `body` is empty).
+    stream: Readable | None = None
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # An open file sent as the body instead of `body`, then closed.
+    file: BinaryIO | None = None
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -178,18 +183,24 @@ class Api:
     # -- files ---------------------------------------------------------------------------------
 
     def create_file(self, request: Request) -> Response:
-        form = parse_multipart(request.content_type, request.body)
-        purpose = form["purpose"].data.decode("utf-8", "replace") if "purpose" in form else None
-        upload = form.get("file")
-        check_upload(
-            purpose=purpose,
-            filename=upload.filename if upload else None,
-            data=upload.data if upload else None,
-        )
-        lifetime = _expiry_seconds(_form_object(form, "expires_after"), "expires_after")
-        row = self.store.create_file(
-            data=upload.data, filename=upload.filename or "upload", purpose=purpose, lifetime=lifetime
-        )
+        # Streamed to a temporary file beside the blobs: an upload never sits in memory whole.
+        spool = self.store.new_upload_path()
+        try:
+            form = parse_multipart(request.content_type, request.stream or io.BytesIO(request.body), file_path=spool)
+            purpose = form["purpose"].data.decode("utf-8", "replace") if "purpose" in form else None
+            upload = form.get("file")
+            check_upload(
+                purpose=purpose,
+                filename=upload.filename if upload else None,
+                size=upload.size if upload else None,
+                path=upload.path if upload else None,
+            )
+            lifetime = _expiry_seconds(_form_object(form, "expires_after"), "expires_after")
+            row = self.store.create_file(
+                data=spool, filename=upload.filename or "upload", purpose=purpose, lifetime=lifetime
+            )
+        finally:
+            spool.unlink(missing_ok=True)
         return json_response(file_object(row))
 
     def list_files(self, request: Request) -> Response:
@@ -223,10 +234,11 @@ class Api:
     def file_content(self, request: Request, file_id: str) -> Response:
         self._file(file_id)
         try:
-            data = self.store.read_blob(file_id)
+            # Sent from disk a slice at a time: an output file can be hundreds of megabytes.
+            content = open(self.store.blob_path(file_id), "rb")  # the handler sends and closes it
         except FileNotFoundError:
             raise not_found("file", file_id) from None
-        return Response(200, data, content_type="application/octet-stream")
+        return Response(200, b"", content_type="application/octet-stream", file=content)
 
     # -- batches -------------------------------------------------------------------------------
 

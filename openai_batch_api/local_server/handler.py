@@ -1,7 +1,9 @@
-"""HTTP plumbing: keep-alive connections, bodies, the bearer check and injected HTTP faults."""
+"""HTTP plumbing: keep-alive connections, the key check before any body is read, and injected HTTP faults."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import sys
 import threading
@@ -13,14 +15,13 @@ from typing import Any
 
 import orjson
 
-from .api_error import MISSING_KEY_MESSAGE, ApiError
+from .access import key_error
+from .api_error import ApiError
 from .endpoints import Api, Request, Response
 from .faults import DEFAULT_FAULT_PATHS, FaultInjector
 from .ids import new_id
-from .validation import MAX_UPLOAD_BYTES
+from .request_body import MAX_JSON_BODY_BYTES, MAX_UPLOAD_BODY_BYTES, BodyError, RequestBody
 
-# Room for the multipart envelope around the largest upload.
-MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
 # An idle keep-alive connection is closed after this many seconds.
 IDLE_TIMEOUT = 120
 # The rate-limit headers the API sends on every answer; some client libraries read them
@@ -33,14 +34,10 @@ RATE_LIMIT_HEADERS = {
     "x-ratelimit-remaining-tokens": "149999990",
     "x-ratelimit-reset-tokens": "0s",
 }
-
-
-class BodyError(Exception):
-    """The request body cannot be read; the connection must be closed after the answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+# Connections waiting to be accepted: 50 clients opening connections at once must all get in, where
+# the socketserver default of 5 refuses some.
+LISTEN_BACKLOG = 1024
+FILE_SLICE_BYTES = 1024 * 1024
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
@@ -48,10 +45,13 @@ class ApiHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], api: Api, faults: FaultInjector) -> None:
+    def __init__(self, address: tuple[str, int], api: Api, faults: FaultInjector, *, api_key: str | None) -> None:
         self.api = api
         self.faults = faults
+        # With a key, only requests bearing it get in; without, any bearer token does (loopback only).
+        self.api_key = api_key
         self.stopping = False
         self.busy = 0
         self._connections: set[socket.socket] = set()
@@ -117,6 +117,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         text = message or self.responses.get(code, ("Error",))[0]
         self._send(Response(code, orjson.dumps(ApiError(code, text).body())))
 
+    def handle_expect_100(self) -> bool:
+        """Ask for the body (100 Continue) only when the key lets the request in."""
+        if key_error(self.headers.get("Authorization", ""), self.server.api_key) is None:
+            return super().handle_expect_100()
+        return True  # no 100 Continue: the 401 follows, and the body is never asked for
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -138,47 +144,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle()
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            return b""
-        try:
-            length = int(raw)
-        except ValueError:
-            raise BodyError(400, "Invalid Content-Length header.") from None
-        if length < 0:
-            raise BodyError(400, "Invalid Content-Length header.")
-        if length > MAX_BODY_BYTES:
-            raise BodyError(413, f"Request body too large: {length} bytes; the maximum is {MAX_BODY_BYTES}.")
-        data = self.rfile.read(length)
-        if len(data) < length:
-            raise BodyError(400, "The request body ended before its Content-Length.")
-        return data
-
-    def _read_chunked(self) -> bytes:
-        chunks, total = [], 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise BodyError(400, "Malformed chunked request body.") from None
-            if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > MAX_BODY_BYTES:
-                raise BodyError(413, f"Request body too large; the maximum is {MAX_BODY_BYTES} bytes.")
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(8)
-
     def _send(self, response: Response) -> None:
+        body = getattr(self, "_body", None)
+        if body is not None and not body.finished:
+            self.close_connection = True  # what is left of the body must not be read as the next request
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        size = os.fstat(response.file.fileno()).st_size if response.file else len(response.body)
+        self.send_header("Content-Length", str(size))
         self.send_header("x-request-id", new_id("req_"))
         started = getattr(self, "_started", None)
         elapsed = time.monotonic() - started if started is not None else 0.0
@@ -188,7 +161,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if response.file is not None:
+            with response.file:
+                if self.command != "HEAD":
+                    shutil.copyfileobj(response.file, self.wfile, FILE_SLICE_BYTES)
+        elif self.command != "HEAD":
             self.wfile.write(response.body)
 
     def _send_error(self, error: ApiError) -> None:
@@ -203,8 +180,23 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.server.leave()
 
     def _handle_request(self) -> None:
+        self._body: RequestBody | None = None
+        parts = urllib.parse.urlsplit(self.path)
+        path = parts.path
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        # An upload is streamed to disk by its route; every other body is JSON, read whole.
+        upload = self.command == "POST" and path.rstrip("/") == "/v1/files"
         try:
-            body = self._read_body()
+            # Only its headers are looked at here: the key is checked before a byte of the body is
+            # read, so a request nobody let in costs no memory, however large it says it is.
+            self._body = RequestBody(
+                self.rfile, self.headers, limit=MAX_UPLOAD_BODY_BYTES if upload else MAX_JSON_BODY_BYTES
+            )
+            error = key_error(self.headers.get("Authorization", ""), self.server.api_key)
+            if error is not None:
+                self._send_error(error)
+                return
+            body = b"" if upload else self._body.read_all()
         except BodyError as exc:
             self.close_connection = True
             self._send_error(ApiError(exc.status, str(exc)))
@@ -213,9 +205,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send_error(ApiError(503, "The local backend is shutting down.", type="server_error"))
             return
-        parts = urllib.parse.urlsplit(self.path)
-        path = parts.path
-        query = dict(urllib.parse.parse_qsl(parts.query))
         latency = self.server.faults.options.api_latency
         if latency and DEFAULT_FAULT_PATHS.search(f"{self.command} {path}"):
             time.sleep(latency)  # a distant server: what concurrent clients are measured against
@@ -226,15 +215,20 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if fault in ("429", "500", "503"):
             self._send_error(self.server.faults.http_error(fault))
             return
-        authorization = self.headers.get("Authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            self._send_error(ApiError(401, MISSING_KEY_MESSAGE))
-            return
         method = "GET" if self.command == "HEAD" else self.command
-        request = Request(method, path, query, self.headers.get("Content-Type", ""), body)
+        request = Request(
+            method,
+            path,
+            query,
+            self.headers.get("Content-Type", ""),
+            body,
+            stream=self._body if upload else None,
+        )
         try:
             response = self.server.api.dispatch(request)
+        except BodyError as exc:
+            self.close_connection = True
+            response = Response(exc.status, orjson.dumps(ApiError(exc.status, str(exc)).body()))
         except ApiError as exc:
             response = Response(exc.status, orjson.dumps(exc.body()), headers=exc.headers)
         except Exception as exc:
@@ -243,5 +237,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             response = Response(500, orjson.dumps(error.body()))
         if fault == "drop_after":
             self.close_connection = True  # done and committed, but the client never hears of it
+            if response.file is not None:
+                response.file.close()
             return
         self._send(response)

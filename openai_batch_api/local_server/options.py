@@ -47,7 +47,11 @@ class ServerOptions:
     seed: int | None = None
     # Base URL of an OpenAI-compatible server that answers the lines instead of the built-in responder.
     upstream: str | None = None
-    upstream_key_env: str = "OPENAI_API_KEY"
+    # The environment variable whose key is sent to the upstream; None sends no key. Explicit, so the
+    # operator's OPENAI_API_KEY never leaves for a server nobody chose to give it to.
+    upstream_key_env: str | None = None
+    # Send that key even to a plain-HTTP upstream beyond loopback, where anyone on the way can read it.
+    upstream_key_over_http: bool = False
     upstream_concurrency: int = 8
     # Limits on one batch input file: OpenAI's by default; set them to imitate another provider's
     # (Azure OpenAI takes 100,000 requests per file). A file over either fails validation.
@@ -143,12 +147,18 @@ def option_problem(name: str, value: Any) -> str | None:
         if value is not None and (not isinstance(value, str) or not re.match(r"https?://", value)):
             return f"must be an http:// or https:// base URL or null, not {value!r}"
     elif name == "upstream_key_env":
-        if not isinstance(value, str) or not value:
-            return f"must be the name of an environment variable, not {value!r}"
+        if value is not None and (not isinstance(value, str) or not value):
+            return f"must be the name of an environment variable or null, not {value!r}"
     elif name in ("max_requests_per_file", "max_file_bytes"):
         if not _is_int(value) or value < 1:
             return f"must be a whole number >= 1, not {value!r}"
-    elif name in ("empty_error_file", "no_files_listing", "no_batches_listing", "no_batch_metadata"):
+    elif name in (
+        "empty_error_file",
+        "no_files_listing",
+        "no_batches_listing",
+        "no_batch_metadata",
+        "upstream_key_over_http",
+    ):
         if not isinstance(value, bool):
             return f"must be true or false, not {value!r}"
     elif name == "upstream_concurrency":

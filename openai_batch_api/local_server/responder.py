@@ -20,6 +20,7 @@ import orjson
 
 from .api_error import error_body
 from .ids import new_id
+from .request_bodies import body_problem
 from .schema_instance import schema_instance
 
 SNIPPET_CHARS = 60
@@ -57,7 +58,10 @@ def respond(endpoint: str, body: dict[str, Any], *, prompt_tokens: int | None = 
     if not isinstance(body, dict):
         return 400, error_body("The request body must be a JSON object.")
     model = body.get("model")
-    if endpoint != "/v1/moderations" and (not isinstance(model, str) or not model):
+    problem = body_problem(endpoint, body)
+    if problem is not None:
+        return 400, problem
+    if endpoint != "/v1/moderations" and not model:
         return 400, error_body("you must provide a model parameter")
     return handler(body, prompt_tokens if prompt_tokens is not None else _prompt_tokens(body, endpoint))
 

@@ -7,6 +7,12 @@ from typing import Any
 
 # Schemas nest; a self-referencing one must still end.
 MAX_DEPTH = 8
+# Whatever a request's schema asks for (minItems: 1000000000, nested arrays, minLength), one answer
+# stays small: an array has at most MAX_ITEMS items, an answer at most MAX_VALUES values in all, and
+# a string at most MAX_STRING characters.
+MAX_ITEMS = 100
+MAX_VALUES = 10_000
+MAX_STRING = 100_000
 STRING_FORMATS = {
     "date": "2024-01-01",
     "date-time": "2024-01-01T00:00:00Z",
@@ -19,7 +25,12 @@ STRING_FORMATS = {
 
 def schema_instance(schema: Any, *, text: str) -> Any:
     """A value valid against `schema` (the common subset), derived from `text` so that it is stable."""
-    return _instance(schema, root=schema, text=text, name="answer", depth=0)
+    return _instance(schema, root=schema, text=text, name="answer", depth=0, budget=[MAX_VALUES])
+
+
+def _whole(value: Any, default: int) -> int:
+    """A schema's count (minItems, maxItems), or `default` where it is not a whole number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _pick(options: list[Any], text: str, name: str) -> Any:
@@ -40,9 +51,13 @@ def _resolve(schema: dict[str, Any], root: Any) -> dict[str, Any]:
     return target if isinstance(target, dict) else {}
 
 
-def _instance(schema: Any, *, root: Any, text: str, name: str, depth: int) -> Any:
+def _instance(schema: Any, *, root: Any, text: str, name: str, depth: int, budget: list[int]) -> Any:
+    # `budget` holds how many more values this answer may have, shared by the whole recursion.
+    budget[0] -= 1
     if not isinstance(schema, dict):
         return f"Answer to: {text}"
+    if depth > 2 * MAX_DEPTH:  # references and unions that only lead back to themselves
+        return None
     schema = _resolve(schema, root)
     if "const" in schema:
         return schema["const"]
@@ -53,25 +68,34 @@ def _instance(schema: Any, *, root: Any, text: str, name: str, depth: int) -> An
         if isinstance(options, list) and options:
             # Nullable unions take their non-null branch: an answer is more useful than a null.
             chosen = next((o for o in options if not (isinstance(o, dict) and o.get("type") == "null")), options[0])
-            return _instance(chosen, root=root, text=text, name=name, depth=depth)
+            return _instance(chosen, root=root, text=text, name=name, depth=depth + 1, budget=budget)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind is None:
         kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
-    if depth >= MAX_DEPTH and kind in ("object", "array"):
+    if (depth >= MAX_DEPTH or budget[0] <= 0) and kind in ("object", "array"):
         return {} if kind == "object" else []
     if kind == "object":
-        properties = schema.get("properties") or {}
-        return {key: _instance(sub, root=root, text=text, name=key, depth=depth + 1) for key, sub in properties.items()}
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return {}
+        return {
+            str(key): _instance(sub, root=root, text=text, name=str(key), depth=depth + 1, budget=budget)
+            for key, sub in properties.items()
+        }
     if kind == "array":
-        count = max(int(schema.get("minItems", 1)), 1)
-        if "maxItems" in schema:
-            count = min(count, int(schema["maxItems"]))
-        return [
-            _instance(schema.get("items", {}), root=root, text=text, name=f"{name}_{i}", depth=depth + 1)
-            for i in range(count)
-        ]
+        count = min(max(_whole(schema.get("minItems"), 1), 1), _whole(schema.get("maxItems"), MAX_ITEMS), MAX_ITEMS)
+        items = []
+        for i in range(count):
+            if budget[0] <= 0:
+                break
+            items.append(
+                _instance(
+                    schema.get("items", {}), root=root, text=text, name=f"{name}_{i}", depth=depth + 1, budget=budget
+                )
+            )
+        return items
     if kind == "integer":
         return int(_clamp(len(text), schema))
     if kind == "number":
@@ -102,5 +126,5 @@ def _string(schema: dict[str, Any], text: str, name: str) -> str:
         value = value[:max_length]
     min_length = schema.get("minLength")
     if isinstance(min_length, int) and len(value) < min_length:
-        value = value.ljust(min_length, ".")
+        value = value.ljust(min(min_length, MAX_STRING), ".")
     return value

@@ -10,16 +10,26 @@ from types import TracebackType
 
 from ..utils.errors import BatchToolError
 from ..utils.run_lock import try_lock
+from .access import KEY_ENV, is_loopback
 from .endpoints import Api
 from .faults import FaultInjector
 from .handler import ApiHTTPServer
 from .options import ServerOptions
 from .store import Store
+from .upstream import upstream_key_problem
 from .worker import BatchEngine
 
 LOCK_NAME = "server.lock"
+# Written on first use: only a folder holding it is the backend's own, to write in and clean up.
+MARKER_NAME = "local-backend-state"
+MARKER_TEXT = "This folder holds the state of an openai_batch_api local backend; it may remove files it made here.\n"
+# What an older backend, from before the marker, left in its folder: such a folder is adopted.
+UNMARKED_STATE_NAMES = frozenset(
+    {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm", LOCK_NAME, "files", "partial"}
+)
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
+
 
 class LocalServer:
     """The OpenAI Files and Batches API on loopback, with state under `state_dir`.
@@ -36,11 +46,14 @@ class LocalServer:
         options: ServerOptions | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        api_key: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.options = options or ServerOptions()
         self.host = host
         self.port = port
+        # When set, only requests bearing this key are answered; required to listen beyond loopback.
+        self.api_key = api_key or None
         self.base_url: str | None = None
         self._lock_fd: int | None = None
         self._store: Store | None = None
@@ -48,8 +61,28 @@ class LocalServer:
         self._httpd: ApiHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def _take_lock(self) -> None:
+    def _claim_state_dir(self) -> None:
+        """Make sure `state_dir` is the backend's own folder, marking it so when new or empty.
+
+        The backend removes files it made there; a folder the user keeps other things in (`.`, `~`)
+        must never become one, so a non-empty folder without the mark is refused.
+        """
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise BatchToolError(f"{self.state_dir} is a file, not a folder; choose a new or empty folder as state dir")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.state_dir / MARKER_NAME
+        if marker.is_file():
+            return
+        names = {path.name for path in self.state_dir.iterdir()}
+        if names and not (names <= UNMARKED_STATE_NAMES and "state.sqlite3" in names):
+            raise BatchToolError(
+                f"{self.state_dir} is not empty and is not a local backend state dir; "
+                "choose a new or empty folder as state dir"
+            )
+        marker.write_text(MARKER_TEXT, encoding="utf-8")
+
+    def _take_lock(self) -> None:
+        self._claim_state_dir()
         fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         if not try_lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
@@ -66,6 +99,9 @@ class LocalServer:
         """Serve in background threads; returns the base URL, e.g. http://127.0.0.1:8089/v1."""
         if self.base_url is not None:
             return self.base_url
+        problem = upstream_key_problem(self.options)
+        if problem:
+            raise BatchToolError(problem)
         self._take_lock()
         try:
             self._store = Store(self.state_dir)
@@ -73,16 +109,24 @@ class LocalServer:
             self._engine = BatchEngine(self._store, self.options, faults)
             api = Api(self._store, self._engine, self.options)
             try:
-                self._httpd = ApiHTTPServer((self.host, self.port), api, faults)
+                self._httpd = ApiHTTPServer((self.host, self.port), api, faults, api_key=self.api_key)
             except OSError as exc:
                 raise BatchToolError(
                     f"cannot listen on {self.host}:{self.port} ({exc.strerror}); choose another --port"
                 ) from None
+            if self.beyond_loopback and self.api_key is None:
+                # Closed before a single request is answered.
+                self._httpd.server_close()
+                raise BatchToolError(
+                    f"--host {self.host} listens beyond loopback, where anyone who reaches this machine could use "
+                    f"the backend; set a key with --api-key or {KEY_ENV}, or listen on 127.0.0.1"
+                )
         except BaseException:
             self._release()
             raise
         host, port = self._httpd.server_address[:2]
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in str(host) else host
+        # The address as bound, 0.0.0.0 included: the URL says where the backend listens.
+        shown = f"[{host}]" if ":" in str(host) else host
         self.port = port
         self.base_url = f"http://{shown}:{port}/v1"
         self._engine.start()
@@ -91,6 +135,12 @@ class LocalServer:
         )
         self._thread.start()
         return self.base_url
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Whether the backend listens (or would listen) on an address other machines can reach."""
+        host = self._httpd.server_address[0] if self._httpd is not None else self.host
+        return not is_loopback(str(host))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no batch is validating, in progress, finalizing or cancelling; False on timeout."""

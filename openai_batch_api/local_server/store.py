@@ -12,6 +12,7 @@ Finishing links the partial files to new file ids, so no result line is ever cop
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -28,6 +29,11 @@ TERMINAL_STATUSES = ("failed", "completed", "expired", "cancelled")
 # Files of these purposes expire 30 days after upload, as on the API.
 EXPIRING_PURPOSES = ("batch", "batch_output")
 FILE_LIFETIME_SECONDS = 30 * 24 * 3600
+# The names of the files the store writes: blobs (and their temporary names while being written),
+# and partial result files. The file and batch ids are new_id()'s 24 hex digits.
+OWN_BLOB_NAME = re.compile(r"file-[0-9a-f]{24}")
+OWN_TEMP_NAME = re.compile(r"\.file-[0-9a-f]{24}\.tmp")
+OWN_PARTIAL_NAME = re.compile(r"(?P<id>batch_[0-9a-f]{24})\.(output|error)\.jsonl")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -133,8 +139,18 @@ class Store:
     def blob_path(self, file_id: str) -> Path:
         return self.blob_dir / file_id
 
-    def _write_blob(self, file_id: str, data: bytes | Iterable[bytes]) -> int:
+    def new_upload_path(self) -> Path:
+        """A temporary path to write an upload's bytes to, then hand to `create_file` as its data.
+
+        Named like a blob being written, so one a crash leaves behind is removed at the next start.
+        """
+        return self.blob_dir / f".{new_id('file-')}.tmp"
+
+    def _write_blob(self, file_id: str, data: bytes | Iterable[bytes] | Path) -> int:
         path = self.blob_path(file_id)
+        if isinstance(data, Path):  # an upload already on disk: moved in place, not copied
+            os.replace(data, path)
+            return path.stat().st_size
         tmp = path.with_name(f".{file_id}.tmp")
         size = 0
         with open(tmp, "wb") as f:
@@ -156,20 +172,27 @@ class Store:
                 ACTIVE_STATUSES,
             )
         }
+        # Only names the backend gives its own files are ever removed: anything else in these
+        # folders (a user's file, a subfolder) is left alone.
         for path in self.blob_dir.iterdir():
-            if path.name not in known:
+            orphan = OWN_BLOB_NAME.fullmatch(path.name) and path.name not in known
+            if (orphan or OWN_TEMP_NAME.fullmatch(path.name)) and path.is_file():
                 path.unlink(missing_ok=True)
         active = set(self.active_batch_ids())
         for path in self.partial_dir.iterdir():
-            if path.name.split(".")[0] not in active:
+            match = OWN_PARTIAL_NAME.fullmatch(path.name)
+            if match and match["id"] not in active and path.is_file():
                 path.unlink(missing_ok=True)
 
     # -- files ---------------------------------------------------------------------------------
 
     def create_file(
-        self, *, data: bytes | Iterable[bytes], filename: str, purpose: str, lifetime: int | None = None
+        self, *, data: bytes | Iterable[bytes] | Path, filename: str, purpose: str, lifetime: int | None = None
     ) -> sqlite3.Row:
-        """Store a file's bytes and its row; returns the row. `lifetime`: seconds until it expires."""
+        """Store a file's bytes (or move them in from a path) and its row; returns the row.
+
+        `lifetime`: seconds until it expires.
+        """
         file_id = new_id("file-")
         size = self._write_blob(file_id, data)
         now = int(time.time())

@@ -14,29 +14,55 @@ from typing import Any
 
 import orjson
 
+from .access import is_loopback
 from .api_error import error_body
+from .options import ServerOptions
 
 ATTEMPTS = 3
 BASE_DELAY = 0.2
 MAX_RETRY_AFTER = 10.0
 TIMEOUT = 600.0
+# An answer is held in memory whole: one bigger than this (far above the largest embedding
+# answer) is refused rather than read, whatever the upstream sends.
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
 
 
 class UpstreamUnreachable(Exception):
     """The upstream server could not be reached, even after retries."""
 
 
+def upstream_key(options: ServerOptions) -> str | None:
+    """The key to send to the upstream: only from the variable `upstream_key_env` names, when it does."""
+    if not options.upstream_key_env:
+        return None
+    return os.environ.get(options.upstream_key_env) or None
+
+
+def upstream_key_problem(options: ServerOptions) -> str | None:
+    """Why the upstream's key must not be sent where `options` say, or None when it may."""
+    if not options.upstream or not options.upstream_key_env or options.upstream_key_over_http:
+        return None
+    parts = urllib.parse.urlsplit(options.upstream)
+    if parts.scheme == "https" or is_loopback(parts.hostname or ""):
+        return None
+    return (
+        f"--upstream {options.upstream} is plain HTTP beyond loopback: the key in {options.upstream_key_env} "
+        "would cross the network readable by anyone on the way; use https://, "
+        "or send it anyway with --upstream-key-over-http"
+    )
+
+
 class UpstreamClient:
     """POSTs request bodies to `base_url`, one kept-alive connection per thread."""
 
-    def __init__(self, base_url: str, *, key_env: str) -> None:
+    def __init__(self, base_url: str, *, key: str | None) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urllib.parse.urlsplit(self.base_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port
         self._prefix = parts.path
-        self._key = os.environ.get(key_env)
+        self._key = key
         self._local = threading.local()
 
     def path_for(self, endpoint: str) -> str:
@@ -67,10 +93,14 @@ class UpstreamClient:
         try:
             connection.request("POST", path, body=payload, headers=headers)
             response = connection.getresponse()
-            raw = response.read()
+            raw = response.read(MAX_ANSWER_BYTES + 1)
         except (OSError, http.client.HTTPException):
             self._drop_connection()
             raise
+        if len(raw) > MAX_ANSWER_BYTES:
+            self._drop_connection()  # the rest of the answer is never read
+            message = f"The upstream server's answer is larger than {MAX_ANSWER_BYTES} bytes; it was not kept."
+            return 502, error_body(message, type="server_error"), None
         if response.getheader("connection", "").lower() == "close":
             self._drop_connection()
         try:

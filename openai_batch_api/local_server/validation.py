@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
+import io
+import time
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import orjson
 
 from .api_error import ApiError
+from .request_bodies import request_tokens
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 BATCH_ENDPOINTS = (
@@ -42,20 +46,22 @@ class ParsedInput:
     requests: list[BatchRequest] = field(default_factory=list)
     model: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Prompt tokens of each request, when counted.
+    tokens: list[int] | None = None
 
 
-def check_upload(*, purpose: str | None, filename: str | None, data: bytes | None) -> None:
-    """Raise the API's 400 for an upload it refuses."""
+def check_upload(*, purpose: str | None, filename: str | None, size: int | None, path: Path | None) -> None:
+    """Raise the API's 400 for an upload it refuses; its `size` bytes are in the file at `path`."""
     if not purpose:
         raise ApiError(400, "Missing required parameter: 'purpose'.", param="purpose")
     if purpose not in UPLOAD_PURPOSES:
         allowed = ", ".join(f"'{name}'" for name in UPLOAD_PURPOSES)
         raise ApiError(400, f"'{purpose}' is not one of [{allowed}] - 'purpose'", param="purpose")
-    if data is None:
+    if size is None or path is None:
         raise ApiError(400, "Missing required parameter: 'file'.", param="file")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ApiError(400, f"File is too large: {len(data)} bytes; the maximum is {MAX_UPLOAD_BYTES}.", param="file")
-    if not data:
+    if size > MAX_UPLOAD_BYTES:
+        raise ApiError(400, f"File is too large: {size} bytes; the maximum is {MAX_UPLOAD_BYTES}.", param="file")
+    if not size:
         raise ApiError(400, "File is empty.", param="file")
     if purpose == "batch":
         # Clients that upload bytes or a buffer send no extension (the SDK names them `upload`): the
@@ -63,14 +69,30 @@ def check_upload(*, purpose: str | None, filename: str | None, data: bytes | Non
         suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
         if suffix and suffix != ".jsonl":
             raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
+        bad_byte = _first_non_utf8_byte(path)
+        if bad_byte is not None:
             raise ApiError(
                 400,
-                f"Invalid file: the file is not UTF-8 encoded (byte {exc.start}). Batch files must be UTF-8 JSONL.",
+                f"Invalid file: the file is not UTF-8 encoded (byte {bad_byte}). Batch files must be UTF-8 JSONL.",
                 param="file",
-            ) from None
+            )
+
+
+def _first_non_utf8_byte(path: Path) -> int | None:
+    """The offset of the first byte that is not valid UTF-8, reading the file in slices; None if it all is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1024 * 1024)
+            pending = len(decoder.getstate()[0])  # bytes of a character begun in the previous slice
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return offset - pending + exc.start
+            if not chunk:
+                return None
+            offset += len(chunk)
 
 
 def _error(code: str, message: str, line: int | None, param: str | None = None) -> dict[str, Any]:
@@ -110,45 +132,72 @@ def _embedding_inputs(body: dict[str, Any]) -> int:
     return 1
 
 
-def parse_batch_input(
-    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
-) -> ParsedInput:
-    """Requests of a batch input file, or the errors for which the API fails the batch."""
-    parsed = ParsedInput()
-    if len(data) > max_bytes:
-        parsed.errors.append(
-            _error("file_too_large", f"The input file is larger than the {max_bytes} bytes maximum.", None)
-        )
-        return parsed
-    raw_lines = data.split(b"\n")
-    if raw_lines and not raw_lines[-1].strip():
-        raw_lines.pop()
-    if not raw_lines:
-        parsed.errors.append(_error("empty_file", "The batch input file is empty.", None))
-        return parsed
-    if len(raw_lines) > max_requests:
-        parsed.errors.append(
-            _error(
-                "too_many_requests",
-                f"The batch input file has {len(raw_lines)} requests; the maximum is {max_requests}.",
-                None,
+class InputReader:
+    """Checks a batch input file a slice of lines at a time, so a big file never holds a worker long.
+
+    Call `read` with the file positioned at `offset` until `done`; `parsed` then holds the requests
+    (with their prompt tokens when `count_tokens`), or the errors for which the API fails the batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        size: int,
+        count_tokens: bool = False,
+        max_requests: int = MAX_REQUESTS,
+        max_bytes: int = MAX_INPUT_BYTES,
+    ) -> None:
+        self.endpoint = endpoint
+        self.parsed = ParsedInput(tokens=[] if count_tokens else None)
+        self.offset = 0
+        self.lines = 0
+        self.done = False
+        self.max_requests = max_requests
+        self._seen: set[str] = set()
+        self._embedding_inputs = 0
+        if size > max_bytes:
+            self.parsed.errors.append(
+                _error("file_too_large", f"The input file is larger than the {max_bytes} bytes maximum.", None)
             )
-        )
-        return parsed
-    seen: set[str] = set()
-    models: set[str] = set()
-    embedding_inputs = 0
-    errors = parsed.errors
-    for number, raw in enumerate(raw_lines, start=1):
+            self.done = True
+
+    def read(self, f: BinaryIO, *, max_lines: int, max_seconds: float) -> None:
+        """Check up to `max_lines` more lines of `f`, or as many as fit in about `max_seconds`."""
+        started = time.monotonic()
+        for _ in range(max_lines):
+            raw = f.readline()
+            if not raw or (not raw.endswith(b"\n") and not raw.strip()):  # the end, or blanks after the last line
+                self._finish()
+                return
+            self.offset += len(raw)
+            self.lines += 1
+            if self.lines > self.max_requests:
+                total = self.lines + _lines_in(f)
+                self.parsed.errors[:] = [
+                    _error(
+                        "too_many_requests",
+                        f"The batch input file has {total} requests; the maximum is {self.max_requests}.",
+                        None,
+                    )
+                ]
+                self.done = True
+                return
+            self._check_line(raw)
+            if time.monotonic() - started > max_seconds:
+                return
+
+    def _check_line(self, raw: bytes) -> None:
+        number, errors = self.lines, self.parsed.errors
         try:
             request = orjson.loads(raw)
         except orjson.JSONDecodeError:
             request = None
-        problem = _line_problem(request, number, endpoint)
+        problem = _line_problem(request, number, self.endpoint)
         if problem is None:
             custom_id = request["custom_id"]
             model = request["body"].get("model")
-            if custom_id in seen:
+            if custom_id in self._seen:
                 problem = _error(
                     "duplicate_custom_id",
                     "The custom_id for this request is a duplicate of another request. "
@@ -156,10 +205,10 @@ def parse_batch_input(
                     number,
                     "custom_id",
                 )
-            elif isinstance(model, str) and models and model not in models:
+            elif isinstance(model, str) and self.parsed.model is not None and model != self.parsed.model:
                 problem = _error(
                     "mismatched_model",
-                    f"The provided model '{model}' does not match the model '{next(iter(models))}' of the "
+                    f"The provided model '{model}' does not match the model '{self.parsed.model}' of the "
                     "other requests. All requests in a batch must use the same model.",
                     number,
                     "body.model",
@@ -167,20 +216,48 @@ def parse_batch_input(
         if problem is not None:
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append(problem)
-            continue
-        seen.add(custom_id)
+            return
+        self._seen.add(custom_id)
         if isinstance(model, str):
-            models.add(model)
-        if endpoint == "/v1/embeddings":
-            embedding_inputs += _embedding_inputs(request["body"])
-        parsed.requests.append(BatchRequest(number, custom_id, request["body"]))
-    if embedding_inputs > MAX_EMBEDDING_INPUTS and not errors:
-        errors.append(
-            _error(
-                "too_many_embedding_inputs",
-                f"The batch has {embedding_inputs} embedding inputs; the maximum is {MAX_EMBEDDING_INPUTS}.",
-                None,
+            self.parsed.model = model
+        body = request["body"]
+        if self.endpoint == "/v1/embeddings":
+            self._embedding_inputs += _embedding_inputs(body)
+        self.parsed.requests.append(BatchRequest(number, custom_id, body))
+        # A file the API fails anyway is not worth counting tokens for.
+        if self.parsed.tokens is not None and not errors:
+            self.parsed.tokens.append(request_tokens(self.endpoint, body))
+
+    def _finish(self) -> None:
+        self.done = True
+        errors = self.parsed.errors
+        if not self.lines:
+            errors.append(_error("empty_file", "The batch input file is empty.", None))
+        elif self._embedding_inputs > MAX_EMBEDDING_INPUTS and not errors:
+            errors.append(
+                _error(
+                    "too_many_embedding_inputs",
+                    f"The batch has {self._embedding_inputs} embedding inputs; the maximum is {MAX_EMBEDDING_INPUTS}.",
+                    None,
+                )
             )
-        )
-    parsed.model = next(iter(models)) if models else None
-    return parsed
+
+
+def _lines_in(f: BinaryIO) -> int:
+    """Lines from the position of `f` to its end, read in bounded slices; a blank tail is no line."""
+    count, tail = 0, b""
+    while chunk := f.read(1024 * 1024):
+        count += chunk.count(b"\n")
+        tail = chunk[chunk.rfind(b"\n") + 1 :] if b"\n" in chunk else tail + chunk[:1024]
+    return count + (1 if tail.strip() else 0)
+
+
+def parse_batch_input(
+    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
+) -> ParsedInput:
+    """Requests of a whole batch input file in memory, or the errors for which the API fails the batch."""
+    reader = InputReader(endpoint=endpoint, size=len(data), max_requests=max_requests, max_bytes=max_bytes)
+    stream = io.BytesIO(data)
+    while not reader.done:
+        reader.read(stream, max_lines=max_requests + 1, max_seconds=float("inf"))
+    return reader.parsed

@@ -21,13 +21,15 @@ from typing import Any
 
 import orjson
 
+from .api_error import error_body
 from .faults import FaultInjector
 from .ids import new_id
 from .options import ServerOptions
+from .request_bodies import body_problem, request_tokens
 from .responder import respond, usage_tokens
 from .store import TERMINAL_STATUSES, Store
-from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable
-from .validation import BatchRequest, ParsedInput, parse_batch_input
+from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable, upstream_key
+from .validation import BatchRequest, InputReader, ParsedInput
 
 BATCH_WORKERS = 3
 # A step answers at most this many lines, or for about this long, before other batches get a turn.
@@ -88,11 +90,10 @@ class BatchEngine:
         self._owned: set[str] = set()  # queued or being stepped: never two workers on one batch
         self._lock = threading.Lock()
         self._runs: dict[str, BatchRun] = {}
+        self._readers: dict[str, InputReader] = {}  # input files being read, a slice per step
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._upstream = (
-            UpstreamClient(options.upstream, key_env=options.upstream_key_env) if options.upstream else None
-        )
+        self._upstream = UpstreamClient(options.upstream, key=upstream_key(options)) if options.upstream else None
         self._pool = DaemonPool(options.upstream_concurrency, "local-batch-upstream") if options.upstream else None
 
     def start(self) -> None:
@@ -144,6 +145,7 @@ class BatchEngine:
                     self._owned.discard(batch_id)
                 if not again:
                     self._runs.pop(batch_id, None)
+                    self._readers.pop(batch_id, None)
 
     def _step(self, batch_id: str) -> bool:
         """One bounded piece of work on a batch; True while it needs more."""
@@ -181,42 +183,60 @@ class BatchEngine:
             errors=orjson.dumps(errors).decode(),
         )
 
-    def _read_input(self, batch: sqlite3.Row) -> ParsedInput | None:
+    def _read_step(self, batch: sqlite3.Row, *, count_tokens: bool = False) -> ParsedInput | bool:
+        """Check the next slice of a batch's input file: its requests once read whole, else True while
+        more is to be read, False when the batch failed.
+
+        In slices, so that a batch of a few lines is not kept waiting behind big ones being read.
+        """
+        batch_id = batch["id"]
+        path = self.store.blob_path(batch["input_file_id"])
         try:
-            data = self.store.read_blob(batch["input_file_id"])
+            reader = self._readers.get(batch_id)
+            if reader is None:
+                reader = InputReader(
+                    endpoint=batch["endpoint"],
+                    size=path.stat().st_size,
+                    count_tokens=count_tokens,
+                    max_requests=self.options.max_requests_per_file,
+                    max_bytes=self.options.max_file_bytes,
+                )
+                self._readers[batch_id] = reader
+            if not reader.done:
+                with open(path, "rb") as f:
+                    f.seek(reader.offset)
+                    reader.read(f, max_lines=CHUNK_LINES, max_seconds=CHUNK_SECONDS)
         except FileNotFoundError:
-            self._fail(batch["id"], "input_file_missing", f"The input file {batch['input_file_id']} is gone.")
-            return None
-        parsed = parse_batch_input(
-            data,
-            endpoint=batch["endpoint"],
-            max_requests=self.options.max_requests_per_file,
-            max_bytes=self.options.max_file_bytes,
-        )
+            self._readers.pop(batch_id, None)
+            self._fail(batch_id, "input_file_missing", f"The input file {batch['input_file_id']} is gone.")
+            return False
+        if not reader.done:
+            return True
+        del self._readers[batch_id]
+        parsed = reader.parsed
         if parsed.errors and batch["status"] != "validating":
             # It passed validation before: the file was changed on disk behind the server's back.
             problem = parsed.errors[0]
-            self._fail(batch["id"], "input_file_changed", f"The input file changed: {problem['message']}")
-            return None
+            self._fail(batch_id, "input_file_changed", f"The input file changed: {problem['message']}")
+            return False
         if parsed.errors:
             self.store.update_batch(
-                batch["id"],
+                batch_id,
                 only_if=("validating",),
                 status="failed",
                 failed_at=_ts(),
                 errors=orjson.dumps({"object": "list", "data": parsed.errors}).decode(),
             )
-            return None
+            return False
         return parsed
 
     def _validate(self, batch: sqlite3.Row) -> bool:
-        from ..utils.tokens import estimate_body_tokens
-
-        parsed = self._read_input(batch)
-        if parsed is None:
-            return False
-        requests, model, endpoint = parsed.requests, parsed.model, batch["endpoint"]
-        tokens = [estimate_body_tokens(request.body, endpoint=endpoint) for request in requests]
+        parsed = self._read_step(batch, count_tokens=True)
+        if not isinstance(parsed, ParsedInput):
+            return parsed
+        requests, model, tokens = parsed.requests, parsed.model, parsed.tokens
+        if tokens is None:  # read without counting, for an expiry that did not happen after all
+            tokens = [request_tokens(batch["endpoint"], request.body) for request in requests]
         limit = self.options.enqueued_token_limit
         admitted = self.store.admit_batch(
             batch["id"],
@@ -243,14 +263,17 @@ class BatchEngine:
         self._runs[batch["id"]] = BatchRun(requests, tokens, pending)
         return True
 
-    def _run_of(self, batch: sqlite3.Row) -> BatchRun | None:
-        """The batch's run, rebuilt from disk after a restart: only lines without a saved answer."""
+    def _run_of(self, batch: sqlite3.Row) -> BatchRun | bool:
+        """The batch's run, rebuilt from disk after a restart: only lines without a saved answer.
+
+        While its input is still being read back, True (come back); False when the batch failed.
+        """
         run = self._runs.get(batch["id"])
         if run is not None:
             return run
-        parsed = self._read_input(batch)
-        if parsed is None:
-            return None
+        parsed = self._read_step(batch)
+        if not isinstance(parsed, ParsedInput):
+            return parsed
         requests = parsed.requests
         answered = self.store.answered_lines(batch["id"])
         pending = [i for i, request in enumerate(requests) if request.line not in answered]
@@ -267,20 +290,28 @@ class BatchEngine:
         if failure is not None:
             status, body = failure
         elif self._upstream is not None:
+            problem = body_problem(endpoint, request.body)
+            if problem is not None:  # the API's own 400: not worth a round trip
+                return False, result_line(request.custom_id, 400, problem), 0, 0
             try:
                 status, body = self._upstream.post(endpoint, request.body)
             except UpstreamUnreachable as exc:
                 return False, error_line(request.custom_id, "upstream_unreachable", str(exc)), 0, 0
         else:
-            status, body = respond(endpoint, request.body, prompt_tokens=prompt_tokens)
+            try:
+                status, body = respond(endpoint, request.body, prompt_tokens=prompt_tokens)
+            except Exception as exc:  # a bug met on one line must not fail the batch's other lines
+                traceback.print_exc(file=sys.stderr)
+                status = 500
+                body = error_body(f"The local backend failed on this request: {exc!r}", type="server_error")
         ok = 200 <= status < 300
         used_in, used_out = usage_tokens(body) if ok else (0, 0)
         return ok, result_line(request.custom_id, status, body), used_in, used_out
 
     def _answer_chunk(self, batch: sqlite3.Row) -> bool:
         run = self._run_of(batch)
-        if run is None:
-            return False
+        if not isinstance(run, BatchRun):
+            return run
         endpoint, deadline = batch["endpoint"], batch["deadline"]
         answered: list[tuple[int, bool, bytes, int, int]] = []
         if self._pool is not None:
@@ -320,14 +351,14 @@ class BatchEngine:
         """End a batch whose window passed: answers kept, the rest written as batch_expired."""
         fields: dict[str, Any] = {"expired_at": _ts()}
         if batch["status"] == "validating":
-            parsed = self._read_input(batch)
-            if parsed is None:
-                return True
+            parsed = self._read_step(batch)
+            if not isinstance(parsed, ParsedInput):
+                return True  # more to read, or failed: the next step sees which
             run = BatchRun(parsed.requests, None, list(range(len(parsed.requests))))
             fields["total"] = len(parsed.requests)
         else:
             run = self._run_of(batch)
-            if run is None:
+            if not isinstance(run, BatchRun):
                 return True
         expired = [error_line(run.requests[i].custom_id, "batch_expired", EXPIRED_MESSAGE) for i in run.pending]
         return self.store.finish_batch(

@@ -1,0 +1,100 @@
+"""The rules the API applies to each request body: the types of its fields, checked line by line.
+
+A batch line that breaks one gets its own 400 in the error file, as on the API, and the batch's other
+lines are answered; the synchronous endpoints answer it with the same 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api_error import error_body
+
+# The most choices a chat request may ask for, and the widest embedding the API makes: bigger
+# values would have the responder build answers no memory holds.
+MAX_CHOICES = 128
+MAX_EMBEDDING_DIMENSIONS = 3072
+# endpoint -> the body field holding its prompt, which must be a string or an array.
+PROMPT_FIELDS = {
+    "/v1/responses": "input",
+    "/v1/embeddings": "input",
+    "/v1/completions": "prompt",
+    "/v1/moderations": "input",
+}
+
+
+def _json_kind(value: Any) -> str:
+    """How the API names a JSON value's type in its messages ("an integer", "a string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _wrong_type(param: str, expected: str, value: Any) -> dict[str, Any]:
+    return error_body(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_kind(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def body_problem(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The API's 400 error body for a request body whose fields have the wrong type, else None.
+
+    Checked per request, as the API does: one such line of a batch gets its 400 in the error file,
+    and the batch's other lines are answered.
+    """
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        return _wrong_type("model", "a string", model)
+    if endpoint == "/v1/chat/completions":
+        messages = body.get("messages")
+        if messages is not None and not isinstance(messages, list):
+            return _wrong_type("messages", "an array of objects", messages)
+        for index, message in enumerate(messages or []):
+            if not isinstance(message, dict):
+                return _wrong_type(f"messages[{index}]", "an object", message)
+        n = body.get("n")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
+            return _wrong_type("n", "an integer", n)
+        if n is not None and not 1 <= n <= MAX_CHOICES:
+            return error_body(
+                f"Invalid 'n': expected a value from 1 to {MAX_CHOICES}, but got {n} instead.",
+                param="n",
+                code="integer_out_of_range",
+            )
+    field_name = PROMPT_FIELDS.get(endpoint)
+    value = body.get(field_name) if field_name else None
+    if value is not None and not isinstance(value, (str, list)):
+        return _wrong_type(field_name, "a string or an array", value)  # type: ignore[arg-type]
+    if endpoint == "/v1/embeddings":
+        dimensions = body.get("dimensions")
+        if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)):
+            return _wrong_type("dimensions", "an integer", dimensions)
+        if dimensions is not None and not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS:
+            return error_body(
+                f"Invalid 'dimensions': expected a value from 1 to {MAX_EMBEDDING_DIMENSIONS}, "
+                f"but got {dimensions} instead.",
+                param="dimensions",
+                code="integer_out_of_range",
+            )
+    return None
+
+
+def request_tokens(endpoint: str, body: dict[str, Any]) -> int:
+    """Prompt tokens of one request body; 0 for a body the API answers with a 400."""
+    from ..utils.tokens import estimate_body_tokens
+
+    if body_problem(endpoint, body) is not None:
+        return 0
+    return estimate_body_tokens(body, endpoint=endpoint)
