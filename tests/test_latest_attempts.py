@@ -127,3 +127,28 @@ def test_status_jobs_after_a_successful_retry_shows_no_failures(tmp_path, monkey
     assert summary_lines(status.out) == ["rows: 4 done, 0 failed, 0 pending of 4; batches: 2 of 2 finished"]
     assert collated.out.splitlines()[0] == f"collated 4 rows into {project.root / 'output.pkl'}: 4 ok"
     assert collated.out.splitlines()[1].startswith("tokens used: ")
+
+
+def test_failed_batch_is_not_reported_once_a_retry_answered_its_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    state = tmp_path / "state"
+    # A server that takes at most 3 requests a file fails the batch of 4 at validation.
+    with LocalServer(state_dir=state, options=ServerOptions(seed=4, max_requests_per_file=3)) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(4)
+        project.write_config(batch_size=4)
+        assert project.run("create-batch").exit_code == 0
+        first = project.run("status-jobs", *WAIT)
+        failed_line = f"batch {load_ledger(project.data_path).shards[0].batch_id} (shard a1-s0001) failed: "
+        assert summary_lines(first.out)[0] == "rows: 0 done, 4 failed, 0 pending of 4; batches: 1 of 1 finished"
+        assert summary_lines(first.out)[1].startswith(failed_line)
+    with LocalServer(state_dir=state, options=ServerOptions(seed=4)) as server:
+        project.write_config(batch_size=4, base_url=server.base_url)
+        retried = project.run("create-batch", "--retry")
+        assert "attempt 2: retrying 4 rows in 1 shard" in retried.out
+        assert project.run("status-jobs", *WAIT).exit_code == 0
+        status = project.run("status-jobs")
+        collated = project.run("collate-output")
+    assert summary_lines(status.out) == ["rows: 4 done, 0 failed, 0 pending of 4; batches: 2 of 2 finished"]
+    assert collated.out.splitlines()[0] == f"collated 4 rows into {project.root / 'output.pkl'}: 4 ok"
+    assert collated.out.splitlines()[1].startswith("tokens used: ")
