@@ -81,16 +81,14 @@ def test_backend_stopping_under_a_borrower_is_one_clear_error(local_project):
     assert not (state_dir / ADDRESS_NAME).exists()
 
 
-def test_backend_of_a_process_that_died_is_taken_over(local_project):
-    project = local_project
-    config = load_config(project.config_path)
-    state_dir = local_state_dir(config)
-    state_dir.mkdir(parents=True)
+def start_holder(state_dir) -> subprocess.Popen:
+    """Another process running a local backend on `state_dir`, until it is killed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(
         [sys.executable, "-c",
          "import sys\n"
          "from openai_batch_api.local_server import LocalServer\n"
-         f"LocalServer(state_dir={str(state_dir)!r}).start()\n"
+         f"LocalServer(state_dir={str(state_dir)!r}, api_key='holder-key').start()\n"
          "print('ready', flush=True)\n"
          "sys.stdin.read()\n"],
         stdin=subprocess.PIPE,
@@ -98,8 +96,35 @@ def test_backend_of_a_process_that_died_is_taken_over(local_project):
         text=True,
     )
     assert child.stdout.readline() == "ready\n"
-    child.kill()  # no chance to clean up: its address stays on disk
-    child.wait(timeout=30)
+    return child
+
+
+def test_backend_killed_under_a_borrower_is_one_clear_error(local_project):
+    config = load_config(local_project.config_path)
+    state_dir = local_state_dir(config)
+    holder = start_holder(state_dir)
+    try:
+        with pytest.raises(BatchToolError) as caught:
+            with open_api(config) as api:
+                assert api.client.files.list().data == []
+                holder.kill()  # no chance to remove its address
+                holder.wait(timeout=30)
+                api.client.files.list()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert str(caught.value) == (
+        f"{state_dir}: the local backend of process {holder.pid}, which this command was using, stopped; "
+        "run the command again"
+    )
+
+
+def test_backend_of_a_process_that_died_is_taken_over(local_project):
+    config = load_config(local_project.config_path)
+    state_dir = local_state_dir(config)
+    holder = start_holder(state_dir)
+    holder.kill()  # no chance to clean up: its address stays on disk
+    holder.wait(timeout=30)
     assert (state_dir / ADDRESS_NAME).exists()
     with open_api(config) as api:
         assert api.client.files.list().data == []

@@ -70,6 +70,19 @@ def read_running_backend(state_dir: str | os.PathLike[str], *, pid: int) -> Runn
     # A record left by a process that died belongs to no one: only the current holder's counts.
     return backend if backend.pid == pid else None
 
+
+def still_running(state_dir: str | os.PathLike[str], backend: RunningBackend) -> bool:
+    """Whether the backend's process is alive and still serves `state_dir` (it removes its record on stopping)."""
+    if read_running_backend(state_dir, pid=backend.pid) is None:
+        return False
+    try:
+        os.kill(backend.pid, 0)
+    except ProcessLookupError:
+        return False  # killed without a chance to remove its record
+    except OSError:
+        pass  # alive, and another user's: not ours to signal
+    return True
+
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
 
@@ -213,6 +226,7 @@ class LocalServer:
 
     def stop(self) -> None:
         """Stop accepting, let answers in flight finish, stop workers at a line boundary; progress is kept."""
+        self._remove_address()
         if self._httpd is not None:
             self._httpd.stopping = True
             self._httpd.shutdown()
@@ -225,10 +239,14 @@ class LocalServer:
         self._release()
         self.base_url = None
 
-    def _release(self) -> None:
+    def _remove_address(self) -> None:
+        # Gone before the server stops answering: a command it refuses then knows the holder stopped,
+        # and one that finds the lock free never reads a stale address.
         if self._lock_fd is not None:
-            # Gone before the lock is: a command that finds the lock free never reads a stale address.
             (self.state_dir / ADDRESS_NAME).unlink(missing_ok=True)
+
+    def _release(self) -> None:
+        self._remove_address()
         if self._store is not None:
             self._store.close()
         if self._lock_fd is not None:

@@ -414,7 +414,7 @@ def open_api(config: Config) -> Iterator[BatchApi]:
 @contextmanager
 def borrowed_local_backend(config: Config, busy: BatchToolError) -> Iterator[BatchApi]:
     """A BatchApi on the local backend another live command runs on this run's state."""
-    from ..local_server.server import ADDRESS_WAIT_SECONDS, holder_pid, read_running_backend
+    from ..local_server.server import ADDRESS_WAIT_SECONDS, holder_pid, read_running_backend, still_running
 
     state_dir = local_state_dir(config)
     pid = holder_pid(getattr(busy, "holder", ""))
@@ -436,6 +436,8 @@ def borrowed_local_backend(config: Config, busy: BatchToolError) -> Iterator[Bat
         try:
             yield BatchApi(client, retry=retry, result_retention=config.result_retention)
         except openai.APIConnectionError:
+            if still_running(state_dir, backend):
+                raise  # a failure of its own, said as any other
             raise BatchToolError(
                 f"{state_dir}: the local backend of process {backend.pid}, which this command was using, "
                 "stopped; run the command again"
