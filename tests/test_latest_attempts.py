@@ -116,7 +116,8 @@ def test_status_jobs_after_a_successful_retry_shows_no_failures(tmp_path, monkey
         project.write_config(batch_size=4)
         assert project.run("create-batch").exit_code == 0
         assert project.run("status-jobs", *WAIT).exit_code == 0
-    with LocalServer(state_dir=state, options=ServerOptions(seed=4)) as server:
+    # The retry's batch names an empty error file, as Azure OpenAI's do.
+    with LocalServer(state_dir=state, options=ServerOptions(seed=4, empty_error_file=True)) as server:
         project.write_config(batch_size=4, base_url=server.base_url)
         assert project.run("create-batch", "--retry").exit_code == 0
         waited = project.run("status-jobs", "--json", *WAIT)

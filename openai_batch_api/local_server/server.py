@@ -32,6 +32,8 @@ MARKER_TEXT = "This folder holds the state of an openai_batch_api local backend;
 UNMARKED_STATE_NAMES = frozenset(
     {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm", LOCK_NAME, "files", "partial"}
 )
+# Requests being answered when stop() is called get this long to finish.
+STOP_GRACE_SECONDS = 5.0
 # How long a command waits for a backend that holds the lock but has not yet said where it listens.
 ADDRESS_WAIT_SECONDS = 5.0
 
@@ -66,7 +68,7 @@ def read_running_backend(state_dir: str | os.PathLike[str], *, pid: int) -> Runn
         record = json.loads((Path(state_dir) / ADDRESS_NAME).read_text(encoding="utf-8"))
         backend = RunningBackend(base_url=str(record["base_url"]), pid=int(record["pid"]), api_key=record["api_key"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # absent, or left half-written by a process that died: not this holder's
+        return None  # absent, or not a record this version wrote
     # A record left by a process that died belongs to no one: only the current holder's counts.
     return backend if backend.pid == pid else None
 
@@ -84,9 +86,6 @@ def still_running(state_dir: str | os.PathLike[str], backend: RunningBackend) ->
     except OSError:
         pass  # alive, and another user's: not ours to signal
     return True
-
-# Requests being answered when stop() is called get this long to finish.
-STOP_GRACE_SECONDS = 5.0
 
 
 class LocalServer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .collation import result_file_path, shard_ids
@@ -46,7 +47,12 @@ def latest_failure_groups(ledger: Ledger, data_path: Path) -> list[FailureGroup]
             continue
         failures = load_results([result_file_path(data_path, shard, "errors")])
         if last:
-            latest = [last.get(custom_id, 0) <= shard.attempt for custom_id in failures.index]
+            # An array, not a list: an empty list would select no columns rather than no rows.
+            latest = np.fromiter(
+                (last.get(custom_id, 0) <= shard.attempt for custom_id in failures.index),
+                dtype=bool,
+                count=len(failures),
+            )
             failures = failures[latest]
         frames.append(failures)
     if not frames:
