@@ -46,7 +46,7 @@ def collate_run(args: argparse.Namespace, config: Config) -> int:
     table = collation.table
     by_status = ", ".join(f"{counts[s]:,} {s}" for s in STATUS_ORDER if counts.get(s))
     print(f"collated {plural(len(table), 'row')} into {config.output_file}: {by_status}")
-    for line in batch_warnings(ledger) + failure_lines(collation.failures):
+    for line in batch_warnings(ledger, data_path=config.data_path) + failure_lines(collation.failures):
         print(line)
     json_errors = table["api_json_error"].notna().sum() if "api_json_error" in table else 0
     if json_errors:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
+from .utils.latest_attempts import last_attempts, superseded_rows
 from .utils.ledger import Ledger
 from .utils.planning import CostReport
 from .utils.pricing import estimate_cost, format_usd
@@ -104,22 +106,33 @@ def failure_lines(failures: list) -> list[str]:
     return lines
 
 
-def batch_warnings(ledger: Ledger) -> list[str]:
-    """Failed batches with the API's reasons, and finished batches whose requests mostly failed."""
+def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
+    """Failed batches with the API's reasons, and finished batches whose requests mostly failed.
+
+    Rows a later attempt sent again are left out: they are counted by their latest attempt.
+    """
     lines = []
+    last = None
     for shard in ledger.shards:
         batch = shard.batch or {}
         counts = batch.get("request_counts") or {}
         failed, completed = counts.get("failed") or 0, counts.get("completed") or 0
+        if not (shard.status == "failed" or (shard.finished and failed > completed)):
+            continue
+        if last is None:
+            last = last_attempts(ledger, data_path)
+        retried = superseded_rows(shard, last, data_path)
         if shard.status == "failed":
+            if retried >= shard.rows:
+                continue
             reasons = "; ".join(
                 (f"line {e['line']}: " if e.get("line") else "") + f"{e.get('code')}: {e.get('message')}"
                 for e in (batch.get("errors") or {}).get("data") or []
             )
             lines.append(f"batch {shard.batch_id} (shard {shard.key}) failed: {reasons or 'no reason given'}")
-        elif shard.finished and failed > completed:
+        elif failed - retried > completed:
             lines.append(
                 f"warning: batch {shard.batch_id} (shard {shard.key}) {shard.status} but "
-                f"{failed:,} of {counts.get('total') or shard.rows:,} requests failed"
+                f"{failed - retried:,} of {counts.get('total') or shard.rows:,} requests failed"
             )
     return lines

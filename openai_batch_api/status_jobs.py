@@ -20,8 +20,8 @@ from .utils.api import open_api
 from .utils.collation import download_results
 from .utils.config import Config
 from .utils.errors import BatchToolError
+from .utils.latest_attempts import latest_failure_groups
 from .utils.ledger import CANCELLED, Ledger, ShardRecord, require_ledger
-from .utils.results import load_results, summarize_failures
 from .utils.run_lock import run_lock
 from .utils.submission import LedgerWriter, RunProgress, refresh, run_progress, waiting_shards
 from .utils.waiting import WaitUpdate, wait_for_run
@@ -134,7 +134,7 @@ def show_status(
     print(f"run {ledger.run_id}")
     print(table_text(rows))
     print(progress_line(progress))
-    for line in batch_warnings(ledger) + failure_lines(failures):
+    for line in batch_warnings(ledger, data_path=config.data_path) + failure_lines(failures):
         print(line)
     if input_tokens or output_tokens:
         print(
@@ -156,7 +156,7 @@ def failure_groups(api, ledger: Ledger, config: Config) -> list:
     error_files = download_results(api, ledger, config.data_path, workers=config.concurrency, kinds=("errors",))
     if not error_files:
         return []
-    return summarize_failures(load_results(error_files))
+    return latest_failure_groups(ledger, config.data_path)
 
 
 class WaitDisplay:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +22,9 @@ from .upstream import upstream_key_problem
 from .worker import BatchEngine
 
 LOCK_NAME = "server.lock"
+# Where the backend holding the lock says how to reach it, so a second command on the same state
+# (a status-jobs beside a status-jobs --wait) talks to it instead of being refused.
+ADDRESS_NAME = "server.json"
 # Written on first use: only a folder holding it is the backend's own, to write in and clean up.
 MARKER_NAME = "local-backend-state"
 MARKER_TEXT = "This folder holds the state of an openai_batch_api local backend; it may remove files it made here.\n"
@@ -29,6 +34,58 @@ UNMARKED_STATE_NAMES = frozenset(
 )
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
+# How long a command waits for a backend that holds the lock but has not yet said where it listens.
+ADDRESS_WAIT_SECONDS = 5.0
+
+
+class StateDirInUse(BatchToolError):
+    """The state dir's lock is held by a live process (`holder` says which)."""
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+@dataclass(frozen=True)
+class RunningBackend:
+    """A backend another process runs on a state dir: where it listens and the key it accepts."""
+
+    base_url: str
+    pid: int
+    api_key: str | None
+
+
+def holder_pid(holder: str) -> int | None:
+    """The pid in a lock holder's text, "a local backend (pid 123)"."""
+    _, found, rest = holder.rpartition("(pid ")
+    number = rest.rstrip(")")
+    return int(number) if found and number.isdigit() else None
+
+
+def read_running_backend(state_dir: str | os.PathLike[str], *, pid: int) -> RunningBackend | None:
+    """The address process `pid` recorded for its backend on `state_dir`, or None when it has none (yet)."""
+    try:
+        record = json.loads((Path(state_dir) / ADDRESS_NAME).read_text(encoding="utf-8"))
+        backend = RunningBackend(base_url=str(record["base_url"]), pid=int(record["pid"]), api_key=record["api_key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, or not a record this version wrote
+    # A record left by a process that died belongs to no one: only the current holder's counts.
+    return backend if backend.pid == pid else None
+
+
+def still_running(state_dir: str | os.PathLike[str], backend: RunningBackend) -> bool:
+    """Whether the backend's process is alive and still serves `state_dir` (it removes its record on stopping)."""
+    if read_running_backend(state_dir, pid=backend.pid) is None:
+        return False
+    if os.name == "nt":  # pragma: no cover - there os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(backend.pid, 0)
+    except ProcessLookupError:
+        return False  # killed without a chance to remove its record
+    except OSError:
+        pass  # alive, and another user's: not ours to signal
+    return True
 
 
 class LocalServer:
@@ -88,8 +145,9 @@ class LocalServer:
             os.lseek(fd, 0, os.SEEK_SET)
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise BatchToolError(
-                f"{self.state_dir}: the local backend state is in use by {holder}; stop it or use another state dir"
+            raise StateDirInUse(
+                f"{self.state_dir}: the local backend state is in use by {holder}; stop it or use another state dir",
+                holder=holder,
             )
         os.ftruncate(fd, 0)
         os.write(fd, f"a local backend (pid {os.getpid()})".encode())
@@ -134,7 +192,20 @@ class LocalServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-batch-http", daemon=True
         )
         self._thread.start()
+        self._write_address()
         return self.base_url
+
+    def _write_address(self) -> None:
+        """Record where this backend listens, readable by this user only (it may hold the key)."""
+        if self.beyond_loopback:
+            return  # other commands reach such a backend by its URL, as the user set it up
+        record = {"base_url": self.base_url, "pid": os.getpid(), "api_key": self.api_key}
+        path = self.state_dir / ADDRESS_NAME
+        tmp = path.with_name(f".{ADDRESS_NAME}.{os.getpid()}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh)
+        os.replace(tmp, path)
 
     @property
     def beyond_loopback(self) -> bool:
@@ -156,6 +227,7 @@ class LocalServer:
 
     def stop(self) -> None:
         """Stop accepting, let answers in flight finish, stop workers at a line boundary; progress is kept."""
+        self._remove_address()
         if self._httpd is not None:
             self._httpd.stopping = True
             self._httpd.shutdown()
@@ -168,7 +240,14 @@ class LocalServer:
         self._release()
         self.base_url = None
 
+    def _remove_address(self) -> None:
+        # Gone before the server stops answering: a command it refuses then knows the holder stopped,
+        # and one that finds the lock free never reads a stale address.
+        if self._lock_fd is not None:
+            (self.state_dir / ADDRESS_NAME).unlink(missing_ok=True)
+
     def _release(self) -> None:
+        self._remove_address()
         if self._store is not None:
             self._store.close()
         if self._lock_fd is not None:

@@ -16,6 +16,7 @@ import errno
 import logging
 import os
 import random
+import secrets
 import socket
 import tempfile
 import time
@@ -377,7 +378,11 @@ def local_state_dir(config: Config) -> Path:
 
 @contextmanager
 def open_api(config: Config) -> Iterator[BatchApi]:
-    """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile."""
+    """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile.
+
+    When another command already runs the local backend on this run's state (a status-jobs --wait),
+    this one talks to that backend over loopback rather than starting its own.
+    """
     if not config.is_local:
         client = openai.OpenAI(api_key=api_key_for(config), base_url=config.base_url, max_retries=0)
         with client:
@@ -385,10 +390,55 @@ def open_api(config: Config) -> Iterator[BatchApi]:
         return
 
     from ..local_server import LocalServer, ServerOptions
+    from ..local_server.server import StateDirInUse
 
     options = ServerOptions.from_mapping(config.local_backend)
-    with LocalServer(state_dir=local_state_dir(config), options=options) as server:
-        with openai.OpenAI(api_key="local", base_url=server.base_url, max_retries=0) as client:
+    # A key of this command's own: the backend's address is recorded on disk for other commands of
+    # this user, and no other process on the machine should be able to use it.
+    server = LocalServer(state_dir=local_state_dir(config), options=options, api_key=secrets.token_urlsafe(24))
+    try:
+        server.start()
+    except StateDirInUse as busy:
+        with borrowed_local_backend(config, busy) as api:
+            yield api
+        return
+    try:
+        with openai.OpenAI(api_key=server.api_key, base_url=server.base_url, max_retries=0) as client:
             yield BatchApi(client, result_retention=config.result_retention)
         # The local backend answers only while a command runs: give small batches time to finish.
         server.wait_idle(timeout=LOCAL_SETTLE_SECONDS)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def borrowed_local_backend(config: Config, busy: BatchToolError) -> Iterator[BatchApi]:
+    """A BatchApi on the local backend another live command runs on this run's state."""
+    from ..local_server.server import ADDRESS_WAIT_SECONDS, holder_pid, read_running_backend, still_running
+
+    state_dir = local_state_dir(config)
+    pid = holder_pid(getattr(busy, "holder", ""))
+    backend = None
+    # The holder writes its address a moment after taking the lock: give a starting one that moment.
+    deadline = time.monotonic() + ADDRESS_WAIT_SECONDS
+    while pid is not None:
+        backend = read_running_backend(state_dir, pid=pid)
+        if backend is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if backend is None:
+        raise busy  # a server from an older version, or one listening beyond loopback
+    key = backend.api_key or LOOPBACK_PLACEHOLDER_KEY
+    client = openai.OpenAI(api_key=key, base_url=backend.base_url, max_retries=0)
+    # Refused at once: the holder has stopped, and waiting would not bring it back.
+    retry = RetryPolicy(unreachable_attempts=1)
+    with client:
+        try:
+            yield BatchApi(client, retry=retry, result_retention=config.result_retention)
+        except openai.APIConnectionError:
+            if still_running(state_dir, backend):
+                raise  # a failure of its own, said as any other
+            raise BatchToolError(
+                f"{state_dir}: the local backend of process {backend.pid}, which this command was using, "
+                "stopped; run the command again"
+            ) from None

@@ -35,11 +35,13 @@ RESULT_COLUMNS = (
 )
 JSON_ERROR_COLUMN = "api_json_error"
 
-# Codes of failures that a later attempt can fix: capacity, limits, outages and time running out.
+# Codes of failures that a later attempt can fix: capacity, limits, outages, time running out, and
+# a server behind the local backend that could not be reached (it may be up by the next attempt).
 # Other 4xx errors (a bad request, a missing model, content policy) fail the same way every time.
 RETRYABLE_CODES = frozenset(
     {
         "batch_expired",
+        "upstream_unreachable",
         "token_limit_exceeded",
         "rate_limit_exceeded",
         "server_error",
