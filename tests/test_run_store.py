@@ -273,3 +273,24 @@ def test_delete_tasks_resumes_after_a_crash(project, server):
     assert result.out.endswith(": 4 local files, the run state, and 3 files on the API side\n")
     assert project.server_files() == []
     assert not project.data_path.exists()
+
+
+def test_status_jobs_without_a_batches_listing_fetches_each_batch(tmp_path, monkeypatch):
+    from project_support import Project
+
+    from openai_batch_api.local_server import LocalServer, ServerOptions
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    options = ServerOptions(line_latency=3, no_batches_listing=True)
+    with LocalServer(state_dir=tmp_path / "unlisted", options=options) as unlisted:
+        project = Project(root=tmp_path, base_url=unlisted.base_url)
+        project.write_rows(3)
+        project.write_config(batch_size=1)
+        assert project.run("create-batch").exit_code == 0
+
+        result = project.run("status-jobs", "--debug")
+
+        assert result.exit_code == 0, result.err
+        assert "batches: 0 of 3 finished" in result.out
+        # The listing answers 405; then one GET per batch.
+        assert result.err == "poll: 4 API calls\n"
