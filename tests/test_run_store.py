@@ -276,9 +276,8 @@ def test_delete_tasks_resumes_after_a_crash(project, server):
 
 
 def test_status_jobs_without_a_batches_listing_fetches_each_batch(tmp_path, monkeypatch):
-    from project_support import Project
-
     from openai_batch_api.local_server import LocalServer, ServerOptions
+    from project_support import Project
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     options = ServerOptions(line_latency=3, no_batches_listing=True)
