@@ -226,7 +226,8 @@ class RunStore:
             wal = self.path.with_name(self.path.name + "-wal")
             fd = os.open(wal, os.O_RDWR)
             try:
-                os.fsync(fd)
+                # fdatasync: the WAL's data is what must reach the disk; its timestamps need not.
+                (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
             except OSError as exc:
                 raise disk_full(self.path) if exc.errno == errno.ENOSPC else exc from None
             finally:
