@@ -293,3 +293,28 @@ def test_status_jobs_without_a_batches_listing_fetches_each_batch(tmp_path, monk
         assert "batches: 0 of 3 finished" in result.out
         # The listing answers 405; then one GET per batch.
         assert result.err == "poll: 4 API calls\n"
+
+
+def test_status_jobs_listing_stops_when_fetching_each_batch_is_cheaper(tmp_path, monkeypatch):
+    from openai_batch_api.local_server import LocalServer, ServerOptions
+    from project_support import Project
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with LocalServer(state_dir=tmp_path / "busy", options=ServerOptions(line_latency=3)) as busy:
+        project = Project(root=tmp_path, base_url=busy.base_url)
+        project.write_rows(2)
+        project.write_config(batch_size=1)
+        assert project.run("create-batch").exit_code == 0
+        # The account is busy: 250 batches of someone else's, newer than the run's two.
+        client = project.client()
+        with open(project.data_path / "tasks/attempt-1/shard-0001.jsonl", "rb") as fh:
+            other = client.files.create(file=("other.jsonl", fh), purpose="batch")
+        for _ in range(250):
+            client.batches.create(input_file_id=other.id, endpoint="/v1/chat/completions", completion_window="24h")
+
+        result = project.run("status-jobs", "--debug")
+
+        assert result.exit_code == 0, result.err
+        assert "batches: 0 of 2 finished" in result.out
+        # Two pages cost as much as the two batches on their own: then those two GETs.
+        assert result.err == "poll: 4 API calls\n"

@@ -86,9 +86,10 @@ def unfinished_shards(ledger: Ledger) -> list[ShardRecord]:
 def latest_batches(api: BatchApi, shards: list[ShardRecord], *, workers: int) -> dict[str, Batch]:
     """The current state of the shards' batches, by batch id, in as few API calls as it takes.
 
-    `GET /v1/batches` pages (newest first) answer up to a hundred batches a call; the listing
-    stops once it passes the oldest of them, and only the batches it did not reach (say, hidden
-    under many newer ones from elsewhere) are fetched one by one.
+    `GET /v1/batches` pages (newest first) answer up to a hundred batches a call. The listing stops
+    once it passes the oldest of them, or once it has cost as many calls as fetching the rest one by
+    one would (an account busy with many newer batches); the batches it did not reach, or a server
+    without a listing, are fetched one by one.
     """
     wanted = {s.batch_id: s for s in shards if s.batch_id}
     if not wanted:
@@ -97,10 +98,11 @@ def latest_batches(api: BatchApi, shards: list[ShardRecord], *, workers: int) ->
     found: dict[str, Batch] = {}
     if len(wanted) > 1:
         try:
-            for batch in api.list_batches(page_size=LIST_PAGE):
+            for seen, batch in enumerate(api.list_batches(page_size=LIST_PAGE), 1):
                 if batch.id in wanted:
                     found[batch.id] = batch
-                if len(found) == len(wanted) or batch.created_at < oldest:
+                left = len(wanted) - len(found)
+                if not left or batch.created_at < oldest or (seen % LIST_PAGE == 0 and seen // LIST_PAGE >= left):
                     break
         except openai.APIStatusError as exc:
             if not is_missing_listing(exc):
