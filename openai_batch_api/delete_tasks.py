@@ -14,6 +14,7 @@ from .cli import run_command
 from .confirm import confirm
 from .reporting import next_command, plural
 from .utils.api import local_state_dir, open_api
+from .utils.collation import finished_result_files
 from .utils.config import Config
 from .utils.errors import BatchToolError
 from .utils.ledger import LEDGER_NAME, Ledger
@@ -96,6 +97,8 @@ def delete_local_files(store: RunStore, *, workers: int) -> int:
     """Delete the files the run recorded as its own, a page at a time in parallel; then each folder
     that leaves empty, up to data_path. Returns how many files were deleted."""
     data_path = store.data_path
+    # The result files of the finished batches are the run's by name, whoever downloaded them.
+    store.record_local_files((path for _, path in finished_result_files(store.ledger, data_path)), kind="result")
     deleted = 0
     folders: set[Path] = set()
     files = store.local_files()

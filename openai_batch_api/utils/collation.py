@@ -92,8 +92,9 @@ def download_results(
     part of the output files' size (hundreds of MB at a million rows).
     """
     files = finished_result_files(store.ledger, store.data_path, kinds=kinds)
+    # All of them, not only the missing: a status-jobs without the run lock records nothing.
+    store.record_local_files((path for _, path in files), kind="result")
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
-    store.record_local_files((path for _, path in missing), kind="result")
     run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
     return [path for _, path in files]
 
