@@ -25,9 +25,9 @@ from _common import local_backend, machine, wait_until_idle, write_config, write
 from openai_batch_api.utils.api import open_api  # noqa: E402
 from openai_batch_api.utils.collation import download_results  # noqa: E402
 from openai_batch_api.utils.config import Config, load_config  # noqa: E402
-from openai_batch_api.utils.ledger import save_ledger  # noqa: E402
 from openai_batch_api.utils.planning import attempt_dir, input_sha256, new_ledger, plan_attempt  # noqa: E402
-from openai_batch_api.utils.submission import LedgerWriter, refresh, submit_waiting  # noqa: E402
+from openai_batch_api.utils.run_store import RunStore  # noqa: E402
+from openai_batch_api.utils.submission import refresh, submit_waiting  # noqa: E402
 
 ROWS_PER_SHARD = 50
 DEFAULT = Config.__dataclass_fields__["concurrency"].default
@@ -54,15 +54,13 @@ def run_at(concurrency: int, *, table: Path, url: str, work: Path) -> dict[str, 
     )
     config = load_config(path)
     plan, _ = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
-    ledger = new_ledger(config, plan, input_hash=input_sha256(config))
-    save_ledger(config.data_path, ledger)
-    writer = LedgerWriter(config.data_path, ledger)
-    with open_api(config) as api:
-        submit = timed(lambda: submit_waiting(api, writer, config))
+    store = RunStore.create(config.data_path, new_ledger(config, plan, input_hash=input_sha256(config)))
+    with store, open_api(config) as api:
+        submit = timed(lambda: submit_waiting(api, store, config))
         wait_until_idle(url)
-        poll = timed(lambda: refresh(api, writer, workers=concurrency))
-        download = timed(lambda: download_results(api, ledger, config.data_path, workers=concurrency))
-        poll_again = timed(lambda: refresh(api, writer, workers=concurrency))
+        poll = timed(lambda: refresh(api, store, workers=concurrency))
+        download = timed(lambda: download_results(api, store, workers=concurrency))
+        poll_again = timed(lambda: refresh(api, store, workers=concurrency))
     return {"submit": submit, "poll": poll, "download": download, "poll_again": poll_again}
 
 

@@ -30,7 +30,8 @@ import yaml
 
 from openai_batch_api import create_batch_and_submit
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.ledger import CREATING, UPLOADING, load_ledger
+from openai_batch_api.utils.ledger import CREATING, UPLOADING
+from openai_batch_api.utils.run_store import load_run as load_ledger
 
 
 def write_project(folder: Path, base_url: str, *, rows: int, batch_size: int) -> Path:

@@ -46,7 +46,8 @@ from _common import (  # noqa: E402 - a script beside its helpers
     write_input_table,
 )
 
-from openai_batch_api.utils.ledger import Ledger, load_ledger  # noqa: E402
+from openai_batch_api.utils.ledger import Ledger  # noqa: E402
+from openai_batch_api.utils.run_store import load_run  # noqa: E402
 from openai_batch_api.utils.table import read_input_table  # noqa: E402
 
 SMALL_ROWS = 100_000
@@ -127,8 +128,8 @@ class Benchmark:
         )
 
     def ledger(self) -> Ledger:
-        ledger = load_ledger(self.work / "run-data")
-        assert ledger is not None, "create-batch left no ledger"
+        ledger = load_run(self.work / "run-data")
+        assert ledger is not None, "create-batch left no run state"
         return ledger
 
     def builds(self) -> None:
@@ -195,7 +196,10 @@ class Benchmark:
         self.collated = self.tool("collate-output", self.run_config)
         ledger = self.ledger()
         self.result_files = [
-            s.batch[key] for s in ledger.shards for key in ("output_file_id", "error_file_id") if s.batch.get(key)
+            file_id
+            for s in ledger.shards
+            for file_id in (s.batch.output_file_id, s.batch.error_file_id)
+            if file_id
         ]
         progress("the floor's and the naive collate")
         floor = self.reference(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import openai
 
@@ -79,6 +81,15 @@ def describe_api_error(exc: openai.OpenAIError) -> str:
     return str(exc)
 
 
+def disk_full_message(exc: OSError, config: Config | None) -> str:
+    """A full disk: every write is atomic or a transaction, so what was saved before it is whole."""
+    where = exc.filename or (config.data_path if config is not None else Path.cwd())
+    return (
+        f"{where}: no space left on the device; free some space there and run the command again "
+        "(what was saved before is kept, nothing half-written)"
+    )
+
+
 def run_command(
     *,
     prog: str,
@@ -92,6 +103,7 @@ def run_command(
     add_arguments(parser)
     args = parser.parse_args(argv)
     show_log_on_stderr()
+    config: Config | None = None
     try:
         config = load_config(args.config)
         return int(handler(args, config) or ExitStatus.OK)
@@ -113,6 +125,9 @@ def run_command(
     except BrokenPipeError:
         raise  # the reader of stdout left: the console script exits quietly
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and not args.debug:
+            print(f"error: {disk_full_message(exc, config)}", file=sys.stderr)
+            return ExitStatus.ERROR
         if args.debug or os.environ.get(RAISE_ENV):
             raise
         print(

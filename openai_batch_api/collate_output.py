@@ -12,10 +12,11 @@ from .reporting import actual_cost_line, batch_warnings, failure_lines, next_com
 from .utils.api import open_api
 from .utils.collation import check_output_format, collate_results, download_results, write_table
 from .utils.config import Config
-from .utils.ledger import check_same_inputs, require_ledger
+from .utils.ledger import check_same_inputs
 from .utils.planning import input_sha256
 from .utils.run_lock import run_lock
-from .utils.submission import LedgerWriter, refresh
+from .utils.run_store import open_run
+from .utils.submission import refresh
 
 DESCRIPTION = (
     "Download the results of every finished batch and join them onto the input rows by id, "
@@ -31,17 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def collate_run(args: argparse.Namespace, config: Config) -> int:
     check_output_format(config)
     with run_lock(config.data_path, command="collate-output"):
-        ledger = require_ledger(config, config_arg=args.config)
-        check_same_inputs(ledger, config, input_sha256=input_sha256(config))
-        writer = LedgerWriter(config.data_path, ledger)
-        with open_api(config) as api:
-            refresh(api, writer, workers=config.concurrency)
-            files = download_results(api, ledger, config.data_path, workers=config.concurrency)
-        collation = collate_results(config, ledger, files)
-        write_table(collation.table, config.output_file)
-        counts = collation.status_counts()
-        if not counts.get("pending"):
-            writer.update(lambda: setattr(ledger, "collated_at", int(time.time())))
+        with open_run(config, config_arg=args.config, writable=True) as store:
+            ledger = store.ledger
+            check_same_inputs(ledger, config, input_sha256=input_sha256(config))
+            with open_api(config) as api:
+                refresh(api, store, workers=config.concurrency)
+                files = download_results(api, store, workers=config.concurrency)
+            collation = collate_results(config, ledger, files)
+            write_table(collation.table, config.output_file)
+            counts = collation.status_counts()
+            if not counts.get("pending"):
+                ledger.collated_at = int(time.time())
+                store.save_run()
 
     table = collation.table
     by_status = ", ".join(f"{counts[s]:,} {s}" for s in STATUS_ORDER if counts.get(s))

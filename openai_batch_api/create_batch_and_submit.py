@@ -14,7 +14,7 @@ from .reporting import cost_lines, format_bytes, line_break_lines, missing_cells
 from .utils.api import check_api_settings, open_api
 from .utils.config import Config
 from .utils.errors import BatchToolError
-from .utils.ledger import check_same_inputs, load_ledger, save_ledger
+from .utils.ledger import check_same_inputs
 from .utils.planning import (
     attempt_dir,
     input_sha256,
@@ -23,8 +23,8 @@ from .utils.planning import (
 )
 from .utils.retry import add_retry_attempt
 from .utils.run_lock import run_lock
+from .utils.run_store import RunStore
 from .utils.submission import (
-    LedgerWriter,
     reconcile,
     refresh,
     submit_waiting,
@@ -79,16 +79,16 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     with run_lock(config.data_path, command="create-batch"):
         if args.dry_run:
             return dry_run(config)
-        ledger = load_ledger(config.data_path)
         input_hash = input_sha256(config)
-        if ledger is None:
+        store = RunStore.open(config.data_path, writable=True)
+        if store is None:
             if args.retry or args.retry_all:
                 raise BatchToolError(
                     f"{config.data_path}: no run to retry yet; run create-batch --config {args.config} first"
                 )
             plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
-            ledger = new_ledger(config, plan, input_hash=input_hash)
-            save_ledger(config.data_path, ledger)
+            store = RunStore.create(config.data_path, new_ledger(config, plan, input_hash=input_hash))
+            ledger = store.ledger
             print(
                 f"run {ledger.run_id}: {plural(plan.rows, 'row')} in {plural(len(plan.shards), 'shard')} "
                 f"({attempt_dir(config.data_path, 1)})"
@@ -97,19 +97,23 @@ def handle(args: argparse.Namespace, config: Config) -> int:
             for line in notes + cost_lines(cost):
                 print(line)
         else:
-            check_same_inputs(ledger, config, input_sha256=input_hash)
-        writer = LedgerWriter(config.data_path, ledger)
-        with open_api(config) as api:
-            for found in reconcile(api, writer):
+            ledger = store.ledger
+            try:
+                check_same_inputs(ledger, config, input_sha256=input_hash)
+            except BatchToolError:
+                store.close()
+                raise
+        with store, open_api(config) as api:
+            for found in reconcile(api, store):
                 print(f"found again after an interrupted run: {found}")
-            requeued = refresh(api, writer, workers=config.concurrency)
+            requeued = refresh(api, store, workers=config.concurrency)
             if ledger.cancelled_at and not (args.retry or args.retry_all):
                 raise BatchToolError(
                     f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
                     f"unanswered rows again with create-batch --config {args.config} --retry"
                 )
             if args.retry or args.retry_all:
-                added = add_retry_attempt(api, writer, config, include_all=args.retry_all)
+                added = add_retry_attempt(api, store, config, include_all=args.retry_all)
                 if added is None:
                     print(f"run {ledger.run_id}: no row needs a retry")
                     return 0
@@ -120,7 +124,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 for line in cost_lines(cost):
                     print(line)
             before = {s.key for s in waiting_shards(ledger)}
-            submitted = submit_waiting(api, writer, config)
+            submitted = submit_waiting(api, store, config)
             for notice in api.notices:
                 print(f"note: {notice}")
         print_summary(args, config, ledger, submitted=len(submitted), waiting=before, requeued=len(requeued))

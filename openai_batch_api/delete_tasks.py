@@ -6,23 +6,34 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 from .cli import run_command
 from .confirm import confirm
 from .reporting import next_command, plural
 from .utils.api import local_state_dir, open_api
-from .utils.collation import RESULTS_DIR
+from .utils.collation import finished_result_files
 from .utils.config import Config
 from .utils.errors import BatchToolError
-from .utils.ledger import LEDGER_NAME, Ledger, load_ledger, require_ledger
-from .utils.planning import TASKS_DIR
+from .utils.ledger import LEDGER_NAME, Ledger
 from .utils.run_lock import LOCK_NAME, run_lock
-from .utils.submission import LedgerWriter, refresh, run_in_parallel
+from .utils.run_store import (
+    FETCH_ROWS,
+    IMPORTED_SUFFIX,
+    STORE_NAME,
+    RunStore,
+    has_run,
+    open_run,
+    sidecars,
+    store_path,
+)
+from .utils.submission import refresh, run_in_parallel
 
 DESCRIPTION = (
-    "Delete the run's task files, downloaded results and ledger from data_path (other files there "
-    "stay), and its uploaded and result files on the API side."
+    "Delete the files the run wrote into data_path (task files, downloaded results, its state; "
+    "other files there stay), and its uploaded and result files on the API side."
 )
 
 
@@ -40,13 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def remote_file_ids(ledger: Ledger) -> list[str]:
     """The run's input files and its batches' output and error files."""
-    ids: list[str] = []
+    ids: dict[str, None] = {}
     for shard in ledger.shards:
-        batch = shard.batch or {}
-        for file_id in (shard.file_id, batch.get("output_file_id"), batch.get("error_file_id")):
-            if file_id and file_id not in ids:
-                ids.append(file_id)
-    return ids
+        batch = shard.batch
+        outputs = (batch.output_file_id, batch.error_file_id) if batch is not None else ()
+        for file_id in (shard.file_id, *outputs):
+            if file_id:
+                ids[file_id] = None
+    return list(ids)
 
 
 def check_deletable(args: argparse.Namespace, config: Config, ledger: Ledger) -> None:
@@ -66,49 +78,97 @@ def check_deletable(args: argparse.Namespace, config: Config, ledger: Ledger) ->
         )
 
 
+def delete_remote_files(api, store: RunStore, *, workers: int) -> int:
+    """Delete the run's files on the API side in parallel; each deletion is recorded, so a re-run skips it."""
+    done = store.remote_deleted()
+    todo = [file_id for file_id in remote_file_ids(store.ledger) if file_id not in done]
+    deleted: list[str] = []
+
+    def delete(file_id: str) -> None:
+        if api.delete_file(file_id):
+            deleted.append(file_id)
+        store.record_remote_deleted(file_id)
+
+    run_in_parallel(delete, todo, workers=workers)
+    return len(deleted)
+
+
+def delete_local_files(store: RunStore, *, workers: int) -> int:
+    """Delete the files the run recorded as its own, a page at a time in parallel; then each folder
+    that leaves empty, up to data_path. Returns how many files were deleted."""
+    data_path = store.data_path
+    # The result files of the finished batches are the run's by name, whoever downloaded them.
+    store.record_local_files((path for _, path in finished_result_files(store.ledger, data_path)), kind="result")
+    deleted = 0
+    folders: set[Path] = set()
+    files = store.local_files()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while page := list(islice(files, FETCH_ROWS)):
+            deleted += sum(pool.map(unlink, page))
+            folders.update(path.parent for path in page)
+    for folder in folders:
+        # A download killed halfway leaves `.<name>.<random>.part` beside the file it was to become.
+        for leftover in folder.glob(".*.part"):
+            if store.is_recorded(folder / leftover.name[1:].rsplit(".", 2)[0]):
+                unlink(leftover)
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        while folder != data_path and data_path in folder.parents:
+            if not remove_if_empty(folder):
+                break
+            folder = folder.parent
+    return deleted
+
+
+def unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def handle(args: argparse.Namespace, config: Config) -> int:
-    if load_ledger(config.data_path) is None:
-        print(f"{config.data_path}: no run here (no {LEDGER_NAME}): nothing to delete")
+    if not has_run(config.data_path):
+        print(f"{config.data_path}: no run here (no {STORE_NAME}): nothing to delete")
         return 0
-    ledger = require_ledger(config, config_arg=args.config)
     with run_lock(config.data_path, command="delete-tasks"):
-        ledger = require_ledger(config, config_arg=args.config)
-        writer = LedgerWriter(config.data_path, ledger)
-        with open_api(config) as api:
-            refresh(api, writer, workers=config.concurrency)
-            check_deletable(args, config, ledger)
-            remote = [] if args.keep_remote else remote_file_ids(ledger)
-            local = [p for p in (config.data_path / TASKS_DIR, config.data_path / RESULTS_DIR) if p.exists()]
-            where = "" if args.keep_remote else f" and {plural(len(remote), 'file')} on the API side"
-            question = f"delete run {ledger.run_id}: {config.data_path}'s task and result files{where}?"
-            if not confirm(question, assume_yes=args.yes):
-                print("nothing was deleted")
-                return 0
-            deleted: list[str] = []
-            run_in_parallel(
-                lambda file_id: deleted.append(file_id) if api.delete_file(file_id) else None,
-                remote,
-                workers=config.concurrency,
-            )
-            deleted_remote = len(deleted)
-        local_files = sum(sum(1 for p in folder.rglob("*") if p.is_file()) for folder in local)
-        for folder in local:
-            shutil.rmtree(folder)
+        with open_run(config, config_arg=args.config, writable=True) as store:
+            ledger = store.ledger
+            with open_api(config) as api:
+                refresh(api, store, workers=config.concurrency)
+                check_deletable(args, config, ledger)
+                remote = 0 if args.keep_remote else len(remote_file_ids(ledger))
+                where = "" if args.keep_remote else f" and {plural(remote, 'file')} on the API side"
+                question = (
+                    f"delete run {ledger.run_id}: the task and result files it wrote in {config.data_path}{where}?"
+                )
+                if not confirm(question, assume_yes=args.yes):
+                    print("nothing was deleted")
+                    return 0
+                deleted_remote = (
+                    0 if args.keep_remote else delete_remote_files(api, store, workers=config.concurrency)
+                )
+            local_files = delete_local_files(store, workers=config.concurrency)
         if config.is_local:
             shutil.rmtree(local_state_dir(config), ignore_errors=True)
-        (config.data_path / LEDGER_NAME).unlink(missing_ok=True)
+        # The run's state goes last: a crash before this line leaves a run delete-tasks can finish.
+        database = store_path(config.data_path)
+        backup = config.data_path / (LEDGER_NAME + IMPORTED_SUFFIX)
+        for path in (backup, *sidecars(database), database):
+            path.unlink(missing_ok=True)
     (config.data_path / LOCK_NAME).unlink(missing_ok=True)
     remove_if_empty(config.data_path)
     remote_text = "" if args.keep_remote else f", and {plural(deleted_remote, 'file')} on the API side"
-    print(f"deleted run {ledger.run_id}: {plural(local_files, 'local file')}, the ledger{remote_text}")
+    print(f"deleted run {ledger.run_id}: {plural(local_files, 'local file')}, the run state{remote_text}")
     return 0
 
 
-def remove_if_empty(folder: Path) -> None:
+def remove_if_empty(folder: Path) -> bool:
     try:
         folder.rmdir()
+        return True
     except OSError:
-        pass  # the user keeps other files there
+        return False  # the user keeps other files there
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -114,9 +114,9 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
     lines = []
     last = None
     for shard in ledger.shards:
-        batch = shard.batch or {}
-        counts = batch.get("request_counts") or {}
-        failed, completed = counts.get("failed") or 0, counts.get("completed") or 0
+        batch = shard.batch
+        counts = batch.request_counts if batch is not None else None
+        failed, completed = (counts.failed, counts.completed) if counts else (0, 0)
         if not (shard.status == "failed" or (shard.finished and failed > completed)):
             continue
         if last is None:
@@ -125,14 +125,14 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
         if shard.status == "failed":
             if retried >= shard.rows:
                 continue
+            errors = batch.errors.data if batch is not None and batch.errors else None
             reasons = "; ".join(
-                (f"line {e['line']}: " if e.get("line") else "") + f"{e.get('code')}: {e.get('message')}"
-                for e in (batch.get("errors") or {}).get("data") or []
+                (f"line {e.line}: " if e.line else "") + f"{e.code}: {e.message}" for e in errors or []
             )
             lines.append(f"batch {shard.batch_id} (shard {shard.key}) failed: {reasons or 'no reason given'}")
         elif failed - retried > completed:
             lines.append(
                 f"warning: batch {shard.batch_id} (shard {shard.key}) {shard.status} but "
-                f"{failed - retried:,} of {counts.get('total') or shard.rows:,} requests failed"
+                f"{failed - retried:,} of {(counts.total if counts else 0) or shard.rows:,} requests failed"
             )
     return lines

@@ -21,9 +21,10 @@ from .utils.collation import download_results
 from .utils.config import Config
 from .utils.errors import BatchToolError
 from .utils.latest_attempts import latest_failure_groups
-from .utils.ledger import CANCELLED, Ledger, ShardRecord, require_ledger
+from .utils.ledger import CANCELLED, Ledger, ShardRecord
 from .utils.run_lock import run_lock
-from .utils.submission import LedgerWriter, RunProgress, refresh, run_progress, waiting_shards
+from .utils.run_store import RunStore, open_run, require_run
+from .utils.submission import RunProgress, refresh, run_progress, waiting_shards
 from .utils.waiting import WaitUpdate, wait_for_run
 
 DESCRIPTION = (
@@ -54,22 +55,20 @@ def local_time(timestamp: int | None) -> str:
 
 
 def batch_row(shard: ShardRecord) -> dict[str, Any]:
-    batch = shard.batch or {}
-    counts = batch.get("request_counts") or {}
+    batch = shard.batch
+    counts = batch.request_counts if batch is not None else None
+    errors = batch.errors.data if batch is not None and batch.errors else None
     return {
         "shard": shard.key,
         "batch_id": shard.batch_id,
         "status": shard.status,
-        "created_at": batch.get("created_at"),
-        "in_progress_at": batch.get("in_progress_at"),
-        "completed": counts.get("completed", 0),
-        "failed": counts.get("failed", 0),
-        "total": counts.get("total") or shard.rows,
-        "expires_at": batch.get("expires_at"),
-        "errors": [
-            {"code": e.get("code"), "message": e.get("message"), "line": e.get("line")}
-            for e in (batch.get("errors") or {}).get("data") or []
-        ],
+        "created_at": batch.created_at if batch is not None else None,
+        "in_progress_at": batch.in_progress_at if batch is not None else None,
+        "completed": counts.completed if counts else 0,
+        "failed": counts.failed if counts else 0,
+        "total": (counts.total if counts else 0) or shard.rows,
+        "expires_at": batch.expires_at if batch is not None else None,
+        "errors": [{"code": e.code, "message": e.message, "line": e.line} for e in errors or []],
     }
 
 
@@ -97,8 +96,8 @@ def progress_line(progress: RunProgress) -> str:
 
 
 def usage_totals(ledger: Ledger) -> tuple[int, int]:
-    usage = [(s.batch or {}).get("usage") or {} for s in ledger.shards]
-    return sum(u.get("input_tokens") or 0 for u in usage), sum(u.get("output_tokens") or 0 for u in usage)
+    usage = [s.batch.usage for s in ledger.shards if s.batch is not None and s.batch.usage]
+    return sum(u.input_tokens or 0 for u in usage), sum(u.output_tokens or 0 for u in usage)
 
 
 def show_status(
@@ -151,12 +150,12 @@ def show_status(
         print(f"next: {next_command('status-jobs', args.config, '--wait')} (or run status-jobs again later)")
 
 
-def failure_groups(api, ledger: Ledger, config: Config) -> list:
+def failure_groups(api, store: RunStore, config: Config) -> list:
     """Why requests failed, from the error files of the finished batches (downloaded once)."""
-    error_files = download_results(api, ledger, config.data_path, workers=config.concurrency, kinds=("errors",))
+    error_files = download_results(api, store, workers=config.concurrency, kinds=("errors",))
     if not error_files:
         return []
-    return latest_failure_groups(ledger, config.data_path)
+    return latest_failure_groups(store.ledger, config.data_path)
 
 
 class WaitDisplay:
@@ -200,7 +199,8 @@ def clock(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def cancel_run(args: argparse.Namespace, config: Config, ledger: Ledger, writer: LedgerWriter, api) -> None:
+def cancel_run(args: argparse.Namespace, config: Config, store: RunStore, api) -> None:
+    ledger = store.ledger
     running = [s for s in ledger.shards if s.batch_id and not s.finished]
     queued = waiting_shards(ledger)
     if not running and not queued:
@@ -214,15 +214,14 @@ def cancel_run(args: argparse.Namespace, config: Config, ledger: Ledger, writer:
         print("nothing was cancelled")
         return
 
-    def drop_queued() -> None:
-        ledger.cancelled_at = int(time.time())
-        for shard in queued:
-            shard.state = CANCELLED
-
-    writer.update(drop_queued)
+    ledger.cancelled_at = int(time.time())
+    store.save_run()
+    for shard in queued:
+        shard.state = CANCELLED
+    store.save_shards(queued)
     for shard in running:
-        batch = api.cancel_batch(shard.batch_id)
-        writer.update(lambda shard=shard, batch=batch: setattr(shard, "batch", batch.model_dump(mode="json")))
+        shard.batch = api.cancel_batch(shard.batch_id)
+        store.save_shard(shard)
     print(
         f"cancelling {plural(len(running), 'batch', 'batches')}; their finished rows are kept. "
         f"{plural(len(queued), 'queued shard')} will not be submitted"
@@ -243,35 +242,40 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
         raise BatchToolError("--collate goes with --wait: status-jobs --wait --collate")
     if args.interval is not None and args.interval <= 0:
         raise BatchToolError(f"--interval must be a positive number of seconds, got {args.interval:g}")
-    ledger = require_ledger(config, config_arg=args.config)
+    require_run(config, config_arg=args.config)
     with ExitStack() as stack:
         if args.wait or args.cancel:
             stack.enter_context(run_lock(config.data_path, command="status-jobs"))
-            persist = True
+            writable = True
         else:
             # A plain look needs no lock; it saves what it learns only when nobody else holds it.
             try:
                 stack.enter_context(run_lock(config.data_path, command="status-jobs"))
-                persist = True
+                writable = True
             except BatchToolError:
-                persist = False
-        ledger = require_ledger(config, config_arg=args.config)
-        writer = LedgerWriter(config.data_path, ledger, persist=persist)
+                writable = False
+        store = stack.enter_context(open_run(config, config_arg=args.config, writable=writable))
+        ledger = store.ledger
         api = stack.enter_context(open_api(config))
+        display = WaitDisplay(sys.stderr if args.json else sys.stdout)
+
+        def on_update(update: WaitUpdate) -> None:
+            display(update)
+            if args.debug:
+                print(f"poll: {plural(update.api_calls, 'API call')}", file=sys.stderr)
+
         if args.cancel:
-            cancel_run(args, config, ledger, writer, api)
-            refresh(api, writer, workers=config.concurrency)
+            cancel_run(args, config, store, api)
+            refresh(api, store, workers=config.concurrency)
         elif args.wait:
             wait_for_run(
-                api,
-                writer,
-                config,
-                interval=args.interval or config.poll_interval,
-                on_update=WaitDisplay(sys.stderr if args.json else sys.stdout),
+                api, store, config, interval=args.interval or config.poll_interval, on_update=on_update
             )
         else:
-            refresh(api, writer, workers=config.concurrency)
-        failures = failure_groups(api, ledger, config)
+            refresh(api, store, workers=config.concurrency)
+            if args.debug:
+                print(f"poll: {plural(api.calls, 'API call')}", file=sys.stderr)
+        failures = failure_groups(api, store, config)
     show_status(args, config, ledger, failures, json_stream=json_stream)
     if args.wait and args.collate:
         from .collate_output import collate_run

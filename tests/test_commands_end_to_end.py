@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from openai_batch_api.utils.ledger import load_ledger
+from openai_batch_api.utils.run_store import load_run as load_ledger
 
 
 def test_commands_full_run_keeps_every_row_in_input_order(project, server):
@@ -181,7 +181,7 @@ def test_status_jobs_before_any_run_error(project):
     result = project.run("status-jobs")
     assert result.exit_code == 1
     assert result.err == (
-        f"error: {project.data_path}: no run here yet (no ledger.json); start one with "
+        f"error: {project.data_path}: no run here yet (no run.sqlite3); start one with "
         f"create-batch --config {project.config_path}\n"
     )
 
@@ -197,7 +197,7 @@ def test_delete_tasks_refuses_without_yes_when_not_a_terminal(project, server, m
     result = project.run("delete-tasks")
     assert result.exit_code == 1
     assert "Standard input is not a terminal, so nobody can answer: pass --yes" in result.err
-    assert (project.data_path / "ledger.json").exists()
+    assert (project.data_path / "run.sqlite3").exists()
 
 
 def test_delete_tasks_before_collate_refuses(project, server):

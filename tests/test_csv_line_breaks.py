@@ -52,7 +52,7 @@ def test_create_batch_id_with_a_line_break_error(project, server, name):
         f"error: {path}: row 2: id 'b\\nc' holds a line break; an id must be one line "
         "(in a CSV, a quote left open runs a cell on into the next lines)\n"
     )
-    assert not project.data_path.exists() or not (project.data_path / "ledger.json").exists()
+    assert not project.data_path.exists() or not (project.data_path / "run.sqlite3").exists()
 
 
 def test_iter_input_chunks_counts_line_breaks_across_chunks():

@@ -14,8 +14,9 @@ import pytest
 
 from openai_batch_api import create_batch_and_submit
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.ledger import CREATING, UPLOADING, load_ledger
+from openai_batch_api.utils.ledger import CREATING, UPLOADING
 from openai_batch_api.utils.run_lock import run_lock
+from openai_batch_api.utils.run_store import load_run as load_ledger
 from project_support import Project
 
 KILL_TRIALS = int(os.environ.get("KILL_TRIALS", "50"))

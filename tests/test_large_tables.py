@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
+from openai.types import Batch
 
 from openai_batch_api.utils import collation, table
 from openai_batch_api.utils.collation import finished_result_files, write_table
@@ -65,7 +66,17 @@ def test_read_input_table_jsonl_in_slices_same_as_whole(monkeypatch, records):
 
 def test_finished_result_files_of_chosen_kinds():
     def shard(index: int, status: str) -> ShardRecord:
-        batch = {"status": status, "output_file_id": f"out-{index}", "error_file_id": f"err-{index}"}
+        batch = Batch(
+            id=f"batch_{index}",
+            completion_window="24h",
+            created_at=0,
+            endpoint="/v1/chat/completions",
+            input_file_id=f"in-{index}",
+            object="batch",
+            status=status,
+            output_file_id=f"out-{index}",
+            error_file_id=f"err-{index}",
+        )
         return ShardRecord(
             key=f"a1-s{index:04d}",
             attempt=1,

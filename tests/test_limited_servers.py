@@ -9,7 +9,7 @@ from openai_batch_api.local_server import LocalServer, ServerOptions
 from openai_batch_api.utils import api as api_module
 from openai_batch_api.utils.api import BatchApi
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.ledger import load_ledger
+from openai_batch_api.utils.run_store import load_run as load_ledger
 from project_support import Project
 
 FILES_NOTICE = (

@@ -15,6 +15,7 @@ from openai_batch_api.local_server.server import ADDRESS_NAME
 from openai_batch_api.utils.api import local_state_dir, open_api
 from openai_batch_api.utils.config import load_config
 from openai_batch_api.utils.errors import BatchToolError
+from openai_batch_api.utils.run_store import load_run
 from project_support import Project
 
 
@@ -50,7 +51,7 @@ def test_status_jobs_beside_status_jobs_wait_reads_the_run(local_project, monkey
         waiting.communicate(timeout=30)
     assert looked.exit_code == 0, looked.err
     status = json.loads(looked.out)
-    run_id = json.loads((project.data_path / "ledger.json").read_text())["run_id"]
+    run_id = load_run(project.data_path).run_id
     assert status["run_id"] == run_id
     assert [batch["status"] for batch in status["batches"]] == ["in_progress"]
     assert status["summary"]["rows"] == 4

@@ -65,5 +65,5 @@ def test_status_jobs_wait_first_line_has_no_time_left_before_a_rate(project, ser
 def test_delete_tasks_without_a_run_has_nothing_to_delete(project):
     result = project.run("delete-tasks", "--yes")
     assert result.exit_code == 0
-    assert result.out == f"{project.data_path}: no run here (no ledger.json): nothing to delete\n"
+    assert result.out == f"{project.data_path}: no run here (no run.sqlite3): nothing to delete\n"
     assert result.err == ""

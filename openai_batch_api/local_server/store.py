@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS batches (
     output_bytes INTEGER NOT NULL DEFAULT 0,
     error_bytes INTEGER NOT NULL DEFAULT 0
 );
+-- The worker's and the enqueued-token check's look at the active batches stays small among thousands.
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches (status);
 CREATE TABLE IF NOT EXISTS results (
     batch_id TEXT NOT NULL,
     line INTEGER NOT NULL,

@@ -19,6 +19,7 @@ import random
 import secrets
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from openai.types import Batch, FileObject
 from openai.types.batch_create_params import OutputExpiresAfter
 
 from .config import Config
-from .errors import BatchToolError
+from .errors import BatchToolError, with_filename
 
 T = TypeVar("T")
 log = logging.getLogger("openai_batch_api")
@@ -128,10 +129,14 @@ class BatchApi:
         self.notices: list[str] = []
         # Seconds the server keeps a batch's output and error files; None leaves its default (30 days).
         self.result_retention = result_retention
+        self.calls = 0  # HTTP calls made, retries included: what `--debug` reports of a poll
+        self._count_lock = threading.Lock()
 
     def _call(self, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run `fn`, retrying transient failures; `recover` finds the result of a lost call."""
         for attempt in range(self.retry.attempts):
+            with self._count_lock:
+                self.calls += 1
             try:
                 return fn()
             except openai.OpenAIError as exc:
@@ -172,10 +177,17 @@ class BatchApi:
         A server that cannot list files gives None: the upload is made again. A duplicate input file
         costs nothing (files are billed by the batches made from them) and expires on the server.
         """
+        return self.find_files({filename: size}).get(filename)
+
+    def find_files(self, sizes: dict[str, int]) -> dict[str, FileObject]:
+        """The uploaded batch files among `sizes` (filename: size), by filename, from one listing."""
+        found: dict[str, FileObject] = {}
         try:
             for item in self._each(lambda: self.client.files.list(purpose="batch")):
-                if item.filename == filename and item.bytes == size:
-                    return item
+                if sizes.get(item.filename) == item.bytes and item.filename not in found:  # the newest
+                    found[item.filename] = item
+                    if len(found) == len(sizes):
+                        break
         except openai.APIStatusError as exc:
             if not is_missing_listing(exc):
                 raise
@@ -184,7 +196,7 @@ class BatchApi:
                 "again; the earlier copy, if one was made, is not used and, as nothing lists it, stays on the "
                 "server until it expires (30 days on OpenAI)"
             )
-        return None
+        return found
 
     def upload_file(self, path: Path, *, filename: str) -> FileObject:
         size = path.stat().st_size
@@ -211,6 +223,8 @@ class BatchApi:
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, dest)
+            except OSError as exc:
+                raise with_filename(exc, dest) from None
             finally:
                 tmp.unlink(missing_ok=True)
             return dest
@@ -270,6 +284,10 @@ class BatchApi:
         if untagged:
             self._notice("the server keeps no batch metadata: batches are found again by their input file")
         return untagged[0] if untagged else None
+
+    def list_batches(self, *, page_size: int = 100) -> Iterator[Batch]:
+        """Every batch, newest first, a page of `page_size` at a time."""
+        return self._each(lambda: self.client.batches.list(limit=page_size))
 
     def create_batch(
         self,

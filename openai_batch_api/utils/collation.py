@@ -14,9 +14,10 @@ import pandas as pd
 from .api import BatchApi
 from .config import OUTPUT_FORMATS, Config
 from .endpoints import MODERATIONS, RESPONSES
-from .errors import BatchToolError
+from .errors import BatchToolError, with_filename
 from .ledger import Ledger, ShardRecord
 from .results import FailureGroup, expand_structured_answers, load_results, summarize_failures
+from .run_store import RunStore
 from .submission import run_in_parallel
 from .table import read_input_table
 
@@ -71,23 +72,28 @@ def finished_result_files(
     """
     files = []
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
-        if not shard.finished or not shard.batch:
+        if not shard.finished or shard.batch is None:
             continue
-        for kind, field in (("output", "output_file_id"), ("errors", "error_file_id")):
-            if kind in kinds and shard.batch.get(field):
-                files.append((shard.batch[field], result_file_path(data_path, shard, kind)))
+        for kind, file_id in (("output", shard.batch.output_file_id), ("errors", shard.batch.error_file_id)):
+            if kind in kinds and file_id:
+                files.append((file_id, result_file_path(data_path, shard, kind)))
     return files
 
 
 def download_results(
-    api: BatchApi, ledger: Ledger, data_path: Path, *, workers: int, kinds: Collection[str] = RESULT_KINDS
+    api: BatchApi, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
 ) -> list[Path]:
-    """Download what is not on disk yet; result files never change, so each is fetched once.
+    """Download what is not on disk yet, in parallel; result files never change, so each is fetched once.
 
+    Each file is recorded in the run store as the run's own before it is written (delete-tasks
+    removes only recorded files), and lands whole or not at all: a crash leaves the files
+    downloaded so far, and the next call fetches the rest.
     `kinds=("errors",)` fetches only the error files: enough to say why requests failed, and a small
     part of the output files' size (hundreds of MB at a million rows).
     """
-    files = finished_result_files(ledger, data_path, kinds=kinds)
+    files = finished_result_files(store.ledger, store.data_path, kinds=kinds)
+    # All of them, not only the missing: a status-jobs without the run lock records nothing.
+    store.record_local_files((path for _, path in files), kind="result")
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
     run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
     return [path for _, path in files]
@@ -107,15 +113,16 @@ def unanswered_outcomes(ledger: Ledger, data_path: Path) -> dict[str, tuple[str,
     """
     outcomes: dict[str, tuple[str, str | None, str | None]] = {}
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
-        counts = (shard.batch or {}).get("request_counts") or {}
-        answered = (counts.get("completed") or 0) + (counts.get("failed") or 0)
+        counts = shard.batch.request_counts if shard.batch is not None else None
+        answered = counts.completed + counts.failed if counts else 0
         if shard.finished and shard.status == "completed" and answered >= shard.rows:
             continue
         if not shard.finished:
             outcome: tuple[str, str | None, str | None] = ("pending", None, None)
         else:
             status, code, error = UNANSWERED[shard.status]
-            reasons = [e.get("message") for e in ((shard.batch or {}).get("errors") or {}).get("data") or []]
+            errors = shard.batch.errors if shard.batch is not None else None
+            reasons = [e.message for e in (errors.data or [])] if errors else []
             if shard.status == "failed" and reasons:
                 error = f"the batch failed: {reasons[0]}"
             outcome = (status, code, error)
@@ -264,5 +271,7 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
                     text = part.to_json(orient="records", lines=True, force_ascii=False)
                     fh.write(text if text.endswith("\n") else text + "\n")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise with_filename(exc, path) from None
     finally:
         tmp.unlink(missing_ok=True)

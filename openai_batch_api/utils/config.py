@@ -42,7 +42,7 @@ CONFIG_KEYS: dict[str, str] = {
     "result_retention": "how long the server keeps result files: seconds or a duration like 7d (1h to 30d)",
     "model_params": "fields spread into every request body; `model` is required",
     "output_file": "where collate-output writes the table: .pkl, .csv, .parquet or .jsonl",
-    "data_path": "the folder for task files, downloaded results and the run ledger",
+    "data_path": "the folder for task files, downloaded results and the run state",
     "base_url": "an OpenAI-compatible server, or `local` for the built-in local backend",
     "local_backend": "options of the local backend when base_url is local",
     "max_enqueued_tokens": "submit only batches whose prompt tokens fit under this many enqueued tokens",

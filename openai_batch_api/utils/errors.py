@@ -21,3 +21,12 @@ class BatchToolError(Exception):
     """
 
     exit_code: int = ExitStatus.ERROR
+
+
+def with_filename(exc: OSError, path: object) -> OSError:
+    """`exc` naming `path` when it names no file: a failed write (a full disk) says which file it was."""
+    if exc.filename is not None:
+        return exc
+    named = OSError(exc.errno, exc.strerror or str(exc), str(path))
+    named.__cause__ = exc
+    return named

@@ -43,7 +43,7 @@ def latest_failure_groups(ledger: Ledger, data_path: Path) -> list[FailureGroup]
     last = last_attempts(ledger, data_path)
     frames = []
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
-        if not shard.finished or not (shard.batch or {}).get("error_file_id"):
+        if not shard.finished or shard.batch is None or not shard.batch.error_file_id:
             continue
         failures = load_results([result_file_path(data_path, shard, "errors")])
         if last:

@@ -1,8 +1,8 @@
-"""The run ledger: what was built, uploaded and submitted, kept in `data_path/ledger.json`.
+"""The records of a run: what was built, uploaded and submitted, as typed dataclasses.
 
-Every step records its intent before the API call and its result after it, and each
-save is atomic (temp file, fsync, rename), so a crash at any line leaves a ledger that
-says either "not yet" or "done" for every step, and `reconcile` settles the "maybe".
+They live in the run store (`run_store.py`, an sqlite database in data_path); this module
+holds the records themselves, the hashes that tie a run to its inputs, and the reader of
+the `ledger.json` files earlier versions wrote, which the store imports once.
 """
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from openai.types import Batch
 
 from .config import Config
 from .endpoints import DEFAULT_ENDPOINT
 from .errors import BatchToolError
 
+# The state file of earlier versions, imported once into the run store.
 LEDGER_NAME = "ledger.json"
 LEDGER_VERSION = 1
 
@@ -51,14 +53,14 @@ class ShardRecord:
     submission: int = 1  # bumped when a token-limit failure sends the shard back to the queue
     file_id: str | None = None
     batch_id: str | None = None
-    batch: dict[str, Any] | None = None  # the last snapshot of the batch seen from the API
+    batch: Batch | None = None  # the last snapshot of the batch seen from the API
     requeued_batch_ids: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         """The batch's status, or where the shard stands before it has a batch."""
-        if self.batch:
-            return self.batch["status"]
+        if self.batch is not None:
+            return self.batch.status
         if self.state == CANCELLED:
             return "cancelled"
         return "queued" if self.state in (PENDING, UPLOADED) else self.state
@@ -100,69 +102,50 @@ class Ledger:
     def shard(self, key: str) -> ShardRecord:
         return next(s for s in self.shards if s.key == key)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ledger:
+        """A run from the `ledger.json` of an earlier version."""
         shard_fields = {f.name for f in fields(ShardRecord)}
-        shards = [ShardRecord(**{k: v for k, v in s.items() if k in shard_fields}) for s in data["shards"]]
-        ledger_fields = {f.name for f in fields(cls)} - {"shards"}
+        shards = []
+        for item in data["shards"]:
+            shard = ShardRecord(**{k: v for k, v in item.items() if k in shard_fields})
+            if shard.batch is not None:
+                shard.batch = batch_from_dict(shard.batch)
+            shards.append(shard)
+        ledger_fields = {f.name for f in fields(cls)} - {"shards", "version"}
         return cls(shards=shards, **{k: v for k, v in data.items() if k in ledger_fields})
 
 
-def ledger_path(data_path: Path) -> Path:
-    return data_path / LEDGER_NAME
+def batch_from_dict(data: dict[str, Any]) -> Batch:
+    """A stored batch snapshot as the SDK's model, built as leniently as the SDK reads responses."""
+    return Batch.construct(**data)
 
 
-def load_ledger(data_path: Path) -> Ledger | None:
-    """The run's ledger, or None when no run was created in `data_path` yet."""
-    path = ledger_path(data_path)
+def batch_from_json(text: str | bytes) -> Batch:
+    """A stored batch snapshot; validated (fast), or built leniently when a server sent odd fields."""
+    try:
+        return Batch.model_validate_json(text)
+    except ValueError:  # pydantic's ValidationError
+        return batch_from_dict(json.loads(text))
+
+
+def read_legacy_ledger(path: Path) -> Ledger:
+    """The run in an earlier version's `ledger.json`; an error naming the file when it is damaged."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__ if data is not None else 'null'}, not a run")
         if data.get("version") != LEDGER_VERSION:
             raise BatchToolError(
                 f"{path}: written by another version of openai_batch_api (ledger version "
                 f"{data.get('version')}); use that version, or a new data_path"
             )
         return Ledger.from_json(data)
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BatchToolError(
             f"{path}: the run ledger is damaged ({exc}); restore it from a backup, or move it away "
             "to start a new run (its batches stay on the API side)"
         ) from None
-
-
-def require_ledger(config: Config, *, config_arg: str) -> Ledger:
-    """The run's ledger, or an error saying how to start the run."""
-    ledger = load_ledger(config.data_path)
-    if ledger is None:
-        raise BatchToolError(
-            f"{config.data_path}: no run here yet (no {LEDGER_NAME}); start one with "
-            f"create-batch --config {config_arg}"
-        )
-    return ledger
-
-
-def save_ledger(data_path: Path, ledger: Ledger) -> None:
-    """Write the ledger atomically: readers see the old version or the new one, never half."""
-    write_atomic(ledger_path(data_path), json.dumps(ledger.to_json(), indent=1).encode())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_sha256(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Turning the input table into a run: shard files on disk, ledger records, a cost estimate."""
+"""Turning the input table into a run: shard files on disk, run records, a cost estimate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .errors import BatchToolError
+from .errors import BatchToolError, with_filename
 from .ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
 from .pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
 from .tasks import ShardPlan, write_shards
@@ -38,10 +38,13 @@ def plan_attempt(
     When a limit refuses the plan (max_cost, max_enqueued_tokens), its files are removed again.
     """
     if out_dir.exists():
-        # Left by an attempt that crashed before its ledger was saved: nothing refers to it.
+        # Left by an attempt that crashed before its run state was saved: nothing refers to it.
         shutil.rmtree(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    plan = write_shards(config, out_dir=out_dir, only_ids=only_ids)
+    try:
+        plan = write_shards(config, out_dir=out_dir, only_ids=only_ids)
+    except OSError as exc:
+        raise with_filename(exc, out_dir) from None  # a full disk names the folder (write_shards cleaned up)
     try:
         cost = estimate_plan_cost(config, plan)
         check_max_cost(config, cost)

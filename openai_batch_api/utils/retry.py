@@ -7,19 +7,19 @@ from .collation import collate_results, download_results
 from .config import Config
 from .errors import BatchToolError
 from .planning import CostReport, attempt_dir, plan_attempt, shard_records
-from .submission import LedgerWriter
+from .run_store import RunStore
 
 
-def rows_to_retry(api: BatchApi, writer: LedgerWriter, config: Config, *, include_all: bool) -> list[str]:
+def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all: bool) -> list[str]:
     """Ids of the rows to submit again: failed retryably or unanswered (or, with include_all, any failure)."""
-    ledger = writer.ledger
+    ledger = store.ledger
     running = [s for s in ledger.shards if not s.finished]
     if running:
         raise BatchToolError(
             f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
             "wait for them with status-jobs --wait before retrying"
         )
-    files = download_results(api, ledger, config.data_path, workers=config.concurrency)
+    files = download_results(api, store, workers=config.concurrency)
     collation = collate_results(config, ledger, files)
     failed = collation.table["api_status"] != "ok"
     if not include_all:
@@ -28,24 +28,16 @@ def rows_to_retry(api: BatchApi, writer: LedgerWriter, config: Config, *, includ
 
 
 def add_retry_attempt(
-    api: BatchApi, writer: LedgerWriter, config: Config, *, include_all: bool
+    api: BatchApi, store: RunStore, config: Config, *, include_all: bool
 ) -> tuple[int, int, CostReport] | None:
-    """Build the next attempt from the rows to retry and add it to the ledger.
+    """Build the next attempt from the rows to retry and add it to the run.
 
     Returns (rows, shards, cost estimate), or None when no row needs a retry.
     """
-    ids = rows_to_retry(api, writer, config, include_all=include_all)
+    ids = rows_to_retry(api, store, config, include_all=include_all)
     if not ids:
         return None
-    ledger = writer.ledger
-    attempt = ledger.attempts + 1
+    attempt = store.ledger.attempts + 1
     plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, attempt), only_ids=set(ids))
-
-    def add() -> None:
-        ledger.shards.extend(shard_records(plan, attempt=attempt, data_path=config.data_path))
-        ledger.attempts = attempt
-        ledger.collated_at = None
-        ledger.cancelled_at = None  # asking for a retry takes a cancelled run up again
-
-    writer.update(add)
+    store.add_attempt(attempt, shard_records(plan, attempt=attempt, data_path=config.data_path))
     return plan.rows, len(plan.shards), cost

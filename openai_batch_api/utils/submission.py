@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+import openai
 from openai.types import Batch
 
-from .api import BatchApi
+from .api import BatchApi, is_missing_listing
 from .config import Config
 from .ledger import (
     CREATING,
@@ -21,37 +20,18 @@ from .ledger import (
     UPLOADING,
     Ledger,
     ShardRecord,
-    save_ledger,
 )
+from .run_store import RunStore
 
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
+# Batches a page of `GET /v1/batches` holds (the API's maximum).
+LIST_PAGE = 100
 T = TypeVar("T")
 
 
-class LedgerWriter:
-    """Saves the ledger after each step; one writer at a time when steps run in threads."""
-
-    def __init__(self, data_path: Path, ledger: Ledger, *, persist: bool = True) -> None:
-        self.data_path = data_path
-        self.ledger = ledger
-        self.persist = persist  # False for a reader that does not hold the run lock
-        self._lock = threading.Lock()
-
-    def update(self, change: Callable[[], Any] | None = None) -> None:
-        with self._lock:
-            if change is not None:
-                change()
-            if self.persist:
-                save_ledger(self.data_path, self.ledger)
-
-
-def batch_snapshot(batch: Batch) -> dict[str, Any]:
-    return batch.model_dump(mode="json")
-
-
-def batch_error_codes(shard: ShardRecord) -> list[str]:
-    errors = (shard.batch or {}).get("errors") or {}
-    return [e.get("code") or "" for e in errors.get("data") or []]
+def batch_error_codes(batch: Batch | None) -> list[str]:
+    errors = batch.errors.data if batch is not None and batch.errors and batch.errors.data else []
+    return [e.code or "" for e in errors]
 
 
 def run_in_parallel(work: Callable[[T], None], items: Iterable[T], *, workers: int) -> None:
@@ -65,22 +45,21 @@ def run_in_parallel(work: Callable[[T], None], items: Iterable[T], *, workers: i
         future.result()
 
 
-def reconcile(api: BatchApi, writer: LedgerWriter) -> list[str]:
+def reconcile(api: BatchApi, store: RunStore) -> list[str]:
     """Settle the steps a crash may have left half-done; return what was found again.
 
     A shard caught `uploading` or `creating` may or may not have its file or batch on
     the API side: look for it by the name or tags it was given, and adopt it if found.
     """
-    ledger = writer.ledger
+    ledger = store.ledger
     found: list[str] = []
+    uploading = {ledger.upload_name(s): s.bytes for s in ledger.shards if s.state == UPLOADING}
+    uploaded = api.find_files(uploading) if uploading else {}  # one listing for them all
     for shard in ledger.shards:
         if shard.state == UPLOADING:
-            item = api.find_file(filename=ledger.upload_name(shard), size=shard.bytes)
-
-            def settle_upload(shard: ShardRecord = shard, item: Any = item) -> None:
-                shard.file_id, shard.state = (item.id, UPLOADED) if item else (None, PENDING)
-
-            writer.update(settle_upload)
+            item = uploaded.get(ledger.upload_name(shard))
+            shard.file_id, shard.state = (item.id, UPLOADED) if item else (None, PENDING)
+            store.settle(shard, kind="upload", result_id=item.id if item else None)
             if item:
                 found.append(f"{shard.key}: file {item.id}")
         if shard.state == CREATING:
@@ -90,43 +69,73 @@ def reconcile(api: BatchApi, writer: LedgerWriter) -> list[str]:
                 input_file_id=shard.file_id,
                 exclude=shard.requeued_batch_ids,
             )
-
-            def settle_batch(shard: ShardRecord = shard, batch: Batch | None = batch) -> None:
-                if batch:
-                    shard.batch_id, shard.batch, shard.state = batch.id, batch_snapshot(batch), SUBMITTED
-                else:
-                    shard.state = UPLOADED
-
-            writer.update(settle_batch)
+            if batch:
+                shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED
+            else:
+                shard.state = UPLOADED
+            store.settle(shard, kind="create", result_id=batch.id if batch else None)
             if batch:
                 found.append(f"{shard.key}: batch {batch.id}")
     return found
 
 
-def refresh(api: BatchApi, writer: LedgerWriter, *, workers: int) -> list[ShardRecord]:
-    """Fetch every unfinished batch; send shards failed for the token limit back to the queue.
+def unfinished_shards(ledger: Ledger) -> list[ShardRecord]:
+    return [s for s in ledger.shards if s.state == SUBMITTED and not s.finished]
 
-    Finished batches never change, so their cached snapshot is not fetched again.
+
+def latest_batches(api: BatchApi, shards: list[ShardRecord], *, workers: int) -> dict[str, Batch]:
+    """The current state of the shards' batches, by batch id, in as few API calls as it takes.
+
+    `GET /v1/batches` pages (newest first) answer up to a hundred batches a call. The listing stops
+    once it passes the oldest of them, or once it has cost as many calls as fetching the rest one by
+    one would (an account busy with many newer batches); the batches it did not reach, or a server
+    without a listing, are fetched one by one.
+    """
+    wanted = {s.batch_id: s for s in shards if s.batch_id}
+    if not wanted:
+        return {}
+    oldest = min(s.batch.created_at if s.batch is not None else 0 for s in wanted.values())
+    found: dict[str, Batch] = {}
+    if len(wanted) > 1:
+        try:
+            for seen, batch in enumerate(api.list_batches(page_size=LIST_PAGE), 1):
+                if batch.id in wanted:
+                    found[batch.id] = batch
+                left = len(wanted) - len(found)
+                if not left or batch.created_at < oldest or (seen % LIST_PAGE == 0 and seen // LIST_PAGE >= left):
+                    break
+        except openai.APIStatusError as exc:
+            if not is_missing_listing(exc):
+                raise  # a server without a batches listing: every batch is fetched on its own
+    missing = [batch_id for batch_id in wanted if batch_id not in found]
+
+    def fetch(batch_id: str) -> None:
+        found[batch_id] = api.retrieve_batch(batch_id)
+
+    run_in_parallel(fetch, missing, workers=workers)
+    return found
+
+
+def refresh(api: BatchApi, store: RunStore, *, workers: int) -> list[ShardRecord]:
+    """Learn the state of every unfinished batch; send shards failed for the token limit back to the queue.
+
+    Finished batches never change, so their stored snapshot is not fetched again.
     Returns the shards that were requeued.
     """
-    unfinished = [s for s in writer.ledger.shards if s.state == SUBMITTED and not s.finished]
+    unfinished = unfinished_shards(store.ledger)
+    latest = latest_batches(api, unfinished, workers=workers)
     requeued: list[ShardRecord] = []
-
-    def fetch(shard: ShardRecord) -> None:
-        batch = api.retrieve_batch(shard.batch_id)
-
-        def apply() -> None:
-            shard.batch = batch_snapshot(batch)
-            if batch.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(shard):
-                # Not a failure of the rows: the organisation's queue was full. Try again later.
-                shard.requeued_batch_ids.append(batch.id)
-                shard.batch_id, shard.batch, shard.state = None, None, UPLOADED
-                shard.submission += 1
-                requeued.append(shard)
-
-        writer.update(apply)
-
-    run_in_parallel(fetch, unfinished, workers=workers)
+    changed = [s for s in unfinished if s.batch is None or latest[s.batch_id] != s.batch]
+    for shard in changed:
+        batch = latest[shard.batch_id]
+        shard.batch = batch
+        if batch.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(batch):
+            # Not a failure of the rows: the organisation's queue was full. Try again later.
+            shard.requeued_batch_ids.append(batch.id)
+            shard.batch_id, shard.batch, shard.state = None, None, UPLOADED
+            shard.submission += 1
+            requeued.append(shard)
+    store.save_shards(changed)
     return requeued
 
 
@@ -154,21 +163,23 @@ def shards_that_fit(ledger: Ledger, max_enqueued_tokens: int | None) -> list[Sha
     return chosen
 
 
-def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[ShardRecord]:
+def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[ShardRecord]:
     """Upload and create batches for the waiting shards that fit; return those submitted.
 
     The intent of each call is saved before it is made, so `reconcile` can settle it
-    after a crash; an upload already made is reused, never made twice.
+    after a crash; an upload already made is reused, never made twice. The uploads' intents
+    are saved together up front (one fsync, not one per shard); each creation's just before it.
     """
-    ledger = writer.ledger
+    ledger = store.ledger
     chosen = shards_that_fit(ledger, config.max_enqueued_tokens)
+    store.begin([s for s in chosen if s.state == PENDING], kind="upload", state=UPLOADING)
 
     def submit(shard: ShardRecord) -> None:
-        if shard.state == PENDING:
-            writer.update(lambda: setattr(shard, "state", UPLOADING))
+        if shard.state == UPLOADING:
             item = api.upload_file(config.data_path / shard.path, filename=ledger.upload_name(shard))
-            writer.update(lambda: (setattr(shard, "file_id", item.id), setattr(shard, "state", UPLOADED)))
-        writer.update(lambda: setattr(shard, "state", CREATING))
+            shard.file_id, shard.state = item.id, UPLOADED
+            store.settle(shard, kind="upload", result_id=item.id)
+        store.begin([shard], kind="create", state=CREATING)
         batch = api.create_batch(
             input_file_id=shard.file_id,
             endpoint=config.endpoint,
@@ -176,11 +187,8 @@ def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[
             since=ledger.created_at,
             exclude=shard.requeued_batch_ids,
         )
-
-        def record() -> None:
-            shard.batch_id, shard.batch, shard.state = batch.id, batch_snapshot(batch), SUBMITTED
-
-        writer.update(record)
+        shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED
+        store.settle(shard, kind="create", result_id=batch.id)
 
     run_in_parallel(submit, chosen, workers=config.concurrency)
     return chosen
@@ -188,7 +196,7 @@ def submit_waiting(api: BatchApi, writer: LedgerWriter, config: Config) -> list[
 
 @dataclass(frozen=True)
 class RunProgress:
-    """Counts over a run's shards and rows, from the ledger's batch snapshots."""
+    """Counts over a run's shards and rows, from the stored batch snapshots."""
 
     shards: int
     finished_shards: int
@@ -210,10 +218,11 @@ def run_progress(ledger: Ledger) -> RunProgress:
     """Where the run stands; a row succeeds at most once, retries hold only rows that failed."""
     done = pending = 0
     for shard in ledger.shards:
-        counts = (shard.batch or {}).get("request_counts") or {}
-        done += counts.get("completed") or 0
+        counts = shard.batch.request_counts if shard.batch is not None else None
+        completed, failed = (counts.completed, counts.failed) if counts else (0, 0)
+        done += completed
         if not shard.finished:
-            pending += max(shard.rows - (counts.get("completed") or 0) - (counts.get("failed") or 0), 0)
+            pending += max(shard.rows - completed - failed, 0)
     return RunProgress(
         shards=len(ledger.shards),
         finished_shards=sum(s.finished for s in ledger.shards),

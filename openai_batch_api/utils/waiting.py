@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from .api import BatchApi
 from .config import Config
 from .retry import add_retry_attempt
-from .submission import LedgerWriter, RunProgress, refresh, run_progress, submit_waiting
+from .run_store import RunStore
+from .submission import RunProgress, refresh, run_progress, submit_waiting
 
 # The poll interval grows by this factor after each poll, up to MAX_INTERVAL (or the first interval).
 BACKOFF = 1.5
@@ -27,6 +28,7 @@ class WaitUpdate:
     submitted: int
     requeued: int
     retried_rows: int
+    api_calls: int = 0  # the HTTP calls this poll made
 
     @property
     def seconds_left(self) -> float | None:
@@ -37,7 +39,7 @@ class WaitUpdate:
 
 def wait_for_run(
     api: BatchApi,
-    writer: LedgerWriter,
+    store: RunStore,
     config: Config,
     *,
     interval: float,
@@ -45,21 +47,22 @@ def wait_for_run(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunProgress:
     """Poll until every shard is finished, retrying failed rows up to `config.max_retries` times."""
-    ledger = writer.ledger
+    ledger = store.ledger
     started = time.monotonic()
     # The rate is measured from the first poll: what that poll learns was done before we watched.
     first_poll: tuple[float, int] | None = None
     delay = interval
     while True:
-        requeued = refresh(api, writer, workers=config.concurrency)
-        submitted = submit_waiting(api, writer, config) if not ledger.cancelled_at else []
+        calls_before = api.calls
+        requeued = refresh(api, store, workers=config.concurrency)
+        submitted = submit_waiting(api, store, config) if not ledger.cancelled_at else []
         progress = run_progress(ledger)
         retried = 0
         if progress.finished and not ledger.cancelled_at and ledger.attempts <= config.max_retries:
-            added = add_retry_attempt(api, writer, config, include_all=False)
+            added = add_retry_attempt(api, store, config, include_all=False)
             if added is not None:
                 retried = added[0]
-                submit_waiting(api, writer, config)
+                submit_waiting(api, store, config)
                 progress = run_progress(ledger)
         now = time.monotonic()
         elapsed = now - started
@@ -68,7 +71,11 @@ def wait_for_run(
         done, watched = progress.rows_done - first_poll[1], now - first_poll[0]
         rate = done / watched if done > 0 and watched > 0 else None
         statuses = tuple(s.status for s in ledger.shards)
-        on_update(WaitUpdate(progress, statuses, elapsed, rate, len(submitted), len(requeued), retried))
+        on_update(
+            WaitUpdate(
+                progress, statuses, elapsed, rate, len(submitted), len(requeued), retried, api.calls - calls_before
+            )
+        )
         if progress.finished:
             return progress
         sleep(delay)
