@@ -172,6 +172,7 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
     """
     ledger = store.ledger
     chosen = shards_that_fit(ledger, config.max_enqueued_tokens)
+    origin = ledger.origin_tags(data_path=config.data_path)  # how a lost run is found again (adoption.py)
     store.begin([s for s in chosen if s.state == PENDING], kind="upload", state=UPLOADING)
 
     def submit(shard: ShardRecord) -> None:
@@ -183,7 +184,7 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
         batch = api.create_batch(
             input_file_id=shard.file_id,
             endpoint=config.endpoint,
-            metadata=ledger.batch_metadata(shard),
+            metadata={**ledger.batch_metadata(shard), **origin},
             since=ledger.created_at,
             exclude=shard.requeued_batch_ids,
         )
