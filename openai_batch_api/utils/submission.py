@@ -79,6 +79,11 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
     return found
 
 
+def in_doubt_shards(ledger: Ledger) -> list[ShardRecord]:
+    """Shards caught between an upload or a creation and its answer: what `reconcile` settles."""
+    return [s for s in ledger.shards if s.state in (UPLOADING, CREATING)]
+
+
 def unfinished_shards(ledger: Ledger) -> list[ShardRecord]:
     return [s for s in ledger.shards if s.state == SUBMITTED and not s.finished]
 
