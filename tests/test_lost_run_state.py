@@ -54,7 +54,7 @@ def test_create_batch_after_a_lost_run_state_refuses_naming_the_run(project, ser
 
 def test_create_batch_adopt_submits_only_the_shards_without_a_batch(project, server):
     table = project.write_rows(10)
-    assert project.run("create-batch", "--dry-run").exit_code == 0
+    project.write_config()
     # Room for two shards: the third stays queued, as when a run is lost before all were submitted.
     project.write_config(max_enqueued_tokens=2 * max(s.prompt_tokens for s in plan_shards(project)))
     first = project.run("create-batch")
@@ -81,6 +81,33 @@ def test_create_batch_adopt_submits_only_the_shards_without_a_batch(project, ser
     output = project.output()
     assert list(output["id"]) == list(table["id"])
     assert set(output["api_status"]) == {"ok"}
+
+
+def test_create_batch_adopt_of_a_cancelled_run_submits_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    slow = LocalServer(state_dir=tmp_path / "slow-state", options=ServerOptions(seed=3, line_latency=1.0))
+    with slow:
+        project = Project(root=tmp_path, base_url=slow.base_url)
+        cancelled_run_adopted(project)
+
+
+def cancelled_run_adopted(project: Project) -> None:
+    project.write_rows(10)
+    project.write_config()
+    project.write_config(max_enqueued_tokens=2 * max(s.prompt_tokens for s in plan_shards(project)))
+    assert "submitted 2 batches now" in project.run("create-batch").out
+    assert project.run("status-jobs", "--cancel", "--yes").exit_code == 0
+    run_id = load_ledger(project.data_path).run_id
+    lose_run_state(project)
+
+    adopted = project.run("create-batch", "--adopt")
+    assert adopted.exit_code == 1
+    assert adopted.err == (
+        f"error: {project.data_path}: run {run_id} was cancelled; collate what it has, or submit its unanswered "
+        f"rows again with create-batch --config {project.config_path} --retry\n"
+    )
+    assert len(project.server_batches()) == 2
+    assert [s.status for s in load_ledger(project.data_path).shards][2] == "cancelled"
 
 
 def plan_shards(project: Project):

@@ -20,10 +20,10 @@ from openai.types import Batch
 from .api import BatchApi, is_missing_listing, open_api
 from .config import Config
 from .errors import BatchToolError
-from .ledger import SUBMITTED, UPLOADED, Ledger, ShardRecord, file_sha256, request_sha256
+from .ledger import CANCELLED, SUBMITTED, UPLOADED, Ledger, ShardRecord, file_sha256, request_sha256
 from .planning import CostReport, attempt_dir, new_ledger, plan_attempt
 from .run_store import STORE_NAME, RunStore
-from .submission import TOKEN_LIMIT_CODE, batch_error_codes
+from .submission import TOKEN_LIMIT_CODE, batch_error_codes, waiting_shards
 from .tasks import ShardPlan
 
 RUN_TAG = "openai_batch_api_run"
@@ -51,13 +51,11 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None 
     """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first."""
     since = (time.time() if now is None else now) - SEARCH_DAYS * 86400
     runs: dict[str, list[Batch]] = {}
-    untagged = False
     try:
         for batch in api.list_batches():
             if batch.created_at < since:
                 break
             meta = batch.metadata or {}
-            untagged = untagged or not meta
             if meta.get(RUN_TAG) and all(meta.get(k) == v for k, v in tags.items()):
                 runs.setdefault(meta[RUN_TAG], []).append(batch)
     except openai.APIStatusError as exc:
@@ -71,10 +69,7 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None 
             ],
         )
     runs = {run: batches for run, batches in runs.items() if not cleaned_up(api, batches)}
-    notices = []
-    if untagged and not runs:
-        notices.append("the server keeps no batch metadata: batches of a run whose state was lost cannot be found")
-    return EarlierRuns(searched=True, runs=runs, notices=notices)
+    return EarlierRuns(searched=True, runs=runs)
 
 
 def cleaned_up(api: BatchApi, batches: list[Batch]) -> bool:
@@ -174,6 +169,11 @@ def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str,
         else:
             shard.batch_id, shard.batch, shard.state = latest.id, latest, SUBMITTED
     ledger.shards.sort(key=lambda s: (s.attempt, s.index))
+    if any(s.batch is not None and s.batch.status in ("cancelling", "cancelled") for s in ledger.shards):
+        # The lost run was cancelled: its shards with no batch stay unsubmitted, as a cancel leaves them.
+        ledger.cancelled_at = int(time.time())
+        for shard in waiting_shards(ledger):
+            shard.state = CANCELLED
     return len(by_shard)
 
 
