@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .cli import run_command
 from .reporting import cost_lines, format_bytes, line_break_lines, missing_cells_lines, next_command, plural
+from .utils.adoption import start_run
 from .utils.api import check_api_settings, open_api
 from .utils.config import Config
 from .utils.errors import BatchToolError
@@ -18,7 +19,6 @@ from .utils.ledger import check_same_inputs
 from .utils.planning import (
     attempt_dir,
     input_sha256,
-    new_ledger,
     plan_attempt,
 )
 from .utils.retry import add_retry_attempt
@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="like --retry, and also the rows that failed for other reasons (e.g. 400s)",
     )
+    parser.add_argument(
+        "--adopt",
+        action="store_true",
+        help="when the run state in data_path is lost but the API holds its batches, take that run up again",
+    )
 
 
 def dry_run(config: Config) -> int:
@@ -86,13 +91,14 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 raise BatchToolError(
                     f"{config.data_path}: no run to retry yet; run create-batch --config {args.config} first"
                 )
-            plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
-            store = RunStore.create(config.data_path, new_ledger(config, plan, input_hash=input_hash))
-            ledger = store.ledger
+            started = start_run(config, input_hash=input_hash, adopt=args.adopt, config_arg=args.config)
+            store, plan, cost, ledger = started.store, started.plan, started.cost, started.store.ledger
             print(
                 f"run {ledger.run_id}: {plural(plan.rows, 'row')} in {plural(len(plan.shards), 'shard')} "
                 f"({attempt_dir(config.data_path, 1)})"
             )
+            for line in adoption_lines(started):
+                print(line)
             notes = line_break_lines(plan.line_breaks, config.input_file.name) + missing_cells_lines(plan.missing_cells)
             for line in notes + cost_lines(cost):
                 print(line)
@@ -129,6 +135,16 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 print(f"note: {notice}")
         print_summary(args, config, ledger, submitted=len(submitted), waiting=before, requeued=len(requeued))
     return 0
+
+
+def adoption_lines(started) -> list[str]:
+    lines = [f"note: {notice}" for notice in started.notices]
+    if started.adopted_batches:
+        lines.append(
+            f"taken up again from the API: {plural(started.adopted_batches, 'batch', 'batches')} of run "
+            f"{started.store.ledger.run_id} found; only shards with no batch are submitted"
+        )
+    return lines
 
 
 def print_summary(args, config: Config, ledger, *, submitted: int, waiting: set[str], requeued: int) -> None:

@@ -24,7 +24,7 @@ from .utils.latest_attempts import latest_failure_groups
 from .utils.ledger import CANCELLED, Ledger, ShardRecord
 from .utils.run_lock import run_lock
 from .utils.run_store import RunStore, open_run, require_run
-from .utils.submission import RunProgress, refresh, run_progress, waiting_shards
+from .utils.submission import RunProgress, in_doubt_shards, reconcile, refresh, run_progress, waiting_shards
 from .utils.waiting import WaitUpdate, wait_for_run
 
 DESCRIPTION = (
@@ -146,6 +146,12 @@ def show_status(
         )
     if progress.finished:
         print(f"next: {next_command('collate-output', args.config)}")
+    elif in_doubt := in_doubt_shards(ledger):
+        print(
+            f"next: {next_command('status-jobs', args.config, '--wait')} (it settles the "
+            f"{plural(len(in_doubt), 'shard')} an interrupted create-batch left uploading or creating: each is "
+            "found on the API side or submitted, once)"
+        )
     else:
         print(f"next: {next_command('status-jobs', args.config, '--wait')} (or run status-jobs again later)")
 
@@ -265,6 +271,7 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
                 print(f"poll: {plural(update.api_calls, 'API call')}", file=sys.stderr)
 
         if args.cancel:
+            reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
             cancel_run(args, config, store, api)
             refresh(api, store, workers=config.concurrency)
         elif args.wait:

@@ -267,11 +267,11 @@ def test_create_batch_unreachable_server_error(project):
     result = project.run("create-batch")
     assert result.exit_code == 1
     assert result.err.splitlines()[-1] == (
-        f"error: cannot reach the API at http://127.0.0.1:{port}/v1/files: connection refused; "
+        f"error: cannot reach the API at http://127.0.0.1:{port}/v1/batches?limit=100: connection refused; "
         "check base_url and the network, then run the command again"
     )
-    ledger = load_ledger(project.data_path)
-    assert [s.state for s in ledger.shards] == ["uploading"]
+    # The search for a lost run's batches comes first: nothing was written.
+    assert load_ledger(project.data_path) is None
 
 
 def test_collate_output_second_run_downloads_nothing_again(project, server):

@@ -39,10 +39,11 @@ def test_create_batch_unreachable_server_error_after_two_quick_retries(tmp_path,
     assert len(lines) == 2
     for number, line in enumerate(lines, start=1):
         assert re.fullmatch(
-            rf"retrying in \d+\.\ds \(retry {number} of 2\): {reason} \(POST {base_url}/files\)", line
+            rf"retrying in \d+\.\ds \(retry {number} of 2\): {reason} \(GET {base_url}/batches\?limit=100\)",
+            line,
         ), line
     assert result.err.splitlines()[-1] == (
-        f"error: cannot reach the API at {base_url}/files: {reason}; "
+        f"error: cannot reach the API at {base_url}/batches?limit=100: {reason}; "
         "check base_url and the network, then run the command again"
     )
 

@@ -231,6 +231,9 @@ class BatchApi:
 
         return self._call(download)
 
+    def retrieve_file(self, file_id: str) -> FileObject:
+        return self._call(lambda: self.client.files.retrieve(file_id))
+
     def delete_file(self, file_id: str) -> bool:
         """Delete a file; False when it was already gone."""
         try:

@@ -99,6 +99,12 @@ class Ledger:
             "shard_sha256": shard.sha256[:32],
         }
 
+    def origin_tags(self, *, data_path: Path) -> dict[str, str]:
+        """The tags that tie a run's batches to its input and data folder: how a lost run is found again."""
+        made_from = hashlib.sha256(f"{self.input_sha256}\n{self.request_sha256}".encode()).hexdigest()
+        folder = hashlib.sha256(str(Path(data_path).resolve()).encode()).hexdigest()
+        return {"openai_batch_api_input": made_from[:32], "openai_batch_api_data": folder[:32]}
+
     def shard(self, key: str) -> ShardRecord:
         return next(s for s in self.shards if s.key == key)
 

@@ -79,6 +79,11 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
     return found
 
 
+def in_doubt_shards(ledger: Ledger) -> list[ShardRecord]:
+    """Shards caught between an upload or a creation and its answer: what `reconcile` settles."""
+    return [s for s in ledger.shards if s.state in (UPLOADING, CREATING)]
+
+
 def unfinished_shards(ledger: Ledger) -> list[ShardRecord]:
     return [s for s in ledger.shards if s.state == SUBMITTED and not s.finished]
 
@@ -172,6 +177,7 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
     """
     ledger = store.ledger
     chosen = shards_that_fit(ledger, config.max_enqueued_tokens)
+    origin = ledger.origin_tags(data_path=config.data_path)  # how a lost run is found again (adoption.py)
     store.begin([s for s in chosen if s.state == PENDING], kind="upload", state=UPLOADING)
 
     def submit(shard: ShardRecord) -> None:
@@ -183,7 +189,7 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
         batch = api.create_batch(
             input_file_id=shard.file_id,
             endpoint=config.endpoint,
-            metadata=ledger.batch_metadata(shard),
+            metadata={**ledger.batch_metadata(shard), **origin},
             since=ledger.created_at,
             exclude=shard.requeued_batch_ids,
         )

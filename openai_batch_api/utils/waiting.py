@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from .api import BatchApi
 from .config import Config
+from .errors import BatchToolError
+from .ledger import CANCELLED, SUBMITTED, Ledger
 from .retry import add_retry_attempt
 from .run_store import RunStore
-from .submission import RunProgress, refresh, run_progress, submit_waiting
+from .submission import RunProgress, reconcile, refresh, run_progress, submit_waiting, waiting_shards
 
 # The poll interval grows by this factor after each poll, up to MAX_INTERVAL (or the first interval).
 BACKOFF = 1.5
@@ -46,8 +48,20 @@ def wait_for_run(
     on_update: Callable[[WaitUpdate], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunProgress:
-    """Poll until every shard is finished, retrying failed rows up to `config.max_retries` times."""
+    """Poll until every shard is finished, retrying failed rows up to `config.max_retries` times.
+
+    Shards an interrupted create-batch left uploading or creating are settled first, as create-batch
+    does (found on the API side, or submitted once); a run left with shards nothing will move is an
+    error at once, never an endless wait.
+    """
     ledger = store.ledger
+    reconcile(api, store)
+    if ledger.cancelled_at:
+        # Settled shards of a cancelled run are not submitted: they are cancelled as the queued ones were.
+        leftover = waiting_shards(ledger)
+        for shard in leftover:
+            shard.state = CANCELLED
+        store.save_shards(leftover)
     started = time.monotonic()
     # The rate is measured from the first poll: what that poll learns was done before we watched.
     first_poll: tuple[float, int] | None = None
@@ -78,5 +92,25 @@ def wait_for_run(
         )
         if progress.finished:
             return progress
+        check_moving(ledger, config)
         sleep(delay)
         delay = min(delay * BACKOFF, max(interval, MAX_INTERVAL))
+
+
+def check_moving(ledger: Ledger, config: Config) -> None:
+    """An error when no batch is running and the shards left could not be submitted: waiting would be endless."""
+    if any(s.state == SUBMITTED and not s.finished for s in ledger.shards):
+        return
+    waiting = waiting_shards(ledger)
+    limit = config.max_enqueued_tokens
+    if waiting and limit is not None and waiting[0].prompt_tokens > limit:
+        raise BatchToolError(
+            f"{config.path}: shard {waiting[0].key} of run {ledger.run_id} holds about "
+            f"{waiting[0].prompt_tokens:,} prompt tokens, more than max_enqueued_tokens ({limit:,}), so it can "
+            "never be submitted; raise max_enqueued_tokens and run the command again"
+        )
+    stuck = [s for s in ledger.shards if not s.finished]
+    raise BatchToolError(  # a safety net: the steps above leave no such shard
+        f"{config.data_path}: no batch of run {ledger.run_id} is running and shard {stuck[0].key} "
+        f"({stuck[0].status}) could not be submitted; run create-batch --config {config.path} to settle it"
+    )

@@ -1,0 +1,216 @@
+"""A run whose state in data_path was lost: its batches are found on the API side, never paid for again."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from openai_batch_api.local_server import LocalServer, ServerOptions
+from openai_batch_api.utils.run_store import STORE_NAME
+from openai_batch_api.utils.run_store import load_run as load_ledger
+from project_support import Project
+
+
+def lose_run_state(project: Project) -> None:
+    """What a user's `rm data/run.sqlite3` (or a lost folder state) leaves."""
+    for name in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm"):
+        (project.data_path / name).unlink(missing_ok=True)
+
+
+def refusal(project: Project, run_id: str, batch_ids: list[str]) -> str:
+    return (
+        f"error: {project.data_path}: no run state here ({STORE_NAME}), but the API holds {len(batch_ids)} batches "
+        f"of run {run_id} made from this input and data_path ({', '.join(batch_ids[:2])}, ...), and a new run "
+        f"would pay for every row again; take that run up again with create-batch --config {project.config_path} "
+        "--adopt (only shards with no batch are submitted), or set another data_path to start a new run\n"
+    )
+
+
+def newest_first(project: Project, run_id: str) -> list[str]:
+    return [b.id for b in project.server_batches() if (b.metadata or {}).get("openai_batch_api_run") == run_id]
+
+
+def test_create_batch_after_a_lost_run_state_refuses_naming_the_run(project, server):
+    project.write_rows(10)
+    assert project.run("create-batch").exit_code == 0
+    run_id = load_ledger(project.data_path).run_id
+    before = sorted(b.id for b in project.server_batches())
+    assert len(before) == 3
+    lose_run_state(project)
+
+    status = project.run("status-jobs")
+    assert status.exit_code == 1
+    assert status.err == (
+        f"error: {project.data_path}: no run here yet (no {STORE_NAME}); start one with "
+        f"create-batch --config {project.config_path}\n"
+    )
+    again = project.run("create-batch")
+    assert again.exit_code == 1
+    assert again.err == refusal(project, run_id, newest_first(project, run_id))
+    assert sorted(b.id for b in project.server_batches()) == before
+    assert not (project.data_path / STORE_NAME).exists()
+
+
+def test_create_batch_adopt_submits_only_the_shards_without_a_batch(project, server):
+    table = project.write_rows(10)
+    project.write_config()
+    # Room for two shards: the third stays queued, as when a run is lost before all were submitted.
+    project.write_config(max_enqueued_tokens=2 * max(s.prompt_tokens for s in plan_shards(project)))
+    first = project.run("create-batch")
+    assert "submitted 2 batches now" in first.out, first.out
+    old = load_ledger(project.data_path)
+    kept = {s.key: s.batch_id for s in old.shards if s.batch_id}
+    assert len(kept) == 2
+    lose_run_state(project)
+
+    adopted = project.run("create-batch", "--adopt")
+    assert adopted.exit_code == 0, adopted.err
+    assert f"taken up again from the API: 2 batches of run {old.run_id} found" in adopted.out
+    ledger = load_ledger(project.data_path)
+    assert ledger.run_id == old.run_id
+    assert {k: v for k, v in ((s.key, s.batch_id) for s in ledger.shards) if k in kept} == kept
+
+    waited = project.run("status-jobs", "--wait", "--interval", "0.05")
+    assert waited.exit_code == 0, waited.err
+    assert "rows: 10 done, 0 failed, 0 pending of 10; batches: 3 of 3 finished" in waited.out
+    per_shard = Counter((b.metadata or {}).get("shard") for b in project.server_batches())
+    assert per_shard == Counter({"a1-s0001": 1, "a1-s0002": 1, "a1-s0003": 1})
+    collated = project.run("collate-output")
+    assert collated.exit_code == 0, collated.err
+    output = project.output()
+    assert list(output["id"]) == list(table["id"])
+    assert set(output["api_status"]) == {"ok"}
+
+
+def test_create_batch_adopt_of_a_cancelled_run_submits_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    slow = LocalServer(state_dir=tmp_path / "slow-state", options=ServerOptions(seed=3, line_latency=1.0))
+    with slow:
+        project = Project(root=tmp_path, base_url=slow.base_url)
+        cancelled_run_adopted(project)
+
+
+def cancelled_run_adopted(project: Project) -> None:
+    project.write_rows(10)
+    project.write_config()
+    project.write_config(max_enqueued_tokens=2 * max(s.prompt_tokens for s in plan_shards(project)))
+    assert "submitted 2 batches now" in project.run("create-batch").out
+    assert project.run("status-jobs", "--cancel", "--yes").exit_code == 0
+    run_id = load_ledger(project.data_path).run_id
+    lose_run_state(project)
+
+    adopted = project.run("create-batch", "--adopt")
+    assert adopted.exit_code == 1
+    assert adopted.err == (
+        f"error: {project.data_path}: run {run_id} was cancelled; collate what it has, or submit its unanswered "
+        f"rows again with create-batch --config {project.config_path} --retry\n"
+    )
+    assert len(project.server_batches()) == 2
+    assert [s.status for s in load_ledger(project.data_path).shards][2] == "cancelled"
+
+
+def plan_shards(project: Project):
+    from openai_batch_api.utils.config import load_config
+    from openai_batch_api.utils.tasks import write_shards
+
+    return write_shards(load_config(project.config_path), out_dir=project.root / "token-probe").shards
+
+
+def test_create_batch_adopts_a_retry_attempt_from_its_input_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    state = tmp_path / "state"
+    wait = ("--wait", "--interval", "0.05")
+    failing = ServerOptions(seed=4, line_failure_pattern="^[23]$", line_failure_status=500)
+    with LocalServer(state_dir=state, options=failing) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        table = project.write_rows(4)
+        project.write_config(batch_size=4)
+        assert project.run("create-batch").exit_code == 0
+        assert project.run("status-jobs", *wait).exit_code == 0
+    with LocalServer(state_dir=state, options=ServerOptions(seed=4)) as server:
+        project.write_config(base_url=server.base_url)
+        project.base_url = server.base_url
+        assert project.run("create-batch", "--retry").exit_code == 0
+        assert project.run("status-jobs", *wait).exit_code == 0
+        old = load_ledger(project.data_path)
+        lose_run_state(project)
+        for shard in old.shards:
+            (project.data_path / shard.path).unlink()
+
+        adopted = project.run("create-batch", "--adopt")
+        assert adopted.exit_code == 0, adopted.err
+        assert f"taken up again from the API: 2 batches of run {old.run_id} found" in adopted.out
+        assert "every shard already has its batch: nothing was submitted again" in adopted.out
+        ledger = load_ledger(project.data_path)
+        assert [(s.key, s.batch_id, s.rows, s.sha256) for s in ledger.shards] == [
+            (s.key, s.batch_id, s.rows, s.sha256) for s in old.shards
+        ]
+        assert ledger.attempts == 2
+        collated = project.run("collate-output")
+        assert collated.exit_code == 0, collated.err
+        assert len(project.server_batches()) == 2
+    output = project.output()
+    assert list(output["id"]) == list(table["id"])
+    assert set(output["api_status"]) == {"ok"}
+    assert output["api_attempts"].tolist() == [1, 2, 2, 1]
+
+
+def test_create_batch_after_delete_tasks_starts_a_new_run(project, server):
+    project.write_rows(4)
+    assert project.run("create-batch").exit_code == 0
+    assert project.run("status-jobs", "--wait", "--interval", "0.05").exit_code == 0
+    assert project.run("collate-output").exit_code == 0
+    first = load_ledger(project.data_path).run_id
+    assert project.run("delete-tasks", "--yes").exit_code == 0
+    again = project.run("create-batch")
+    assert again.exit_code == 0, again.err
+    assert load_ledger(project.data_path).run_id != first
+
+
+def test_another_data_path_starts_a_new_run(project, server):
+    project.write_rows(4)
+    assert project.run("create-batch").exit_code == 0
+    first = load_ledger(project.data_path).run_id
+    lose_run_state(project)
+    project.write_config(data_path="data-2")
+    again = project.run("create-batch")
+    assert again.exit_code == 0, again.err
+    assert load_ledger(project.root / "data-2").run_id != first
+    assert len(project.server_batches()) == 2
+
+
+def test_create_batch_adopt_with_nothing_to_adopt_starts_a_new_run(project, server):
+    project.write_rows(4)
+    created = project.run("create-batch", "--adopt")
+    assert created.exit_code == 0, created.err
+    assert "taken up again" not in created.out
+    assert len(project.server_batches()) == 1
+
+
+@pytest.fixture
+def no_listing(tmp_path, monkeypatch) -> Project:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with LocalServer(state_dir=tmp_path / "state", options=ServerOptions(seed=2, no_batches_listing=True)) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(4)
+        yield project
+
+
+def test_without_a_batches_listing_a_new_run_goes_on_with_a_note(no_listing):
+    created = no_listing.run("create-batch")
+    assert created.exit_code == 0, created.err
+    assert (
+        "note: the server does not list batches (405): whether a run of this input and data_path was already "
+        "submitted (and its run state lost) cannot be checked\n"
+    ) in created.out
+
+
+def test_without_a_batches_listing_adopt_refuses(no_listing):
+    adopted = no_listing.run("create-batch", "--adopt")
+    assert adopted.exit_code == 1
+    assert adopted.err == (
+        f"error: {no_listing.data_path}: --adopt needs the server's batches listing, which it does not offer; "
+        "look for the run's batches on the server and cancel them, or run create-batch without --adopt\n"
+    )
+    assert not (no_listing.data_path / STORE_NAME).exists()
