@@ -326,22 +326,17 @@ class BatchApi:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments, `export` and quotes allowed)."""
-    values: dict[str, str] = {}
+    """KEY=VALUE lines of a .env file, as python-dotenv reads them (comments, `export`, quotes).
+
+    Values are taken literally: `${NAME}` is not expanded, as a key never holds one.
+    """
+    from dotenv import dotenv_values
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        values = dotenv_values(path, interpolate=False, encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return values
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+        return {}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def find_api_key(config: Config) -> str:
