@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from ..utils.atomic_files import atomic_writer
 from ..utils.errors import BatchToolError
 from ..utils.run_lock import try_lock
 from .access import KEY_ENV, is_loopback
@@ -201,11 +202,8 @@ class LocalServer:
             return  # other commands reach such a backend by its URL, as the user set it up
         record = {"base_url": self.base_url, "pid": os.getpid(), "api_key": self.api_key}
         path = self.state_dir / ADDRESS_NAME
-        tmp = path.with_name(f".{ADDRESS_NAME}.{os.getpid()}.part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_writer(path, text=True, mode=0o600) as fh:
             json.dump(record, fh)
-        os.replace(tmp, path)
 
     @property
     def beyond_loopback(self) -> bool:

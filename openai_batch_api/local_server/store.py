@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..utils.atomic_files import move_into_place, write_atomically
 from .ids import new_id
 
 ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
@@ -32,7 +33,7 @@ FILE_LIFETIME_SECONDS = 30 * 24 * 3600
 # The names of the files the store writes: blobs (and their temporary names while being written),
 # and partial result files. The file and batch ids are new_id()'s 24 hex digits.
 OWN_BLOB_NAME = re.compile(r"file-[0-9a-f]{24}")
-OWN_TEMP_NAME = re.compile(r"\.file-[0-9a-f]{24}\.tmp")
+OWN_TEMP_NAME = re.compile(r"\.file-[0-9a-f]{24}(\.tmp|\.[0-9a-f]{16}\.part)")
 OWN_PARTIAL_NAME = re.compile(r"(?P<id>batch_[0-9a-f]{24})\.(output|error)\.jsonl")
 
 SCHEMA = """
@@ -151,16 +152,9 @@ class Store:
     def _write_blob(self, file_id: str, data: bytes | Iterable[bytes] | Path) -> int:
         path = self.blob_path(file_id)
         if isinstance(data, Path):  # an upload already on disk: moved in place, not copied
-            os.replace(data, path)
+            move_into_place(data, path)
             return path.stat().st_size
-        tmp = path.with_name(f".{file_id}.tmp")
-        size = 0
-        with open(tmp, "wb") as f:
-            for chunk in [data] if isinstance(data, bytes) else data:
-                f.write(chunk)
-                size += len(chunk)
-        os.replace(tmp, path)
-        return size
+        return write_atomically(path, data)
 
     def read_blob(self, file_id: str) -> bytes:
         return self.blob_path(file_id).read_bytes()

@@ -18,7 +18,6 @@ import os
 import random
 import secrets
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -34,6 +33,7 @@ from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 from openai.types.batch_create_params import OutputExpiresAfter
 
+from .atomic_files import atomic_writer
 from .config import Config
 from .errors import BatchToolError, with_filename
 
@@ -212,21 +212,14 @@ class BatchApi:
 
         def download() -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            # A name of its own: a status-jobs run beside a collate-output may fetch the same file.
-            fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-            tmp = Path(name)
+            # A temporary name of its own: a status-jobs run beside a collate-output may fetch the same file.
             try:
-                with os.fdopen(fd, "wb") as fh:
+                with atomic_writer(dest) as fh:
                     with self.client.files.with_streaming_response.content(file_id) as response:
                         for chunk in response.iter_bytes(1 << 20):
                             fh.write(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, dest)
             except OSError as exc:
                 raise with_filename(exc, dest) from None
-            finally:
-                tmp.unlink(missing_ok=True)
             return dest
 
         return self._call(download)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import orjson
 import pandas as pd
 
 from .api import BatchApi
+from .atomic_files import atomic_path
 from .config import OUTPUT_FORMATS, Config
 from .endpoints import MODERATIONS, RESPONSES
 from .errors import BatchToolError, with_filename
@@ -251,27 +251,24 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     each as JSON text, JSONL as a JSON array.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".jsonl"):
         table = _vectors_as_json(table, as_text=suffix == ".csv")
     try:
-        if suffix in (".pkl", ".pickle"):
-            table.to_pickle(tmp, compression=None)
-        elif suffix == ".csv":
-            table.to_csv(tmp, index=False)
-        elif suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            # pandas builds the whole JSON text in memory, about 10 KB a row on the way (10 GB at a
-            # million rows): write the lines a slice of rows at a time.
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for start in range(0, len(table), JSONL_SLICE_ROWS):
-                    part = table.iloc[start : start + JSONL_SLICE_ROWS]
-                    text = part.to_json(orient="records", lines=True, force_ascii=False)
-                    fh.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if suffix in (".pkl", ".pickle"):
+                table.to_pickle(tmp, compression=None)
+            elif suffix == ".csv":
+                table.to_csv(tmp, index=False)
+            elif suffix == ".parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                # pandas builds the whole JSON text in memory, about 10 KB a row on the way (10 GB at a
+                # million rows): write the lines a slice of rows at a time.
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    for start in range(0, len(table), JSONL_SLICE_ROWS):
+                        part = table.iloc[start : start + JSONL_SLICE_ROWS]
+                        text = part.to_json(orient="records", lines=True, force_ascii=False)
+                        fh.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
         raise with_filename(exc, path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
