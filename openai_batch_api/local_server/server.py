@@ -12,7 +12,7 @@ from types import TracebackType
 
 from ..utils.atomic_files import atomic_writer
 from ..utils.errors import BatchToolError
-from ..utils.run_lock import try_lock
+from ..utils.file_lock import LockHeld, take_lock
 from .access import KEY_ENV, is_loopback
 from .endpoints import Api
 from .faults import FaultInjector
@@ -141,18 +141,14 @@ class LocalServer:
 
     def _take_lock(self) -> None:
         self._claim_state_dir()
-        fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        if not try_lock(fd):
-            os.lseek(fd, 0, os.SEEK_SET)
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+        try:
+            self._lock_fd = take_lock(self.state_dir / LOCK_NAME, holder=f"a local backend (pid {os.getpid()})")
+        except LockHeld as held:
             raise StateDirInUse(
-                f"{self.state_dir}: the local backend state is in use by {holder}; stop it or use another state dir",
-                holder=holder,
-            )
-        os.ftruncate(fd, 0)
-        os.write(fd, f"a local backend (pid {os.getpid()})".encode())
-        self._lock_fd = fd
+                f"{self.state_dir}: the local backend state is in use by {held.holder}; stop it or use another "
+                "state dir",
+                holder=held.holder,
+            ) from None
 
     def start(self) -> str:
         """Serve in background threads; returns the base URL, e.g. http://127.0.0.1:8089/v1."""
