@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .api import BatchApi
 from .config import Config
-from .retry import add_retry_attempt
+from .resubmission import add_retry_attempt
 from .run_store import RunStore
 from .submission import RunProgress, refresh, run_progress, submit_waiting
 

@@ -1,4 +1,7 @@
-"""Retrying the rows whose last attempt failed, as a new attempt of the same run."""
+"""Resubmitting the rows whose last attempt failed, as a new attempt of the same run.
+
+Not to be confused with the retries of a single HTTP call, which live in api.py.
+"""
 
 from __future__ import annotations
 
