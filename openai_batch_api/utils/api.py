@@ -382,6 +382,13 @@ def local_state_dir(config: Config) -> Path:
     return config.data_path / "local_backend"
 
 
+def remove_local_backend_state(config: Config) -> None:
+    """Remove the files the run's local backend wrote (see LocalServer.remove_state); a user's stay."""
+    from ..local_server import LocalServer
+
+    LocalServer(state_dir=local_state_dir(config)).remove_state()
+
+
 @contextmanager
 def open_api(config: Config) -> Iterator[BatchApi]:
     """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile.
