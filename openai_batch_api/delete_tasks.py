@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ from pathlib import Path
 from .cli import run_command
 from .confirm import confirm
 from .reporting import next_command, plural
-from .utils.api import local_state_dir, open_api
+from .utils.api import open_api, remove_local_backend_state
 from .utils.collation import finished_result_files
 from .utils.config import Config
 from .utils.errors import BatchToolError
@@ -150,7 +149,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
                 )
             local_files = delete_local_files(store, workers=config.concurrency)
         if config.is_local:
-            shutil.rmtree(local_state_dir(config), ignore_errors=True)
+            remove_local_backend_state(config)
         # The run's state goes last: a crash before this line leaves a run delete-tasks can finish.
         database = store_path(config.data_path)
         backup = config.data_path / (LEDGER_NAME + IMPORTED_SUFFIX)

@@ -36,7 +36,7 @@ def test_write_table_jsonl_in_slices_same_as_whole(monkeypatch):
     write_table(frame, Path("sliced.jsonl"))
     assert Path("sliced.jsonl").read_bytes() == whole.read_bytes()
     assert len(Path("sliced.jsonl").read_text(encoding="utf-8").splitlines()) == 5
-    assert not Path(".sliced.jsonl.tmp").exists()
+    assert not list(Path().glob(".sliced.jsonl.*"))
 
 
 @pytest.mark.parametrize(

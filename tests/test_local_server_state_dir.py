@@ -30,6 +30,8 @@ def test_users_files_in_the_state_dir_survive_a_restart(start_server, tmp_path):
     orphan.write_bytes(b"orphan")
     half_written = state / "files" / (".file-" + "1" * 24 + ".tmp")
     half_written.write_bytes(b"half")
+    half_written_blob = state / "files" / (".file-" + "3" * 24 + "." + "4" * 16 + ".part")
+    half_written_blob.write_bytes(b"half")
     stale_partial = state / "partial" / ("batch_" + "2" * 24 + ".output.jsonl")
     stale_partial.write_bytes(b"{}\n")
 
@@ -39,6 +41,7 @@ def test_users_files_in_the_state_dir_survive_a_restart(start_server, tmp_path):
     assert (state / "partial" / "notes.txt").read_text() == "mine"
     assert (state / "files" / "chapters" / "one.md").read_text() == "# One"
     assert not orphan.exists() and not half_written.exists() and not stale_partial.exists()
+    assert not half_written_blob.exists()
     with sdk(second) as client:
         assert client.files.content(kept.id).text.count("\n") == 1
 

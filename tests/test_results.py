@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from openai_batch_api.utils.errors import BatchToolError
+from openai_batch_api.utils.result_columns import LOADED as RESULT_COLUMNS
 from openai_batch_api.utils.results import (
-    RESULT_COLUMNS,
     FailureGroup,
     expand_structured_answers,
     load_results,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from openai_batch_api.utils import atomic_files
 from openai_batch_api.utils.run_store import RunStore, load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -188,13 +189,16 @@ def test_database_of_a_newer_version_error(project):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, which answers writes as a full disk")
-def test_full_disk_while_writing_the_output_error(project, server):
+def test_full_disk_while_writing_the_output_error(project, server, monkeypatch):
     # /dev/full answers every write with ENOSPC, as a full disk does.
     project.write_rows(3)
     project.write_config(output_file="output.csv")
     project.run("create-batch")
     server.wait_idle(timeout=10)
-    os.symlink("/dev/full", project.root / ".output.csv.tmp")
+    # The output's temporary file given a known name, and that name made to lead to /dev/full.
+    temp = project.root / ".output.csv.tmp"
+    monkeypatch.setattr(atomic_files, "temp_path_for", lambda path: path.with_name(f".{path.name}.tmp"))
+    os.symlink("/dev/full", temp)
 
     result = project.run("collate-output")
 
@@ -204,7 +208,7 @@ def test_full_disk_while_writing_the_output_error(project, server):
         "command again (what was saved before is kept, nothing half-written)\n"
     )
     assert not (project.root / "output.csv").exists()
-    assert not (project.root / ".output.csv.tmp").exists()
+    assert not temp.exists() and not temp.is_symlink()
     assert load_run(project.data_path).collated_at is None
 
 

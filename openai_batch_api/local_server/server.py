@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from ..utils.atomic_files import atomic_writer
 from ..utils.errors import BatchToolError
-from ..utils.run_lock import try_lock
+from ..utils.file_lock import LockHeld, take_lock
 from .access import KEY_ENV, is_loopback
 from .endpoints import Api
 from .faults import FaultInjector
 from .handler import ApiHTTPServer
 from .options import ServerOptions
-from .store import Store
+from .store import (
+    BLOB_DIR_NAME,
+    DATABASE_NAME,
+    DATABASE_NAMES,
+    PARTIAL_DIR_NAME,
+    Store,
+    remove_if_empty,
+    remove_store_files,
+)
 from .upstream import upstream_key_problem
 from .worker import BatchEngine
 
@@ -25,13 +35,13 @@ LOCK_NAME = "server.lock"
 # Where the backend holding the lock says how to reach it, so a second command on the same state
 # (a status-jobs beside a status-jobs --wait) talks to it instead of being refused.
 ADDRESS_NAME = "server.json"
+# The address being written, as a process killed meanwhile leaves it (by atomic_files, or an older version).
+ADDRESS_TEMP_NAME = re.compile(r"\.server\.json\.([0-9a-f]{16}|[0-9]+)\.part")
 # Written on first use: only a folder holding it is the backend's own, to write in and clean up.
 MARKER_NAME = "local-backend-state"
 MARKER_TEXT = "This folder holds the state of an openai_batch_api local backend; it may remove files it made here.\n"
 # What an older backend, from before the marker, left in its folder: such a folder is adopted.
-UNMARKED_STATE_NAMES = frozenset(
-    {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm", LOCK_NAME, "files", "partial"}
-)
+UNMARKED_STATE_NAMES = frozenset({*DATABASE_NAMES, LOCK_NAME, BLOB_DIR_NAME, PARTIAL_DIR_NAME})
 # Requests being answered when stop() is called get this long to finish.
 STOP_GRACE_SECONDS = 5.0
 # How long a command waits for a backend that holds the lock but has not yet said where it listens.
@@ -131,7 +141,7 @@ class LocalServer:
         if marker.is_file():
             return
         names = {path.name for path in self.state_dir.iterdir()}
-        if names and not (names <= UNMARKED_STATE_NAMES and "state.sqlite3" in names):
+        if names and not (names <= UNMARKED_STATE_NAMES and DATABASE_NAME in names):
             raise BatchToolError(
                 f"{self.state_dir} is not empty and is not a local backend state dir; "
                 "choose a new or empty folder as state dir"
@@ -140,18 +150,14 @@ class LocalServer:
 
     def _take_lock(self) -> None:
         self._claim_state_dir()
-        fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        if not try_lock(fd):
-            os.lseek(fd, 0, os.SEEK_SET)
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+        try:
+            self._lock_fd = take_lock(self.state_dir / LOCK_NAME, holder=f"a local backend (pid {os.getpid()})")
+        except LockHeld as held:
             raise StateDirInUse(
-                f"{self.state_dir}: the local backend state is in use by {holder}; stop it or use another state dir",
-                holder=holder,
-            )
-        os.ftruncate(fd, 0)
-        os.write(fd, f"a local backend (pid {os.getpid()})".encode())
-        self._lock_fd = fd
+                f"{self.state_dir}: the local backend state is in use by {held.holder}; stop it or use another "
+                "state dir",
+                holder=held.holder,
+            ) from None
 
     def start(self) -> str:
         """Serve in background threads; returns the base URL, e.g. http://127.0.0.1:8089/v1."""
@@ -201,11 +207,8 @@ class LocalServer:
             return  # other commands reach such a backend by its URL, as the user set it up
         record = {"base_url": self.base_url, "pid": os.getpid(), "api_key": self.api_key}
         path = self.state_dir / ADDRESS_NAME
-        tmp = path.with_name(f".{ADDRESS_NAME}.{os.getpid()}.part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_writer(path, text=True, mode=0o600) as fh:
             json.dump(record, fh)
-        os.replace(tmp, path)
 
     @property
     def beyond_loopback(self) -> bool:
@@ -254,6 +257,31 @@ class LocalServer:
             os.close(self._lock_fd)
         self._store = self._engine = self._httpd = self._thread = None
         self._lock_fd = None
+
+    def remove_state(self) -> None:
+        """Remove the files this backend wrote in `state_dir`, then its folders if that leaves them empty.
+
+        Only names the backend gives its own files are removed, and only in a folder holding its
+        marker: a user's file put there, and the folder holding it, stay. Refused while another
+        process serves the state (StateDirInUse); must not be called while this one is started.
+        """
+        if self.base_url is not None:
+            raise RuntimeError("stop the backend before removing its state")
+        if not (self.state_dir / MARKER_NAME).is_file():
+            return  # not a folder the backend has made its own: nothing in it is the backend's to remove
+        self._take_lock()
+        try:
+            remove_store_files(self.state_dir)
+            for path in self.state_dir.iterdir():
+                if ADDRESS_TEMP_NAME.fullmatch(path.name):
+                    path.unlink(missing_ok=True)
+            (self.state_dir / ADDRESS_NAME).unlink(missing_ok=True)
+            # The marker goes last but the lock: until then, a removal cut short is finished by the next one.
+            (self.state_dir / MARKER_NAME).unlink(missing_ok=True)
+            (self.state_dir / LOCK_NAME).unlink(missing_ok=True)
+        finally:
+            self._release()
+        remove_if_empty(self.state_dir)
 
     def __enter__(self) -> LocalServer:
         self.start()

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..utils.atomic_files import move_into_place, write_atomically
 from .ids import new_id
 
 ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
@@ -32,8 +33,12 @@ FILE_LIFETIME_SECONDS = 30 * 24 * 3600
 # The names of the files the store writes: blobs (and their temporary names while being written),
 # and partial result files. The file and batch ids are new_id()'s 24 hex digits.
 OWN_BLOB_NAME = re.compile(r"file-[0-9a-f]{24}")
-OWN_TEMP_NAME = re.compile(r"\.file-[0-9a-f]{24}\.tmp")
+OWN_TEMP_NAME = re.compile(r"\.file-[0-9a-f]{24}(\.tmp|\.[0-9a-f]{16}\.part)")
 OWN_PARTIAL_NAME = re.compile(r"(?P<id>batch_[0-9a-f]{24})\.(output|error)\.jsonl")
+DATABASE_NAME = "state.sqlite3"
+DATABASE_NAMES = (DATABASE_NAME, f"{DATABASE_NAME}-wal", f"{DATABASE_NAME}-shm")
+BLOB_DIR_NAME = "files"
+PARTIAL_DIR_NAME = "partial"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -92,14 +97,14 @@ class Store:
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.root = Path(state_dir)
-        self.blob_dir = self.root / "files"
+        self.blob_dir = self.root / BLOB_DIR_NAME
         self.blob_dir.mkdir(parents=True, exist_ok=True)
-        self.partial_dir = self.root / "partial"
+        self.partial_dir = self.root / PARTIAL_DIR_NAME
         self.partial_dir.mkdir(exist_ok=True)
         # One connection shared under a lock: every statement is short, and one writer at a
         # time is what sqlite allows anyway.
         self._db = sqlite3.connect(
-            self.root / "state.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
+            self.root / DATABASE_NAME, check_same_thread=False, isolation_level=None, timeout=30
         )
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
@@ -151,16 +156,9 @@ class Store:
     def _write_blob(self, file_id: str, data: bytes | Iterable[bytes] | Path) -> int:
         path = self.blob_path(file_id)
         if isinstance(data, Path):  # an upload already on disk: moved in place, not copied
-            os.replace(data, path)
+            move_into_place(data, path)
             return path.stat().st_size
-        tmp = path.with_name(f".{file_id}.tmp")
-        size = 0
-        with open(tmp, "wb") as f:
-            for chunk in [data] if isinstance(data, bytes) else data:
-                f.write(chunk)
-                size += len(chunk)
-        os.replace(tmp, path)
-        return size
+        return write_atomically(path, data)
 
     def read_blob(self, file_id: str) -> bytes:
         return self.blob_path(file_id).read_bytes()
@@ -483,6 +481,32 @@ class Store:
 
 class _Raced(Exception):
     """The batch changed status between reading it and finishing it."""
+
+
+def remove_store_files(state_dir: Path) -> None:
+    """Remove what a closed Store wrote under `state_dir` (its database, blobs and partial files, by
+    their names), then its two folders if that leaves them empty; anything else there stays."""
+    own_names = {BLOB_DIR_NAME: (OWN_BLOB_NAME, OWN_TEMP_NAME), PARTIAL_DIR_NAME: (OWN_PARTIAL_NAME,)}
+    for folder_name, own in own_names.items():
+        folder = state_dir / folder_name
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if any(name.fullmatch(path.name) for name in own) and path.is_file():
+                path.unlink(missing_ok=True)
+        remove_if_empty(folder)
+    # The database last: until it goes, a removal cut short is finished by the next one.
+    for name in DATABASE_NAMES:
+        (state_dir / name).unlink(missing_ok=True)
+
+
+def remove_if_empty(folder: Path) -> bool:
+    """Remove `folder` if nothing is in it; False when something is (a user's file stays, with its folder)."""
+    try:
+        folder.rmdir()
+        return True
+    except OSError:
+        return False
 
 
 def _marks(values: tuple[Any, ...]) -> str:

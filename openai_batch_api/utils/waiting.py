@@ -10,7 +10,7 @@ from .api import BatchApi
 from .config import Config
 from .errors import BatchToolError
 from .ledger import CANCELLED, SUBMITTED, Ledger
-from .retry import add_retry_attempt
+from .resubmission import add_retry_attempt
 from .run_store import RunStore
 from .submission import RunProgress, reconcile, refresh, run_progress, submit_waiting, waiting_shards
 

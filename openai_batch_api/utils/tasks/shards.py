@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Collection
@@ -25,6 +26,8 @@ from .request_lines import RequestLines, has_text
 from .token_sampling import TOKEN_SAMPLE_EVERY, TOKEN_SAMPLE_HEAD, TokenCosts, TokenTally
 
 WRITE_BUFFER_BYTES = 8 << 20
+# The names of the shard files write_shards writes: the only files remove_shards removes.
+SHARD_NAME = re.compile(r"shard-[0-9]{4,}\.jsonl")
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,21 @@ def _write_rows(
     if wanted is not None and len(found) < len(wanted):
         problems.add_missing_ids(wanted - found)
     return written, problems, template
+
+
+def remove_shards(out_dir: Path) -> bool:
+    """Remove the shard files write_shards wrote into `out_dir`, then the folder if that empties it.
+
+    Anything else in it (a user's file) stays, with the folder; returns whether the folder is gone.
+    """
+    for path in out_dir.iterdir():
+        if SHARD_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+    try:
+        out_dir.rmdir()
+        return True
+    except OSError:
+        return False
 
 
 def write_shards(

@@ -1,7 +1,11 @@
-"""Retrying the rows whose last attempt failed, as a new attempt of the same run."""
+"""Resubmitting the rows whose last attempt failed, as a new attempt of the same run.
+
+Not to be confused with the retries of a single HTTP call, which live in api.py.
+"""
 
 from __future__ import annotations
 
+from . import result_columns as columns
 from .api import BatchApi
 from .collation import collate_results, download_results
 from .config import Config
@@ -21,7 +25,7 @@ def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all
         )
     files = download_results(api, store, workers=config.concurrency)
     collation = collate_results(config, ledger, files)
-    failed = collation.table["api_status"] != "ok"
+    failed = collation.table[columns.STATUS] != "ok"
     if not include_all:
         failed &= collation.retryable
     return collation.table.loc[failed, config.id_column].astype(str).tolist()
