@@ -99,6 +99,20 @@ def test_create_batch_bad_local_backend_option_error_before_any_work(project):
     assert not project.data_path.exists()
 
 
+def test_create_batch_output_file_same_as_input_error_before_any_work(project):
+    project.write_rows(3)
+    project.write_config(output_file="input.csv")
+    before = (project.root / "input.csv").read_bytes()
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.config_path}: output_file is the input_file (input.csv); collate-output would "
+        "overwrite the table the run was made from: choose another output_file\n"
+    )
+    assert not project.data_path.exists()
+    assert (project.root / "input.csv").read_bytes() == before
+
+
 def test_create_batch_unknown_output_format_error_before_any_work(project):
     project.write_rows(3)
     project.write_config(output_file="output.xlsx")

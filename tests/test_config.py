@@ -47,6 +47,14 @@ def test_load_config_resolves_paths_against_config_folder(tmp_path):
     assert config.base_url is None
 
 
+def test_load_config_output_file_same_as_input_file_error(tmp_path):
+    path = write(tmp_path, BASE.replace("output_file: out/output.pkl", "output_file: ./input.csv"))
+    assert error_of(path) == (
+        f"{path}: output_file is the input_file (input.csv); collate-output would overwrite the table "
+        "the run was made from: choose another output_file"
+    )
+
+
 def test_load_config_legacy_image_url_and_batch_submit_data(tmp_path):
     config = load_config(write(tmp_path, BASE + "image_url: picture\nbatch_submit_data: {a: 1}\n"))
     assert config.image_url_column == "picture"

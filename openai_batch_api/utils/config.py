@@ -285,6 +285,12 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
     folder = path.parent
     for key in ("input_file", "output_file", "data_path"):
         values[key] = (folder / Path(values[key]).expanduser()).resolve()
+    if values["output_file"] == values["input_file"]:
+        # collate-output would overwrite the table the run was made from, and the run with it.
+        raise BatchToolError(
+            f"{path}: output_file is the input_file ({values['input_file'].name}); collate-output would "
+            "overwrite the table the run was made from: choose another output_file"
+        )
     if "result_retention" in values:
         values["result_retention"] = parse_duration(values["result_retention"])
     base_url = values.get("base_url")
