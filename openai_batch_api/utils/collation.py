@@ -14,7 +14,7 @@ import pandas as pd
 from .api import BatchApi
 from .config import OUTPUT_FORMATS, Config
 from .endpoints import MODERATIONS, RESPONSES
-from .errors import BatchToolError, with_filename
+from .errors import BatchToolError, ConfigError, with_filename
 from .ledger import Ledger, ShardRecord
 from .results import FailureGroup, expand_structured_answers, load_results, summarize_failures
 from .run_store import RunStore
@@ -52,8 +52,8 @@ UNANSWERED = {
 
 
 def check_output_format(config: Config) -> None:
-    if config.output_file.suffix.lower() not in OUTPUT_FORMATS:
-        raise BatchToolError(
+    if config.output_file is not None and config.output_file.suffix.lower() not in OUTPUT_FORMATS:
+        raise ConfigError(
             f"{config.path}: output_file {config.output_file.name} has an unknown format; "
             f"end it with one of {', '.join(OUTPUT_FORMATS)}"
         )

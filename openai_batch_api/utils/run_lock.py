@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import BatchToolError
+from .errors import RunLockedError
 
 LOCK_NAME = ".lock"
 
@@ -46,7 +46,7 @@ def run_lock(data_path: Path, *, command: str) -> Iterator[None]:
         if not try_lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            raise BatchToolError(
+            raise RunLockedError(
                 f"{data_path}: {holder} is working on this run; wait for it to finish "
                 "(or stop it) and run the command again"
             )
