@@ -9,10 +9,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .utils.config import Config, load_config
 from .utils.errors import INTERRUPTED_MESSAGE, BatchToolError, ExitStatus
+
+if TYPE_CHECKING:
+    from .utils.config import Config
 
 # Tests set this so that an unexpected exception fails loudly instead of becoming a line.
 RAISE_ENV = "OPENAI_BATCH_API_RAISE"
@@ -69,6 +72,8 @@ def run_command(
     show_log_on_stderr()
     config: Config | None = None
     try:
+        from .utils.config import load_config  # after the flags: `--help` does not load the schema
+
         config = load_config(args.config)
         return int(handler(args, config) or ExitStatus.OK)
     except KeyboardInterrupt:

@@ -123,8 +123,6 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
 
     Rows a later attempt sent again are left out: they are counted by their latest attempt.
     """
-    from .utils.latest_attempts import last_attempts, superseded_rows
-
     lines = []
     last = None
     for shard in ledger.shards:
@@ -134,6 +132,9 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
         if not (shard.status == "failed" or (shard.finished and failed > completed)):
             continue
         if last is None:
+            # Reading which rows were retried takes pandas: only for a run with a batch to warn about.
+            from .utils.latest_attempts import last_attempts, superseded_rows
+
             last = last_attempts(ledger, data_path)
         retried = superseded_rows(shard, last, data_path)
         if shard.status == "failed":

@@ -27,24 +27,24 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from .utils.api import BatchApi, check_api_settings, describe_api_error, local_state_dir, open_api
-from .utils.collation import check_output_format, collate_results, download_results, write_table
 from .utils.config import REQUIRED_KEYS, Config, load_config, validate_config_mapping
-from .utils.deletion import delete_local_files, delete_remote_files, remote_file_ids
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
-from .utils.latest_attempts import latest_failure_groups
 from .utils.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
-from .utils.planning import CostReport, attempt_dir, input_sha256, new_ledger, plan_attempt
-from .utils.retry import add_retry_attempt
+from .utils.result_files import download_results
 from .utils.run_lock import LOCK_NAME, run_lock
 from .utils.run_store import IMPORTED_SUFFIX, STORE_NAME, RunStore, has_run, open_run, require_run, sidecars, store_path
 from .utils.submission import RunProgress, reconcile, refresh, run_progress, submit_waiting, waiting_shards
-from .utils.waiting import WaitUpdate, wait_for_run
+
+# The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
+# it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .utils.planning import CostReport
     from .utils.results import FailureGroup
     from .utils.table import LineBreakCells
+    from .utils.waiting import WaitUpdate
 
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
 MAPPING_NAME = "<mapping>"
@@ -233,6 +233,8 @@ class Run:
         RunChangedError). `dry_run=True` builds and checks every request and estimates the
         cost, then removes what it wrote and records nothing.
         """
+        from .utils.planning import attempt_dir, new_ledger, plan_attempt
+
         config = self.config
         if dry_run:
             with self.locked("create-batch"):
@@ -323,6 +325,8 @@ class Run:
         `include_all=True` also takes the rows that failed for other reasons (e.g. 400s). Every
         batch must be finished. The new shards are submitted by the next `submit`.
         """
+        from .utils.retry import add_retry_attempt
+
         config = self.config
         with self.locked("create-batch"):
             if not self.exists():
@@ -367,6 +371,8 @@ class Run:
         after each poll with a `WaitUpdate` (progress, statuses, time left). Interrupting the
         wait loses nothing: the next `wait` or `submit` picks up where it stopped.
         """
+        from .utils.waiting import wait_for_run
+
         self.require()  # before the lock makes data_path
         config = self.config
         if interval is not None and interval <= 0:
@@ -413,6 +419,8 @@ class Run:
         to output_file when the config names one. A run still going is collated as far as it goes
         (its rows `pending`).
         """
+        from .utils.collation import check_output_format, collate_results, write_table
+
         config = self.config
         check_output_format(config)
         with self.locked("collate-output"), self._store(writable=True) as store:
@@ -450,6 +458,8 @@ class Run:
         collated, unless `force`. `keep_remote` keeps the files on the API side. `confirm` is
         asked first with what would be deleted (`deleted=False`); returning False deletes nothing.
         """
+        from .utils.deletion import delete_local_files, delete_remote_files, remote_file_ids
+
         config = self.config
         if not self.exists():
             return Deleted(run_id=None)
@@ -486,6 +496,8 @@ class Run:
 
     def _input_hash(self) -> str:
         """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
+        from .utils.planning import input_sha256
+
         try:
             stat = self.config.input_file.stat()
         except OSError:
@@ -499,7 +511,11 @@ class Run:
         ledger = store.ledger
         # Why requests failed, from the error files of the finished batches (each downloaded once).
         error_files = download_results(api, store, workers=self.config.concurrency, kinds=("errors",))
-        failures = latest_failure_groups(ledger, self.config.data_path) if error_files else []
+        failures = []
+        if error_files:
+            from .utils.latest_attempts import latest_failure_groups
+
+            failures = latest_failure_groups(ledger, self.config.data_path)
         usage = [s.batch.usage for s in ledger.shards if s.batch is not None and s.batch.usage]
         return RunStatus(
             ledger=ledger,

@@ -7,8 +7,8 @@ from itertools import islice
 from pathlib import Path
 
 from .api import BatchApi
-from .collation import finished_result_files
 from .ledger import Ledger
+from .result_files import finished_result_files
 from .run_store import FETCH_ROWS, RunStore
 from .submission import run_in_parallel
 
