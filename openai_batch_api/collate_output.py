@@ -26,7 +26,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     from .reporting import collated_lines
     from .run import Run
 
-    collated = Run(config, config_arg=args.config).collate()
+    collated = Run(config, config_arg=args.config, command="collate-output").collate()
     print("\n".join(collated_lines(collated, config, config_arg=args.config)))
     return 0
 

@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     retry = args.retry or args.retry_all
     if args.dry_run and retry:
         raise BatchToolError("--dry-run cannot be combined with --retry; check the run with status-jobs")
-    run = Run(config, config_arg=args.config)
+    run = Run(config, config_arg=args.config, command="create-batch")
     if args.dry_run:
         print("\n".join(created_lines(run.create(dry_run=True), config)))
         return 0

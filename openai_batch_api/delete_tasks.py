@@ -41,7 +41,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
         question = f"delete run {plan.run_id}: the task and result files it wrote in {config.data_path}{where}?"
         return confirm(question, assume_yes=args.yes)
 
-    deleted = Run(config, config_arg=args.config).delete(force=args.force, keep_remote=args.keep_remote, confirm=ask)
+    run = Run(config, config_arg=args.config, command="delete-tasks")
+    deleted = run.delete(force=args.force, keep_remote=args.keep_remote, confirm=ask)
     if deleted.run_id is None:
         print(f"{config.data_path}: no run here (no {STORE_NAME}): nothing to delete")
     elif not deleted.deleted:

@@ -157,10 +157,12 @@ class Run:
     `BatchApiToolError` subclasses, each with a one-line message saying what to fix.
     """
 
-    def __init__(self, config: Config, *, config_arg: str | None = None) -> None:
+    def __init__(self, config: Config, *, config_arg: str | None = None, command: str | None = None) -> None:
         self.config = config
         # How messages name the config ("run create-batch --config ... first").
         self.config_arg = config_arg or str(config.path)
+        # How a process refused by this one's lock hears of it; by default the step (`Run.submit`).
+        self.command = command
         self._lock_holder: str | None = None
         self._hashed: tuple[tuple[int, int, int], str] | None = None
 
@@ -183,15 +185,16 @@ class Run:
     # The lock, the store and the API
 
     @contextmanager
-    def locked(self, command: str = "python") -> Iterator[None]:
+    def locked(self, command: str = "Run") -> Iterator[None]:
         """Hold the run's lock across several steps (each step takes it on its own otherwise).
 
-        Raises RunLockedError at once when another process holds it.
+        Raises RunLockedError at once when another process holds it; `command` is how that
+        process's message names this one.
         """
         if self._lock_holder is not None:
             yield
             return
-        with run_lock(self.config.data_path, command=command):
+        with run_lock(self.config.data_path, command=self.command or command):
             self._lock_holder = command
             try:
                 yield
@@ -237,7 +240,7 @@ class Run:
 
         config = self.config
         if dry_run:
-            with self.locked("create-batch"):
+            with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
                 scratch = tempfile.mkdtemp(prefix=".dry-run-", dir=config.data_path)
                 try:
@@ -256,7 +259,7 @@ class Run:
                 missing_cells=plan.missing_cells,
             )
         check_api_settings(config)  # before any task file or run state is written
-        with self.locked("create-batch"):
+        with self.locked("Run.create"):
             input_hash = self._input_hash()
             store = RunStore.open(config.data_path, writable=True)
             if store is not None:
@@ -294,7 +297,7 @@ class Run:
         """
         config = self.config
         check_api_settings(config)
-        with self.locked("create-batch"), self._store(writable=True) as store, self._api() as api:
+        with self.locked("Run.submit"), self._store(writable=True) as store, self._api() as api:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             found = reconcile(api, store)
@@ -328,7 +331,7 @@ class Run:
         from .utils.retry import add_retry_attempt
 
         config = self.config
-        with self.locked("create-batch"):
+        with self.locked("Run.retry"):
             if not self.exists():
                 raise BatchApiToolError(
                     f"{config.data_path}: no run to retry yet; run create-batch --config {self.config_arg} first"
@@ -353,7 +356,7 @@ class Run:
         self.require()  # before the lock makes data_path
         with ExitStack() as stack:
             try:
-                stack.enter_context(self.locked("status-jobs"))
+                stack.enter_context(self.locked("Run.status"))
                 writable = True
             except RunLockedError:
                 writable = False
@@ -377,7 +380,7 @@ class Run:
         config = self.config
         if interval is not None and interval <= 0:
             raise BatchApiToolError(f"interval must be a positive number of seconds, got {interval:g}")
-        with self.locked("status-jobs"), self._store(writable=True) as store, self._api() as api:
+        with self.locked("Run.wait"), self._store(writable=True) as store, self._api() as api:
             wait_for_run(
                 api,
                 store,
@@ -394,7 +397,7 @@ class Run:
         False cancels nothing.
         """
         self.require()  # before the lock makes data_path
-        with self.locked("status-jobs"), self._store(writable=True) as store, self._api() as api:
+        with self.locked("Run.cancel"), self._store(writable=True) as store, self._api() as api:
             ledger = store.ledger
             running = [s for s in ledger.shards if s.batch_id and not s.finished]
             queued = waiting_shards(ledger)
@@ -423,7 +426,7 @@ class Run:
 
         config = self.config
         check_output_format(config)
-        with self.locked("collate-output"), self._store(writable=True) as store:
+        with self.locked("Run.collate"), self._store(writable=True) as store:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             with self._api() as api:
@@ -463,7 +466,7 @@ class Run:
         config = self.config
         if not self.exists():
             return Deleted(run_id=None)
-        with self.locked("delete-tasks"):
+        with self.locked("Run.delete"):
             with self._store(writable=True) as store:
                 ledger = store.ledger
                 with self._api() as api:

@@ -97,7 +97,7 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
         raise BatchToolError("--collate goes with --wait: status-jobs --wait --collate")
     if args.interval is not None and args.interval <= 0:
         raise BatchToolError(f"--interval must be a positive number of seconds, got {args.interval:g}")
-    run = Run(config, config_arg=args.config)
+    run = Run(config, config_arg=args.config, command="status-jobs")
     run.require()
     if args.cancel:
 
