@@ -28,6 +28,7 @@ from .utils.errors import (
 if TYPE_CHECKING:
     from .notebook import batch
     from .run import Cancelled, Collated, Created, Deleted, Retried, Run, RunStatus, Submitted
+    from .utils.waiting import WaitUpdate
 
 __version__ = "0.2.0"
 
@@ -42,6 +43,7 @@ LAZY = {
     "Cancelled": "run",
     "Collated": "run",
     "Deleted": "run",
+    "WaitUpdate": "utils.waiting",
 }
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "RunLockedError",
     "RunStatus",
     "Submitted",
+    "WaitUpdate",
     "__version__",
     "batch",
 ]

@@ -114,3 +114,17 @@ def test_batch_unknown_option_is_a_config_error(server, tmp_path):
     with pytest.raises(ConfigError) as raised:
         call(reviews(), server, batch_sise=4)
     assert str(raised.value) == f"{tmp_path}/<mapping>: unknown key 'batch_sise' (did you mean 'batch_size'?)"
+
+
+def test_batch_takes_other_config_keys(server, tmp_path):
+    answered = openai_batch_api.batch(
+        reviews(2),
+        prompt="Classify the review.",
+        model_params=MODEL_PARAMS,
+        data_path="run",
+        content_template="Review {id}: {text}",
+        base_url=server.base_url,
+        progress=False,
+        poll_interval=0.05,
+    )
+    assert answered["api_output"].str.startswith("Answer to: Review r").all()
