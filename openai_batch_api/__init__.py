@@ -27,7 +27,8 @@ from .utils.errors import (
 
 if TYPE_CHECKING:
     from .notebook import batch
-    from .run import Cancelled, Collated, Created, Deleted, Retried, Run, RunStatus, Submitted
+    from .run import Run
+    from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
     from .utils.waiting import WaitUpdate
 
 __version__ = "0.2.0"
@@ -36,13 +37,13 @@ __version__ = "0.2.0"
 LAZY = {
     "batch": "notebook",
     "Run": "run",
-    "Created": "run",
-    "Submitted": "run",
-    "Retried": "run",
-    "RunStatus": "run",
-    "Cancelled": "run",
-    "Collated": "run",
-    "Deleted": "run",
+    "Created": "step_results",
+    "Submitted": "step_results",
+    "Retried": "step_results",
+    "RunStatus": "step_results",
+    "Cancelled": "step_results",
+    "Collated": "step_results",
+    "Deleted": "step_results",
     "WaitUpdate": "utils.waiting",
 }
 

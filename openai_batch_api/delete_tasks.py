@@ -12,7 +12,7 @@ from .confirm import confirm
 from .reporting import plural
 
 if TYPE_CHECKING:
-    from .run import Deleted
+    from .step_results import Deleted
     from .utils.config import Config
 
 DESCRIPTION = (

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .run import Cancelled, Collated, Created, Retried, RunStatus, Submitted
+    from .step_results import Cancelled, Collated, Created, Retried, RunStatus, Submitted
     from .utils.config import Config
     from .utils.ledger import Ledger, ShardRecord
     from .utils.planning import CostReport

@@ -20,12 +20,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import openai
 
+from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
 from .utils.api import BatchApi, check_api_settings, describe_api_error, local_state_dir, open_api
 from .utils.config import REQUIRED_KEYS, Config, load_config, validate_config_mapping
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
@@ -33,121 +33,16 @@ from .utils.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
 from .utils.result_files import download_results
 from .utils.run_lock import LOCK_NAME, run_lock
 from .utils.run_store import IMPORTED_SUFFIX, STORE_NAME, RunStore, has_run, open_run, require_run, sidecars, store_path
-from .utils.submission import RunProgress, reconcile, refresh, run_progress, submit_waiting, waiting_shards
+from .utils.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
 
 # The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from .utils.planning import CostReport
-    from .utils.results import FailureGroup
-    from .utils.table import LineBreakCells
     from .utils.waiting import WaitUpdate
 
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
 MAPPING_NAME = "<mapping>"
-
-
-@dataclass(frozen=True)
-class Created:
-    """The run `create` made, found, or (on a dry run) would make."""
-
-    run_id: str | None  # None on a dry run
-    rows: int
-    shards: int
-    bytes: int
-    new: bool  # False when data_path already held this run
-    dry_run: bool = False
-    task_dir: Path | None = None  # where the shard files were written (a new run)
-    cost: CostReport | None = None  # the estimate (a new run, or a dry run)
-    line_breaks: LineBreakCells | None = None
-    missing_cells: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """What `submit` did: batches found again after a crash, created now, and left queued."""
-
-    run_id: str
-    rows: int
-    shards: int
-    batches: int  # batches on the API side, over the whole run
-    submitted: int  # batches created by this call
-    was_waiting: int  # shards that were waiting for a batch before this call
-    queued: int  # shards still waiting (the enqueued-token limit)
-    requeued: int  # batches refused for the token limit, back in the queue
-    found: list[str]  # "shard: file/batch id" found again after an interrupted run
-    notices: list[str]  # what the API layer learned about the server (limits it lacks)
-
-
-@dataclass(frozen=True)
-class Retried:
-    """The attempt `retry` added, or `rows == 0` when no row needed one."""
-
-    run_id: str
-    attempt: int
-    rows: int
-    shards: int
-    cost: CostReport | None
-    found: list[str]
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """Where the run stands: its shards with their batches, counts, and why rows failed."""
-
-    ledger: Ledger
-    progress: RunProgress
-    failures: list[FailureGroup]
-    input_tokens: int
-    output_tokens: int
-    api_calls: int  # the HTTP calls this look made
-
-    @property
-    def run_id(self) -> str:
-        return self.ledger.run_id
-
-    @property
-    def finished(self) -> bool:
-        return self.progress.finished
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    """What `cancel` did; `cancelled` is False when there was nothing to cancel or it was declined."""
-
-    run_id: str
-    running: int
-    queued: int
-    cancelled: bool
-
-
-@dataclass(frozen=True)
-class Collated:
-    """The input table with the answer columns, and what the summary of it needs."""
-
-    table: pd.DataFrame
-    output_file: Path | None  # where the table was written, when the config names a file
-    status_counts: dict[str, int]  # rows per api_status
-    failures: list[FailureGroup]
-    retryable_rows: int
-    ledger: Ledger
-
-    @property
-    def pending(self) -> int:
-        return self.status_counts.get("pending", 0)
-
-
-@dataclass(frozen=True)
-class Deleted:
-    """What `delete` removed; `deleted` is False when there was no run or it was declined."""
-
-    run_id: str | None
-    local_files: int = 0
-    remote_files: int = 0
-    deleted: bool = False
 
 
 class Run:

@@ -14,7 +14,7 @@ from .reporting import cancelled_lines, collated_lines, plural, status_json, sta
 from .utils.errors import BatchToolError
 
 if TYPE_CHECKING:
-    from .run import Cancelled
+    from .step_results import Cancelled
     from .utils.config import Config
     from .utils.waiting import WaitUpdate
 
