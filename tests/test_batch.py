@@ -128,3 +128,18 @@ def test_batch_takes_other_config_keys(server, tmp_path):
         poll_interval=0.05,
     )
     assert answered["api_output"].str.startswith("Answer to: Review r").all()
+
+
+def test_batch_shows_a_progress_bar_of_rows(server, capsys):
+    openai_batch_api.batch(
+        reviews(),
+        prompt="Classify the review.",
+        model_params=MODEL_PARAMS,
+        data_path="run",
+        content_column="text",
+        base_url=server.base_url,
+        batch_size=4,
+        poll_interval=0.05,
+    )
+    bar = capsys.readouterr().err
+    assert "batch: 100%" in bar and "10/10" in bar
