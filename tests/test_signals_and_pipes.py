@@ -35,6 +35,13 @@ def test_console_script_ctrl_c_during_imports_exits_130_with_one_line(command, t
     # its next report while this test stops reading: a line naming a submodule of the SDK means the
     # child is held in the middle of its heavy imports when the signal comes.
     monkeypatch.setenv("PYTHONVERBOSE", "1")
+    # A valid config: the commands import the SDK only once it is read, for the step they run.
+    (tmp_path / "config.yaml").write_text(
+        "input_file: input.csv\nid_column: id\ncontent_column: text\nprompt: Classify.\n"
+        "model_params: {model: gpt-4o-mini}\noutput_file: out.csv\ndata_path: data\n"
+        "base_url: http://127.0.0.1:9/v1\n",
+        encoding="utf-8",
+    )
     read_end, write_end = os.pipe()
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     child = subprocess.Popen(

@@ -19,7 +19,7 @@ from openai.types import Batch
 
 from .api import BatchApi, is_missing_listing, open_api
 from .config import Config
-from .errors import BatchToolError
+from .errors import LostRunError
 from .ledger import CANCELLED, SUBMITTED, UPLOADED, Ledger, ShardRecord, file_sha256, request_sha256
 from .planning import CostReport, attempt_dir, new_ledger, plan_attempt
 from .run_store import STORE_NAME, RunStore
@@ -83,12 +83,12 @@ def cleaned_up(api: BatchApi, batches: list[Batch]) -> bool:
     return True
 
 
-def refusal(config: Config, earlier: EarlierRuns, *, config_arg: str) -> BatchToolError:
+def refusal(config: Config, earlier: EarlierRuns, *, config_arg: str) -> LostRunError:
     run_id, batches = earlier.newest  # type: ignore[misc]
     examples = ", ".join(b.id for b in batches[:2])
     others = len(earlier.runs) - 1
     more = f"; batches of {others} earlier {'run' if others == 1 else 'runs'} too" if others else ""
-    return BatchToolError(
+    return LostRunError(
         f"{config.data_path}: no run state here ({STORE_NAME}), but the API holds {len(batches)} "
         f"{'batch' if len(batches) == 1 else 'batches'} of run {run_id} made from this input and data_path "
         f"({examples}{', ...' if len(batches) > 2 else ''}{more}), and a new run would pay for every row again; "
@@ -117,7 +117,7 @@ def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) 
     with open_api(config) as api:
         earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
         if not earlier.searched and adopt:
-            raise BatchToolError(
+            raise LostRunError(
                 f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
                 "look for the run's batches on the server and cancel them, or run create-batch without --adopt"
             )
@@ -149,7 +149,7 @@ def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str,
         found = sorted(by_shard[key], key=lambda b: (submission_of(b), b.created_at))
         shard = built.get(key) or downloaded_shard(api, config, key=key, batch=found[-1])
         if shard.sha256[:32] != (found[-1].metadata or {}).get("shard_sha256"):
-            raise BatchToolError(
+            raise LostRunError(
                 f"{config.data_path}: batch {found[-1].id} (shard {key} of run {run_id}) was made from other "
                 "content than this input gives for that shard now; the run cannot be taken up again safely: "
                 "set another data_path to start a new run"
@@ -197,7 +197,7 @@ def downloaded_shard(api: BatchApi, config: Config, *, key: str, batch: Batch) -
     """A retry attempt's shard, its file fetched from the batch's input file."""
     attempt, index = shard_order(key)
     if attempt < 2:
-        raise BatchToolError(
+        raise LostRunError(
             f"{config.data_path}: batch {batch.id} carries shard tag '{key}', which this input does not make; "
             "the run cannot be taken up again safely: set another data_path to start a new run"
         )
@@ -205,7 +205,7 @@ def downloaded_shard(api: BatchApi, config: Config, *, key: str, batch: Batch) -
     try:
         api.download_file(batch.input_file_id, path)
     except openai.NotFoundError:
-        raise BatchToolError(
+        raise LostRunError(
             f"{config.data_path}: the input file {batch.input_file_id} of batch {batch.id} (retry shard {key}) is "
             "gone from the server, so which rows it holds is unknown; the run cannot be taken up again safely: "
             "set another data_path to start a new run"

@@ -35,7 +35,7 @@ from openai.types.batch_create_params import OutputExpiresAfter
 
 from .atomic_files import atomic_writer
 from .config import Config
-from .errors import BatchToolError, with_filename
+from .errors import ApiError, BatchToolError, ConfigError, with_filename
 
 T = TypeVar("T")
 log = logging.getLogger("openai_batch_api")
@@ -264,7 +264,7 @@ class BatchApi:
         except openai.APIStatusError as exc:
             if not is_missing_listing(exc):
                 raise
-            raise BatchToolError(
+            raise ApiError(
                 f"shard {metadata.get('shard', '?')}: a batch creation's answer was lost and the server does not "
                 f"list batches ({exc.status_code}), so whether it made a batch from input file {input_file_id} "
                 "cannot be checked; create-batch will not create another for this shard (that could pay twice): "
@@ -272,7 +272,7 @@ class BatchApi:
             ) from None
         if len(untagged) > 1:
             ids = ", ".join(batch.id for batch in untagged)
-            raise BatchToolError(
+            raise ApiError(
                 f"shard {metadata.get('shard', '?')}: batches {ids} were all made from input file {input_file_id} "
                 "and the server keeps no metadata to tell which is this run's; check them and cancel the extra "
                 "ones before going on"
@@ -321,6 +321,39 @@ class BatchApi:
         return self._call(lambda: self.client.batches.cancel(batch_id))
 
 
+def missing_v1_hint(url) -> str:
+    """For a 404 on the files or batches collection: the base_url with its /v1, when it lacks one."""
+    path = url.path
+    for collection in ("/files", "/batches"):
+        if collection in path:
+            prefix = path[: path.index(collection)].rstrip("/")
+            break
+    else:
+        return ""
+    if prefix.endswith("/v1"):
+        return ""
+    port = f":{url.port}" if url.port else ""
+    return f"; base_url may be missing its /v1: try base_url: {url.scheme}://{url.host}{port}{prefix}/v1"
+
+
+def describe_api_error(exc: openai.OpenAIError) -> str:
+    """One line for an SDK error: HTTP status, the API's message and the request id."""
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = body.get("message") or exc.message
+        request_id = f" (request id {exc.request_id})" if exc.request_id else ""
+        hint = missing_v1_hint(exc.request.url) if exc.status_code == 404 else ""
+        return f"the API answered {exc.status_code}: {message}{request_id}{hint}"
+    if isinstance(exc, openai.APITimeoutError):
+        return f"the API did not answer in time ({exc.request.url}); run the command again to continue"
+    if isinstance(exc, openai.APIConnectionError):
+        return (
+            f"cannot reach the API at {exc.request.url}: {unreachable_reason(exc) or exc.__cause__ or exc.message}; "
+            "check base_url and the network, then run the command again"
+        )
+    return str(exc)
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """KEY=VALUE lines of a .env file, as python-dotenv reads them (comments, `export`, quotes).
 
@@ -344,7 +377,7 @@ def find_api_key(config: Config) -> str:
         key = read_dotenv(folder / ".env").get(API_KEY_ENV)
         if key:
             return key
-    raise BatchToolError(
+    raise ConfigError(
         f"no API key: set {API_KEY_ENV} in the environment or in a .env file beside {config.path.name}, "
         "or set `base_url: local` in the config to use the local backend"
     )

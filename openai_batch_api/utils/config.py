@@ -12,7 +12,7 @@ import yaml
 
 from . import endpoints
 from .content_template import TemplateError, parse_template
-from .errors import BatchToolError
+from .errors import ConfigError
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
@@ -76,7 +76,7 @@ class Config:
     input_file: Path
     id_column: str
     model_params: dict[str, Any]
-    output_file: Path
+    output_file: Path | None  # None only for a run made from Python that returns its table
     data_path: Path
     content_column: str | None = None  # exactly one of content_column and content_template is set
     content_template: str | None = None
@@ -244,10 +244,15 @@ def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate_config_mapping(raw: Any, *, path: Path) -> Config:
-    """Check a parsed config against the schema; raise one error listing every problem."""
+def validate_config_mapping(
+    raw: Any, *, path: Path, required: tuple[str, ...] = REQUIRED_KEYS
+) -> Config:
+    """Check a parsed config against the schema; raise one error listing every problem.
+
+    `required` is the keys that must be given: a run made from Python may leave out output_file.
+    """
     if not isinstance(raw, dict):
-        raise BatchToolError(f"{path}: the config must be a mapping of keys, got {_type_name(raw)}")
+        raise ConfigError(f"{path}: the config must be a mapping of keys, got {_type_name(raw)}")
     values: dict[str, Any] = {}
     problems: list[str] = []
     # batch_size is checked against the server's limit, when that limit is itself valid.
@@ -267,27 +272,29 @@ def validate_config_mapping(raw: Any, *, path: Path) -> Config:
         if key not in CONFIG_KEYS:
             problems.append(_unknown_key_message(key))
             continue
-        if value is None and key not in REQUIRED_KEYS and key not in CONDITIONAL_KEYS:
+        if value is None and key not in required and key not in CONDITIONAL_KEYS:
             continue  # an optional key left empty means its default
         problem = _check_value(key, value, max_requests=max_requests)
         if problem:
             problems.append(f"'{key}' {problem}")
         else:
             values[key] = value
-    for key in REQUIRED_KEYS:
+    for key in required:
         if key not in raw:
             problems.append(f"missing key '{key}'")
     problems.extend(_check_endpoint_keys(raw, values))
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
-        raise BatchToolError(f"{path}: {count}{'; '.join(problems)}")
+        raise ConfigError(f"{path}: {count}{'; '.join(problems)}")
 
     folder = path.parent
+    values.setdefault("output_file", None)
     for key in ("input_file", "output_file", "data_path"):
-        values[key] = (folder / Path(values[key]).expanduser()).resolve()
+        if values[key] is not None:
+            values[key] = (folder / Path(values[key]).expanduser()).resolve()
     if values["output_file"] == values["input_file"]:
         # collate-output would overwrite the table the run was made from, and the run with it.
-        raise BatchToolError(
+        raise ConfigError(
             f"{path}: output_file is the input_file ({values['input_file'].name}); collate-output would "
             "overwrite the table the run was made from: choose another output_file"
         )
@@ -305,18 +312,18 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BatchToolError(
+        raise ConfigError(
             f"{path}: no such config file; pass one with --config path/to/config.yaml"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BatchToolError(f"{path}: cannot read the config: {exc}") from None
+        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise BatchToolError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if raw is None:
-        raise BatchToolError(f"{path}: the config is empty; see the README's config reference")
+        raise ConfigError(f"{path}: the config is empty; see the README's config reference")
     return validate_config_mapping(raw, path=path)

@@ -1,4 +1,11 @@
-"""The package's one user-error class, and its exit codes."""
+"""The package's errors, one base class with a subclass per kind of failure, and the exit codes.
+
+A caller catches the base (`BatchApiToolError`) for any failure the user can fix, or one kind:
+`ConfigError`, `InputError`, `ApiError`, `RunLockedError`, `RunChangedError` (and its `LostRunError`),
+`CostOverLimitError`.
+Each carries the one-line message the commands print after `error: `. This module stays free of
+heavy imports: the console scripts import it before anything else.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +21,52 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
-class BatchToolError(Exception):
+class BatchApiToolError(Exception):
     """A predictable failure the user can fix: printed as one `error: ...` line, exit 1.
 
     The message names the file, key or row at fault and says how to fix it.
     """
 
     exit_code: int = ExitStatus.ERROR
+
+
+# The name of the base class before the error kinds existed; code that catches it keeps working.
+BatchToolError = BatchApiToolError
+
+
+class ConfigError(BatchApiToolError):
+    """The config (a YAML file or a mapping) is missing, unreadable or breaks the schema."""
+
+
+class InputError(BatchApiToolError):
+    """The input table cannot be read, or a row or column in it cannot be sent."""
+
+
+class ApiError(BatchApiToolError):
+    """The API refused a call, could not be reached, or answered in a way the run cannot use.
+
+    Errors of the `openai` SDK reach a `Run` caller as this class, with the SDK's error as
+    `__cause__` (its status code and request id are there).
+    """
+
+
+class RunLockedError(BatchApiToolError):
+    """Another process holds the run's lock: one step at a time works on a run."""
+
+
+class RunChangedError(BatchApiToolError):
+    """The table, prompt or model parameters differ from those the run in data_path was made from."""
+
+
+class LostRunError(RunChangedError):
+    """Data_path holds no run state, but the API holds batches of a run of this input and data_path.
+
+    A new run would pay for every row again: the run is refused, or taken up again with adopt.
+    """
+
+
+class CostOverLimitError(BatchApiToolError):
+    """The estimated cost is above max_cost, or cannot be bounded while max_cost is set."""
 
 
 def with_filename(exc: OSError, path: object) -> OSError:

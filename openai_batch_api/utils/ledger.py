@@ -19,7 +19,7 @@ from openai.types import Batch
 
 from .config import Config
 from .endpoints import DEFAULT_ENDPOINT
-from .errors import BatchToolError
+from .errors import BatchToolError, RunChangedError
 
 # The state file of earlier versions, imported once into the run store.
 LEDGER_NAME = "ledger.json"
@@ -195,7 +195,7 @@ def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str) -> N
     if request_sha256(config) != ledger.request_sha256:
         changed.append("the endpoint, prompt, examples, columns, batch_size or model_params")
     if changed:
-        raise BatchToolError(
+        raise RunChangedError(
             f"{config.path}: {' and '.join(changed)} changed since run {ledger.run_id} was created in "
             f"{config.data_path}; to continue that run restore what it was made from, to start a new "
             "run set another data_path (or collate and delete-tasks the old one first)"

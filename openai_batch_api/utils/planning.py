@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .errors import BatchToolError, with_filename
+from .errors import BatchToolError, ConfigError, CostOverLimitError, InputError, with_filename
 from .ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
 from .pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
 from .tasks import ShardPlan, remove_shards, write_shards
@@ -24,7 +24,7 @@ def input_sha256(config: Config) -> str:
     try:
         return file_sha256(config.input_file)
     except FileNotFoundError:
-        raise BatchToolError(
+        raise InputError(
             f"{config.path}: input_file {config.input_file} does not exist; fix the path in the config"
         ) from None
 
@@ -61,7 +61,7 @@ def check_token_limit(config: Config, plan: ShardPlan) -> None:
     limit = config.max_enqueued_tokens
     too_big = [s for s in plan.shards if limit is not None and s.prompt_tokens > limit]
     if too_big:
-        raise BatchToolError(
+        raise ConfigError(
             f"{config.path}: shard {too_big[0].index} holds about {too_big[0].prompt_tokens:,} prompt tokens, more "
             f"than max_enqueued_tokens ({limit:,}), so it could never be submitted; lower batch_size"
         )
@@ -131,17 +131,17 @@ def check_max_cost(config: Config, cost: CostReport) -> None:
     if config.max_cost is None:
         return
     if cost.estimate is None:
-        raise BatchToolError(
+        raise CostOverLimitError(
             f"{config.path}: max_cost is set but model '{cost.model}' has no known price; "
             "add it under `prices:` in the config"
         )
     if cost.output_tokens_max is None:
-        raise BatchToolError(
+        raise CostOverLimitError(
             f"{config.path}: max_cost is set but the output is unbounded; set max_tokens or "
             "max_completion_tokens in model_params"
         )
     if cost.estimate.total_usd > config.max_cost:
-        raise BatchToolError(
+        raise CostOverLimitError(
             f"{config.path}: the estimated cost, at most {format_usd(cost.estimate.total_usd)}, is above max_cost "
             f"${config.max_cost:g}; raise max_cost, lower max_tokens, or submit fewer rows"
         )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS
-from .errors import BatchToolError
+from .errors import ConfigError
 
 # The Batch API bills half the standard price of input and output tokens.
 BATCH_DISCOUNT = 0.5
@@ -80,13 +80,13 @@ class CostEstimate:
 def _price_from_override(model: str, entry: Any) -> ModelPrice:
     """A config `prices:` entry as a ModelPrice; a malformed entry is the user's to fix."""
     if not isinstance(entry, Mapping):
-        raise BatchToolError(f"prices.{model}: expected {{input: ..., output: ...}} in USD per 1M tokens")
+        raise ConfigError(f"prices.{model}: expected {{input: ..., output: ...}} in USD per 1M tokens")
     values = {}
     for key in ("input", "output"):
         value = entry.get(key, 0.0 if key == "output" else None)
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if not is_number or not math.isfinite(value) or value < 0:
-            raise BatchToolError(
+            raise ConfigError(
                 f"prices.{model}.{key}: expected a number of USD per 1M tokens (>= 0), got {value!r}"
             )
         values[key] = float(value)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import BatchToolError
+from .errors import RunLockedError
 from .file_lock import LockHeld, take_lock
 
 LOCK_NAME = ".lock"
@@ -20,7 +20,7 @@ def run_lock(data_path: Path, *, command: str) -> Iterator[None]:
     try:
         fd = take_lock(data_path / LOCK_NAME, holder=f"{command} (pid {os.getpid()})")
     except LockHeld as held:
-        raise BatchToolError(
+        raise RunLockedError(
             f"{data_path}: {held.holder} is working on this run; wait for it to finish "
             "(or stop it) and run the command again"
         ) from None

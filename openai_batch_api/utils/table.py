@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .errors import BatchToolError
+from .errors import BatchToolError, InputError
 
 # extension -> format name used in messages
 FORMATS = {".csv": "CSV", ".pkl": "pickle", ".pickle": "pickle", ".parquet": "Parquet", ".jsonl": "JSONL"}
@@ -82,7 +82,7 @@ def input_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         got = f"extension '{path.suffix}'" if path.suffix else "no extension"
-        raise BatchToolError(
+        raise InputError(
             f"{path}: unknown input format ({got}); input_file must end in .csv, .pkl, .pickle, .parquet or .jsonl"
         )
     return fmt
@@ -90,9 +90,9 @@ def input_format(path: Path) -> str:
 
 def _check_is_file(path: Path) -> None:
     if path.is_dir():
-        raise BatchToolError(f"{path}: is a folder; input_file must name the table file")
+        raise InputError(f"{path}: is a folder; input_file must name the table file")
     if not path.exists():
-        raise BatchToolError(f"{path}: no such input file; fix input_file in the config")
+        raise InputError(f"{path}: no such input file; fix input_file in the config")
 
 
 @contextmanager
@@ -103,11 +103,11 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
     except (BatchToolError, MemoryError):
         raise
     except PermissionError:
-        raise BatchToolError(f"{path}: cannot read the input (permission denied); check its permissions") from None
+        raise InputError(f"{path}: cannot read the input (permission denied); check its permissions") from None
     except Exception as exc:  # pickle alone can raise anything a module import can
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         detail = lines[0] if len(lines[0]) <= 200 else lines[0][:200] + "..."
-        raise BatchToolError(
+        raise InputError(
             f"{path}: cannot read it as {fmt} ({detail}); fix the file, or give it the extension of the format it is in"
         ) from None
 
@@ -141,14 +141,14 @@ def _check_columns(
     if len(available) > MAX_LISTED_COLUMNS:
         listed += f" and {len(available) - MAX_LISTED_COLUMNS} more"
     has = f"the file has columns {listed}" if available else "the file has no columns"
-    raise BatchToolError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
+    raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
 
 
 def _csv_header(path: Path) -> list[str]:
     with _reading(path, "CSV"), open(path, newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f), None)
     if not header:
-        raise BatchToolError(f"{path}: the file is empty; a CSV input needs a header row naming its columns")
+        raise InputError(f"{path}: the file is empty; a CSV input needs a header row naming its columns")
     return header
 
 
@@ -192,12 +192,12 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 record = orjson.loads(line.rstrip(b"\r\n"))
             except orjson.JSONDecodeError as exc:
-                raise BatchToolError(
+                raise InputError(
                     f"{path}: line {line_number} is not valid JSON ({exc.msg} at column {exc.colno}); "
                     "each line must hold one JSON object"
                 ) from None
             if not isinstance(record, dict):
-                raise BatchToolError(
+                raise InputError(
                     f"{path}: line {line_number} holds a JSON {type(record).__name__}, not an object; "
                     "each line must hold one JSON object of column: value"
                 )
@@ -208,7 +208,7 @@ def _load_pickle(path: Path) -> pd.DataFrame:
     with _reading(path, "pickle"), open(path, "rb") as f:
         table = pickle.load(f)
     if not isinstance(table, pd.DataFrame):
-        raise BatchToolError(
+        raise InputError(
             f"{path}: the pickle holds a {type(table).__name__}, not a pandas DataFrame; "
             "save the table with DataFrame.to_pickle"
         )

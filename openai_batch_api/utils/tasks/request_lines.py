@@ -10,7 +10,7 @@ import orjson
 
 from ..config import Config
 from ..endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
-from ..errors import BatchToolError
+from ..errors import ConfigError
 
 # Between the prompt and the row's content in a legacy completion's prompt text.
 COMPLETION_SEPARATOR = "\n\n"
@@ -120,7 +120,7 @@ class RequestLines:
         try:
             rest = orjson.dumps({"method": "POST", "url": config.endpoint, "body": self._body(marker, None)})
         except TypeError as exc:
-            raise BatchToolError(
+            raise ConfigError(
                 f"{config.path}: 'model_params' cannot be sent as JSON ({exc}); use text, numbers, lists and mappings"
             ) from None
         before, after = rest.split(marker.encode())  # a random marker: it is found exactly once

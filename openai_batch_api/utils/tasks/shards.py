@@ -18,7 +18,7 @@ import orjson
 
 from ..config import Config
 from ..content_template import parse_template, template_columns
-from ..errors import BatchToolError
+from ..errors import BatchToolError, InputError
 from ..table import LineBreakCells, id_text, is_missing, iter_input_chunks
 from .images import BadImage, data_url, image_source
 from .problems import Problems, short
@@ -333,7 +333,7 @@ def _write_rows(
             for column in missing:
                 missing_counts[column] += 1
     if row == 0:
-        raise BatchToolError(f"{path}: the input has no rows; add the rows to send")
+        raise InputError(f"{path}: the input has no rows; add the rows to send")
     problems.add_duplicates(_duplicate_groups(config, np.concatenate(hashes)))
     if wanted is not None and len(found) < len(wanted):
         problems.add_missing_ids(wanted - found)
@@ -389,7 +389,7 @@ def write_shards(
         line_breaks = LineBreakCells()
         written, problems, template = _write_rows(config, writer, wanted=wanted, line_breaks=line_breaks)
         if problems.found:
-            raise BatchToolError(problems.message(config.input_file))
+            raise InputError(problems.message(config.input_file))
         shards = writer.finish()
         os.rename(scratch, out_dir)
     except BaseException:

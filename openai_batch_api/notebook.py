@@ -1,0 +1,131 @@
+"""`batch()`: a table through the Batch API in one call, for notebooks; called again, it resumes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .run import Run
+from .utils.atomic_files import atomic_path
+from .utils.ledger import file_sha256
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .utils.waiting import WaitUpdate
+
+# The name a DataFrame given to batch() is saved under in data_path: the run's input file.
+TABLE_NAME = "input.parquet"
+
+
+def batch(
+    table: pd.DataFrame | str | os.PathLike[str],
+    *,
+    model_params: dict[str, Any],
+    data_path: str | os.PathLike[str],
+    prompt: str | None = None,
+    id_column: str = "id",
+    content_column: str | None = None,
+    base_url: str | None = None,
+    progress: bool = True,
+    on_update: Callable[[WaitUpdate], None] | None = None,
+    adopt: bool = False,
+    **options: Any,
+) -> pd.DataFrame:
+    """Send every row of `table` through the Batch API, wait, and return it with the answer columns.
+
+    `table` is a DataFrame or the path of a table file (.csv, .parquet, .pkl, .jsonl); a
+    DataFrame is saved into `data_path` as `input.parquet`, the run's input. The other keywords
+    are the config's keys (`content_template`, `endpoint`, `examples`, `image_url_column`,
+    `batch_size`, `output_file`, `max_cost`, `poll_interval`, ...), checked by the same schema
+    as the YAML; relative paths are relative to the working folder.
+
+    Called again with the same `data_path` it resumes that run: nothing is submitted twice,
+    and an interrupted call (Ctrl-C, a dead kernel) loses nothing. A changed table, prompt or
+    model_params raises RunChangedError, as the commands refuse them. `progress=False` hides
+    the progress bar; `on_update` is called after each poll with a `WaitUpdate`.
+
+    When data_path's run state was lost but the API holds that run's batches, a new run would pay
+    for every row again: it is refused with LostRunError; `adopt=True` takes the run up again.
+    """
+    mapping: dict[str, Any] = {
+        "input_file": None,
+        "id_column": id_column,
+        "model_params": model_params,
+        "data_path": os.fspath(data_path),
+        **({"prompt": prompt} if prompt is not None else {}),
+        **({"content_column": content_column} if content_column is not None else {}),
+        **({"base_url": base_url} if base_url is not None else {}),
+        **options,
+    }
+    frame = None if isinstance(table, (str, os.PathLike)) else table
+    if frame is None:
+        mapping["input_file"] = os.fspath(table)
+    else:
+        mapping["input_file"] = os.path.join(os.fspath(data_path), TABLE_NAME)
+    run = Run.from_mapping(mapping, base_dir=Path.cwd())
+    with run.locked("batch()"):
+        if frame is not None:
+            save_table(run, frame)
+        run.create(adopt=adopt)
+        run.submit()
+        with ProgressBar(enabled=progress) as show:
+
+            def update(wait_update: WaitUpdate) -> None:
+                show(wait_update)
+                if on_update is not None:
+                    on_update(wait_update)
+
+            run.wait(on_update=update)
+        return run.collate().table
+
+
+def save_table(run: Run, frame: pd.DataFrame) -> None:
+    """Save `frame` as the run's input file; refuse, leaving the saved one, when it differs from the run's.
+
+    The file is written beside the input and swapped in whole; a run made from another table
+    keeps its input (RunChangedError), so the table it was made from can be collated still.
+    """
+    config = run.config
+    if config.id_column not in frame.columns and frame.index.name == config.id_column:
+        frame = frame.reset_index()
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(config.input_file) as scratch:
+        frame.to_parquet(scratch, index=False)
+        if run.exists():
+            run.check_inputs(input_hash=file_sha256(scratch))
+
+
+class ProgressBar:
+    """A tqdm bar of rows answered (done or failed) over all rows, with the batches' statuses."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def __enter__(self) -> Callable[[WaitUpdate], None]:
+        return self.show
+
+    def show(self, update: WaitUpdate) -> None:
+        if not self.enabled:
+            return
+        progress = update.progress
+        answered = progress.rows_done + progress.rows_failed
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            # What the first poll finds was answered before this call watched: no part of its rate.
+            self.bar = tqdm(total=progress.rows, initial=answered, unit="row", desc="batch")
+        statuses: dict[str, int] = {}
+        for status in update.statuses:
+            statuses[status] = statuses.get(status, 0) + 1
+        self.bar.total = progress.rows
+        self.bar.n = answered
+        self.bar.set_postfix_str(", ".join(f"{n} {s}" for s, n in sorted(statuses.items())), refresh=False)
+        self.bar.refresh()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,468 @@
+"""`Run`: one run of a table through the Batch API, each step a method; the commands stand on it.
+
+A `Run` owns the config, the run's lock, its state in data_path (the run store) and the API.
+Every step that changes the run holds the lock for its whole length, submits only after the
+steps a crash left half-done are settled (`reconcile`), refuses a changed table or prompt, and
+saves each call's intent before making it: a row is never paid for twice, a batch never
+forgotten. The methods return dataclasses and print nothing.
+
+    run = Run.from_config("config.yaml")
+    run.create()
+    run.submit()
+    run.wait()
+    table = run.collate().table
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
+from .utils.api import BatchApi, check_api_settings, describe_api_error, open_api, remove_local_backend_state
+from .utils.config import REQUIRED_KEYS, Config, load_config, validate_config_mapping
+from .utils.errors import ApiError, BatchApiToolError, RunLockedError
+from .utils.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
+from .utils.result_files import download_results
+from .utils.run_lock import LOCK_NAME, run_lock
+from .utils.run_store import IMPORTED_SUFFIX, STORE_NAME, RunStore, has_run, open_run, require_run, sidecars, store_path
+from .utils.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
+
+# The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
+# it: status-jobs on a finished run, which needs none of them, starts in well under a second.
+
+if TYPE_CHECKING:
+    from .utils.waiting import WaitUpdate
+
+# The config path a mapping is reported under: the keys of a mapping have no file to name.
+MAPPING_NAME = "<mapping>"
+
+
+class Run:
+    """One run: the config, and data_path's lock, state and the API behind every step.
+
+    Make one with `Run.from_config(path)` or `Run.from_mapping(dict, base_dir=...)`. Errors are
+    `BatchApiToolError` subclasses, each with a one-line message saying what to fix.
+    """
+
+    def __init__(self, config: Config, *, config_arg: str | None = None, command: str | None = None) -> None:
+        self.config = config
+        # How messages name the config ("run create-batch --config ... first").
+        self.config_arg = config_arg or str(config.path)
+        # How a process refused by this one's lock hears of it; by default the step (`Run.submit`).
+        self.command = command
+        self._lock_holder: str | None = None
+        self._hashed: tuple[tuple[int, int, int], str] | None = None
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, config_arg: str | None = None) -> Run:
+        """The run of the YAML config at `path` (relative paths in it are relative to its folder)."""
+        return cls(load_config(path), config_arg=config_arg or str(path))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], *, base_dir: str | Path = ".") -> Run:
+        """The run of a config given as a mapping, checked by the same schema as the YAML.
+
+        Relative paths are relative to `base_dir`; output_file may be left out (collate then
+        returns the table without writing it).
+        """
+        path = Path(base_dir).expanduser().resolve() / MAPPING_NAME
+        required = tuple(key for key in REQUIRED_KEYS if key != "output_file")
+        return cls(validate_config_mapping(dict(mapping), path=path, required=required))
+
+    # The lock, the store and the API
+
+    @contextmanager
+    def locked(self, command: str = "Run") -> Iterator[None]:
+        """Hold the run's lock across several steps (each step takes it on its own otherwise).
+
+        Raises RunLockedError at once when another process holds it; `command` is how that
+        process's message names this one.
+        """
+        if self._lock_holder is not None:
+            yield
+            return
+        with run_lock(self.config.data_path, command=self.command or command):
+            self._lock_holder = command
+            try:
+                yield
+            finally:
+                self._lock_holder = None
+
+    @contextmanager
+    def _api(self) -> Iterator[BatchApi]:
+        """The API for one step; the SDK's errors leave it as ApiError with the same one line."""
+        try:
+            with open_api(self.config) as api:
+                yield api
+        except openai.OpenAIError as exc:
+            raise ApiError(describe_api_error(exc)) from exc
+
+    def require(self) -> None:
+        """Raise an error saying how to start the run when data_path holds none."""
+        require_run(self.config, config_arg=self.config_arg)
+
+    def exists(self) -> bool:
+        """Whether data_path holds a run."""
+        return has_run(self.config.data_path)
+
+    def check_api_settings(self) -> None:
+        """Raise ConfigError when the API cannot be called (no key), before anything is written."""
+        check_api_settings(self.config)
+
+    def check_inputs(self, *, input_hash: str | None = None) -> None:
+        """Raise RunChangedError when the table or the request settings differ from the run's."""
+        with open_run(self.config, config_arg=self.config_arg, writable=False) as store:
+            check_same_inputs(store.ledger, self.config, input_sha256=input_hash or self._input_hash())
+
+    # The steps
+
+    def create(self, *, dry_run: bool = False, adopt: bool = False) -> Created:
+        """Validate every row and write the shard files; record the run in data_path (nothing is uploaded).
+
+        Data_path holding this run already: nothing is done (a changed table or prompt raises
+        RunChangedError). `dry_run=True` builds and checks every request and estimates the
+        cost, then removes what it wrote and records nothing.
+
+        Before a new run is recorded, the API's batches are searched for a run of this input and
+        data_path whose run state was lost: its batches still run and bill, so a new run is refused
+        with LostRunError. `adopt=True` takes that run up again instead: its batches are put back
+        on their shards, and `submit` submits only the shards with no batch.
+        """
+        from .utils.adoption import start_run
+        from .utils.planning import attempt_dir, plan_attempt
+
+        config = self.config
+        if dry_run:
+            with self.locked("Run.create"):
+                config.data_path.mkdir(parents=True, exist_ok=True)
+                scratch = tempfile.mkdtemp(prefix=".dry-run-", dir=config.data_path)
+                try:
+                    plan, cost = plan_attempt(config, out_dir=Path(scratch) / "tasks")
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+            return Created(
+                run_id=None,
+                rows=plan.rows,
+                shards=len(plan.shards),
+                bytes=sum(s.bytes for s in plan.shards),
+                new=False,
+                dry_run=True,
+                cost=cost,
+                line_breaks=plan.line_breaks,
+                missing_cells=plan.missing_cells,
+            )
+        check_api_settings(config)  # before any task file or run state is written
+        with self.locked("Run.create"):
+            input_hash = self._input_hash()
+            store = RunStore.open(config.data_path, writable=True)
+            if store is not None:
+                with store:
+                    ledger = store.ledger
+                    check_same_inputs(ledger, config, input_sha256=input_hash)
+                    return Created(
+                        run_id=ledger.run_id,
+                        rows=ledger.rows,
+                        shards=len(ledger.shards),
+                        bytes=sum(s.bytes for s in ledger.shards),
+                        new=False,
+                    )
+            try:
+                started = start_run(config, input_hash=input_hash, adopt=adopt, config_arg=self.config_arg)
+            except openai.OpenAIError as exc:
+                raise ApiError(describe_api_error(exc)) from exc
+            plan = started.plan
+            with started.store as store:
+                return Created(
+                    run_id=store.ledger.run_id,
+                    rows=plan.rows,
+                    shards=len(plan.shards),
+                    bytes=sum(s.bytes for s in plan.shards),
+                    new=True,
+                    task_dir=attempt_dir(config.data_path, 1),
+                    cost=started.cost,
+                    line_breaks=plan.line_breaks,
+                    missing_cells=plan.missing_cells,
+                    adopted_batches=started.adopted_batches,
+                    notices=list(started.notices),
+                )
+
+    def submit(self) -> Submitted:
+        """Upload the waiting shards and create their batches, exactly once each.
+
+        Steps a crash left half-done are settled first: an upload or a batch that reached the
+        API is found again and adopted, never made twice. Shards beyond max_enqueued_tokens
+        stay queued (`wait` submits them as room frees). A cancelled run submits nothing.
+        """
+        config = self.config
+        check_api_settings(config)
+        with self.locked("Run.submit"), self._store(writable=True) as store, self._api() as api:
+            ledger = store.ledger
+            check_same_inputs(ledger, config, input_sha256=self._input_hash())
+            found = reconcile(api, store)
+            requeued = refresh(api, store, workers=config.concurrency)
+            if ledger.cancelled_at:
+                raise BatchApiToolError(
+                    f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
+                    f"unanswered rows again with create-batch --config {self.config_arg} --retry"
+                )
+            was_waiting = len(waiting_shards(ledger))
+            submitted = submit_waiting(api, store, config)
+            return Submitted(
+                run_id=ledger.run_id,
+                rows=ledger.rows,
+                shards=len(ledger.shards),
+                batches=sum(1 for s in ledger.shards if s.batch_id),
+                submitted=len(submitted),
+                was_waiting=was_waiting,
+                queued=len(waiting_shards(ledger)),
+                requeued=len(requeued),
+                found=found,
+                notices=list(api.notices),
+            )
+
+    def retry(self, *, include_all: bool = False) -> Retried:
+        """Add an attempt holding the rows whose last attempt failed retryably or has no result.
+
+        `include_all=True` also takes the rows that failed for other reasons (e.g. 400s). Every
+        batch must be finished. The new shards are submitted by the next `submit`.
+        """
+        from .utils.resubmission import add_retry_attempt
+
+        config = self.config
+        with self.locked("Run.retry"):
+            if not self.exists():
+                raise BatchApiToolError(
+                    f"{config.data_path}: no run to retry yet; run create-batch --config {self.config_arg} first"
+                )
+            with self._store(writable=True) as store, self._api() as api:
+                ledger = store.ledger
+                check_same_inputs(ledger, config, input_sha256=self._input_hash())
+                found = reconcile(api, store)
+                refresh(api, store, workers=config.concurrency)
+                added = add_retry_attempt(api, store, config, include_all=include_all)
+                rows, shards, cost = added if added is not None else (0, 0, None)
+                return Retried(
+                    run_id=ledger.run_id, attempt=ledger.attempts, rows=rows, shards=shards, cost=cost, found=found
+                )
+
+    def status(self) -> RunStatus:
+        """The run's batches as the API sees them now, and why failed rows failed.
+
+        What it learns is saved when the lock is free; while another process holds it, the
+        run is only read.
+        """
+        self.require()  # before the lock makes data_path
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self.locked("Run.status"))
+                writable = True
+            except RunLockedError:
+                writable = False
+            store = stack.enter_context(self._store(writable=writable))
+            api = stack.enter_context(self._api())
+            refresh(api, store, workers=self.config.concurrency)
+            return self._status(api, store, calls=api.calls)
+
+    def wait(
+        self, *, interval: float | None = None, on_update: Callable[[WaitUpdate], None] | None = None
+    ) -> RunStatus:
+        """Poll until every batch is finished, submitting queued shards as room frees.
+
+        Rows that failed retryably are sent again up to max_retries times. `on_update` is called
+        after each poll with a `WaitUpdate` (progress, statuses, time left). Interrupting the
+        wait loses nothing: the next `wait` or `submit` picks up where it stopped.
+        """
+        from .utils.waiting import wait_for_run
+
+        self.require()  # before the lock makes data_path
+        config = self.config
+        if interval is not None and interval <= 0:
+            raise BatchApiToolError(f"interval must be a positive number of seconds, got {interval:g}")
+        with self.locked("Run.wait"), self._store(writable=True) as store, self._api() as api:
+            wait_for_run(
+                api,
+                store,
+                config,
+                interval=interval or config.poll_interval,
+                on_update=on_update or (lambda update: None),
+            )
+            return self._status(api, store, calls=api.calls)
+
+    def cancel(self, *, confirm: Callable[[Cancelled], bool] | None = None) -> Cancelled:
+        """Cancel the run's unfinished batches and its queued shards; finished rows are kept.
+
+        `confirm` is asked first with what would be cancelled (`cancelled=False`); returning
+        False cancels nothing.
+        """
+        self.require()  # before the lock makes data_path
+        with self.locked("Run.cancel"), self._store(writable=True) as store, self._api() as api:
+            ledger = store.ledger
+            reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
+            running = [s for s in ledger.shards if s.batch_id and not s.finished]
+            queued = waiting_shards(ledger)
+            plan = Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=False)
+            if not running and not queued or (confirm is not None and not confirm(plan)):
+                return plan
+            # Recorded first: a crash halfway leaves a cancelled run that submits nothing more.
+            ledger.cancelled_at = int(time.time())
+            store.save_run()
+            for shard in queued:
+                shard.state = CANCELLED
+            store.save_shards(queued)
+            for shard in running:
+                shard.batch = api.cancel_batch(shard.batch_id)
+                store.save_shard(shard)
+            return Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=True)
+
+    def collate(self) -> Collated:
+        """Download the finished batches' results and join them onto the input rows, in input order.
+
+        Returns the table with the answer columns (`api_status`, `api_output`, ...), and writes it
+        to output_file when the config names one. A run still going is collated as far as it goes
+        (its rows `pending`).
+        """
+        from .utils.collation import check_output_format, collate_results, write_table
+
+        config = self.config
+        check_output_format(config)
+        with self.locked("Run.collate"), self._store(writable=True) as store:
+            ledger = store.ledger
+            check_same_inputs(ledger, config, input_sha256=self._input_hash())
+            with self._api() as api:
+                refresh(api, store, workers=config.concurrency)
+                files = download_results(api, store, workers=config.concurrency)
+            collation = collate_results(config, ledger, files)
+            if config.output_file is not None:
+                write_table(collation.table, config.output_file)
+            counts = collation.status_counts()
+            if not counts.get("pending"):
+                ledger.collated_at = int(time.time())
+                store.save_run()
+        return Collated(
+            table=collation.table,
+            output_file=config.output_file,
+            status_counts=counts,
+            failures=collation.failures,
+            retryable_rows=int(collation.retryable.sum()),
+            ledger=ledger,
+        )
+
+    def delete(
+        self,
+        *,
+        force: bool = False,
+        keep_remote: bool = False,
+        confirm: Callable[[Deleted], bool] | None = None,
+    ) -> Deleted:
+        """Delete the files the run recorded in data_path, its state, and its files on the API side.
+
+        Other files in data_path stay. Refused while batches run or before the results are
+        collated, unless `force`. `keep_remote` keeps the files on the API side. `confirm` is
+        asked first with what would be deleted (`deleted=False`); returning False deletes nothing.
+        """
+        from .utils.deletion import delete_local_files, delete_remote_files, remote_file_ids
+
+        config = self.config
+        if not self.exists():
+            return Deleted(run_id=None)
+        with self.locked("Run.delete"):
+            with self._store(writable=True) as store:
+                ledger = store.ledger
+                with self._api() as api:
+                    refresh(api, store, workers=config.concurrency)
+                    self._check_deletable(ledger, force=force)
+                    remote = 0 if keep_remote else len(remote_file_ids(ledger))
+                    plan = Deleted(run_id=ledger.run_id, remote_files=remote)
+                    if confirm is not None and not confirm(plan):
+                        return plan
+                    deleted_remote = 0 if keep_remote else delete_remote_files(api, store, workers=config.concurrency)
+                local_files = delete_local_files(store, workers=config.concurrency)
+            if config.is_local:
+                remove_local_backend_state(config)
+            # The run's state goes last: a crash before this line leaves a run delete can finish.
+            database = store_path(config.data_path)
+            backup = config.data_path / (LEDGER_NAME + IMPORTED_SUFFIX)
+            for path in (backup, *sidecars(database), database):
+                path.unlink(missing_ok=True)
+        (config.data_path / LOCK_NAME).unlink(missing_ok=True)
+        try:
+            config.data_path.rmdir()
+        except OSError:
+            pass  # the user keeps other files there
+        return Deleted(run_id=ledger.run_id, local_files=local_files, remote_files=deleted_remote, deleted=True)
+
+    # Pieces of the steps
+
+    def _store(self, *, writable: bool) -> RunStore:
+        return open_run(self.config, config_arg=self.config_arg, writable=writable)
+
+    def _input_hash(self) -> str:
+        """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
+        from .utils.planning import input_sha256
+
+        try:
+            stat = self.config.input_file.stat()
+        except OSError:
+            return input_sha256(self.config)  # raises the error naming the missing file
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if self._hashed is None or self._hashed[0] != key:
+            self._hashed = (key, input_sha256(self.config))
+        return self._hashed[1]
+
+    def _status(self, api: BatchApi, store: RunStore, *, calls: int) -> RunStatus:
+        ledger = store.ledger
+        # Why requests failed, from the error files of the finished batches (each downloaded once).
+        error_files = download_results(api, store, workers=self.config.concurrency, kinds=("errors",))
+        failures = []
+        if error_files:
+            from .utils.latest_attempts import latest_failure_groups
+
+            failures = latest_failure_groups(ledger, self.config.data_path)
+        usage = [s.batch.usage for s in ledger.shards if s.batch is not None and s.batch.usage]
+        return RunStatus(
+            ledger=ledger,
+            progress=run_progress(ledger),
+            failures=failures,
+            input_tokens=sum(u.input_tokens or 0 for u in usage),
+            output_tokens=sum(u.output_tokens or 0 for u in usage),
+            api_calls=calls,
+        )
+
+    def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
+        from .reporting import next_command, plural
+
+        if force:
+            return
+        running = [s for s in ledger.shards if s.batch_id and not s.finished]
+        if running:
+            raise BatchApiToolError(
+                f"{self.config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
+                f"running; wait for them ({next_command('status-jobs', self.config_arg, '--wait')}), cancel them "
+                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force"
+            )
+        if ledger.collated_at is None:
+            raise BatchApiToolError(
+                f"{self.config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
+                f"{next_command('collate-output', self.config_arg)} first, or pass --force"
+            )
+
+
+__all__ = [
+    "STORE_NAME",
+    "Cancelled",
+    "Collated",
+    "Created",
+    "Deleted",
+    "Retried",
+    "Run",
+    "RunStatus",
+    "Submitted",
+]

@@ -1,0 +1,118 @@
+"""What `Run`'s steps return: one dataclass per step, data rather than printed text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .utils.ledger import Ledger
+    from .utils.planning import CostReport
+    from .utils.results import FailureGroup
+    from .utils.submission import RunProgress
+    from .utils.table import LineBreakCells
+
+
+@dataclass(frozen=True)
+class Created:
+    """The run `create` made, found, or (on a dry run) would make."""
+
+    run_id: str | None  # None on a dry run
+    rows: int
+    shards: int
+    bytes: int
+    new: bool  # False when data_path already held this run
+    dry_run: bool = False
+    task_dir: Path | None = None  # where the shard files were written (a new run)
+    cost: CostReport | None = None  # the estimate (a new run, or a dry run)
+    line_breaks: LineBreakCells | None = None
+    missing_cells: dict[str, int] = field(default_factory=dict)
+    adopted_batches: int = 0  # batches of a lost run put back on their shards (create with adopt)
+    notices: list[str] = field(default_factory=list)  # e.g. the server cannot list batches
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What `submit` did: batches found again after a crash, created now, and left queued."""
+
+    run_id: str
+    rows: int
+    shards: int
+    batches: int  # batches on the API side, over the whole run
+    submitted: int  # batches created by this call
+    was_waiting: int  # shards that were waiting for a batch before this call
+    queued: int  # shards still waiting (the enqueued-token limit)
+    requeued: int  # batches refused for the token limit, back in the queue
+    found: list[str]  # "shard: file/batch id" found again after an interrupted run
+    notices: list[str]  # what the API layer learned about the server (limits it lacks)
+
+
+@dataclass(frozen=True)
+class Retried:
+    """The attempt `retry` added, or `rows == 0` when no row needed one."""
+
+    run_id: str
+    attempt: int
+    rows: int
+    shards: int
+    cost: CostReport | None
+    found: list[str]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where the run stands: its shards with their batches, counts, and why rows failed."""
+
+    ledger: Ledger
+    progress: RunProgress
+    failures: list[FailureGroup]
+    input_tokens: int
+    output_tokens: int
+    api_calls: int  # the HTTP calls this look made
+
+    @property
+    def run_id(self) -> str:
+        return self.ledger.run_id
+
+    @property
+    def finished(self) -> bool:
+        return self.progress.finished
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """What `cancel` did; `cancelled` is False when there was nothing to cancel or it was declined."""
+
+    run_id: str
+    running: int
+    queued: int
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class Collated:
+    """The input table with the answer columns, and what the summary of it needs."""
+
+    table: pd.DataFrame
+    output_file: Path | None  # where the table was written, when the config names a file
+    status_counts: dict[str, int]  # rows per api_status
+    failures: list[FailureGroup]
+    retryable_rows: int
+    ledger: Ledger
+
+    @property
+    def pending(self) -> int:
+        return self.status_counts.get("pending", 0)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What `delete` removed; `deleted` is False when there was no run or it was declined."""
+
+    run_id: str | None
+    local_files: int = 0
+    remote_files: int = 0
+    deleted: bool = False

@@ -1,0 +1,38 @@
+"""A command's --help, and `import openai_batch_api`, load none of the heavy libraries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("openai", "pandas", "pyarrow", "tiktoken", "numpy", "openai_batch_api.run")
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("module", ["create_batch_and_submit", "status_jobs", "collate_output", "delete_tasks"])
+def test_command_help_imports_no_heavy_library(module):
+    code = (
+        "import contextlib, io\n"
+        f"from openai_batch_api import {module}\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f"    {module}.main(['--help'])"
+    )
+    assert modules_loaded_by(code) & set(HEAVY) == set()
+
+
+def test_import_package_is_light_and_run_comes_on_first_use():
+    assert modules_loaded_by("import openai_batch_api") & set(HEAVY) == set()
+    loaded = modules_loaded_by("import openai_batch_api\nopenai_batch_api.Run")
+    assert {"openai", "openai_batch_api.run"} <= loaded
+
+
+def test_status_jobs_does_not_import_collate_output():
+    loaded = modules_loaded_by("import openai_batch_api.status_jobs, openai_batch_api.run")
+    assert "openai_batch_api.collate_output" not in loaded
