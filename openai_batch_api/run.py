@@ -306,6 +306,7 @@ class Run:
         with self.locked("Run.cancel"), self._store(writable=True) as store, self._api() as api:
             ledger = store.ledger
             reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
+            refresh(api, store, workers=self.config.concurrency)  # batches finished since the last look
             running = [s for s in ledger.shards if s.batch_id and not s.finished]
             queued = waiting_shards(ledger)
             plan = Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=False)

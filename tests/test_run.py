@@ -219,3 +219,47 @@ def run_id_in(project) -> str:
     from openai_batch_api.utils.run_store import load_run
 
     return load_run(project.data_path).run_id
+
+
+def wait_for_server_batches(project, status: str, count: int) -> None:
+    """Poll the server through the SDK until `count` batches have `status` (bounded)."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while sum(b.status == status for b in project.server_batches()) < count:
+        assert time.monotonic() < deadline, f"the server's batches never reached {status}"
+        time.sleep(0.05)
+
+
+def test_run_cancel_of_batches_that_finished_since_the_last_look_cancels_nothing(project, run):
+    run.create()
+    run.submit()  # the stored snapshots say validating or in progress
+    wait_for_server_batches(project, "completed", 3)
+    plan = run.cancel(confirm=lambda plan: False)
+    assert (plan.running, plan.queued, plan.cancelled) == (0, 0, False)
+    assert [b.status for b in project.server_batches()] == ["completed"] * 3
+
+
+def test_run_cancel_of_a_batch_that_finishes_while_asked_keeps_its_state(tmp_path, monkeypatch):
+    from openai_batch_api.local_server import LocalServer, ServerOptions
+    from project_support import Project
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    slow = ServerOptions(seed=1, line_latency=0.2)  # each batch runs about a second: still running when asked
+    with LocalServer(state_dir=tmp_path / "slow-state", options=slow) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(10)
+        run = Run.from_config(project.write_config())
+        run.create()
+        run.submit()
+        asked = []
+
+        def confirm_once_finished(plan) -> bool:
+            asked.append(plan)
+            wait_for_server_batches(project, "completed", 3)  # the server answers 409 to the cancels now
+            return True
+
+        cancelled = run.cancel(confirm=confirm_once_finished)
+        assert asked and asked[0].running == 3
+        assert (cancelled.cancelled, cancelled.running) == (True, 3)
+        assert [s.status for s in run.status().ledger.shards] == ["completed"] * 3

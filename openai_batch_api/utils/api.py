@@ -318,7 +318,11 @@ class BatchApi:
         return self._call(lambda: self.client.batches.retrieve(batch_id))
 
     def cancel_batch(self, batch_id: str) -> Batch:
-        return self._call(lambda: self.client.batches.cancel(batch_id))
+        """Cancel a batch; one that finished meanwhile (409) is returned as it now stands."""
+        try:
+            return self._call(lambda: self.client.batches.cancel(batch_id))
+        except openai.ConflictError:
+            return self.retrieve_batch(batch_id)
 
 
 def missing_v1_hint(url) -> str:
