@@ -324,6 +324,7 @@ def status_json(status: RunStatus) -> str:
 def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[str]:
     """status-jobs: the table of batches, the counts, warnings, the cost so far and the next command."""
     from .utils.submission import in_doubt_shards
+
     progress = status.progress
     lines = [f"run {status.run_id}", batch_table([batch_row(s) for s in status.ledger.shards]), progress_line(progress)]
     lines += batch_warnings(status.ledger, data_path=config.data_path) + failure_lines(status.failures)
@@ -336,7 +337,9 @@ def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[
                 prices=config.prices,
             )
         )
-    if progress.finished:
+    if progress.finished and status.ledger.collated_at:
+        lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
+    elif progress.finished:
         lines.append(f"next: {next_command('collate-output', config_arg)}")
     elif in_doubt := in_doubt_shards(status.ledger):
         lines.append(

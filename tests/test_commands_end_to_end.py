@@ -63,6 +63,20 @@ def test_create_batch_ids_keep_their_text(project, server):
     assert set(project.output()["api_status"]) == {"ok"}
 
 
+def test_status_jobs_next_step_after_collate_is_delete_tasks(project, server):
+    project.write_rows(3)
+    assert project.run("create-batch").exit_code == 0
+    assert server.wait_idle(timeout=10)
+    before = project.run("status-jobs")
+    assert before.out.splitlines()[-1] == f"next: collate-output --config {project.config_path}"
+    assert project.run("collate-output").exit_code == 0
+    after = project.run("status-jobs")
+    assert after.exit_code == 0
+    assert after.out.splitlines()[-1] == (
+        f"next, when you are done with the run: delete-tasks --config {project.config_path}"
+    )
+
+
 def test_create_batch_without_api_key_error_before_any_work(project, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     project.write_rows(3)
