@@ -111,3 +111,20 @@ def test_jsonl_ids_beyond_float_precision_keep_their_text(project):
     out = pd.read_csv(project.root / "out.csv", dtype=str)
     assert out["id"].tolist() == ["123456789012345678901", "123456789012345678902", "-98765432109876543210987", "1.5e+300"]
     assert out["api_status"].tolist() == ["ok"] * 4
+
+
+def test_collate_output_refuses_answer_column_clash_of_a_run_begun_with_another_prefix(project):
+    # The prefix is no part of the requests, so changing it after create-batch keeps the run.
+    path = project.write_table(pd.DataFrame({"id": ["1"], "content": ["hello"], "answer_label": ["MINE"]}), "input.csv")
+    params = {"model": "gpt-4o-mini", "max_tokens": 5, "response_format": SCHEMA}
+    project.write_config(model_params=params, answer_column_prefix="model_")
+    assert project.run("create-batch").exit_code == 0
+    assert project.run("status-jobs", "--wait", "--interval", "0.05").exit_code == 0
+    project.write_config(answer_column_prefix=None)
+    result = project.run("collate-output")
+    assert (result.exit_code, result.err) == (
+        1,
+        f"error: {path}: the input column 'answer_label' would be overwritten by collate-output's results; "
+        "rename the column in the input, or set answer_column_prefix to another prefix\n",
+    )
+    assert not (project.root / "output.pkl").exists()

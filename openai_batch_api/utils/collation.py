@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,11 +216,11 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     Embedding vectors stay float32 arrays in pickle and Parquet (a list<float> column); CSV holds
     each as JSON text, JSONL as a JSON array.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".jsonl"):
         table = _vectors_as_json(table, as_text=suffix == ".csv")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             if suffix in (".pkl", ".pickle"):
                 table.to_pickle(tmp, compression=None)
@@ -236,4 +237,12 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
                         text = part.to_json(orient="records", lines=True, force_ascii=False)
                         fh.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise with_filename(exc, path) from None
+        if exc.errno == errno.ENOSPC:
+            raise with_filename(exc, path) from None  # the commands name a full disk the same way everywhere
+        reason = (exc.strerror or type(exc).__name__).lower()
+        if exc.filename is not None and Path(exc.filename) != path and Path(exc.filename).parent != path.parent:
+            reason += f": {exc.filename}"  # a path above the file failed: name it (not the temporary file beside it)
+        raise BatchToolError(
+            f"{path}: cannot write the output_file ({reason}); fix the permissions of its folder, "
+            "or choose another output_file in the config"
+        ) from exc
