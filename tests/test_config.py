@@ -172,3 +172,61 @@ def test_load_config_provider_limits_default_to_openai(tmp_path):
 def test_load_config_batch_size_up_to_a_larger_provider_limit(tmp_path):
     text = BASE.replace("batch_size: 50\n", "batch_size: 100000\nmax_requests_per_batch: 100000\n")
     assert load_config(write(tmp_path, text)).batch_size == 100_000
+
+
+def test_load_config_output_file_is_a_folder_error(tmp_path):
+    (tmp_path / "sub.csv").mkdir()
+    path = write(tmp_path, BASE.replace("output_file: out/output.pkl", "output_file: sub.csv"))
+    assert error_of(path) == (
+        f"{path}: output_file {tmp_path.resolve() / 'sub.csv'} is a folder; name the file collate-output writes"
+    )
+
+
+def test_load_config_output_file_under_a_file_error(tmp_path):
+    path = write(tmp_path, BASE.replace("output_file: out/output.pkl", "output_file: config.yaml/deeper/o.csv"))
+    config_file = tmp_path.resolve() / "config.yaml"
+    assert error_of(path) == (
+        f"{path}: output_file {config_file / 'deeper' / 'o.csv'}: {config_file} is a file, not a folder; "
+        "choose another output_file"
+    )
+
+
+def test_load_config_data_path_is_a_file_error(tmp_path):
+    (tmp_path / "ok.csv").write_text("id\n")
+    path = write(tmp_path, BASE.replace("data_path: data", "data_path: ok.csv"))
+    assert error_of(path) == f"{path}: data_path {tmp_path.resolve() / 'ok.csv'} is a file; name a folder (it is made if missing)"
+
+
+def test_load_config_data_path_and_output_file_under_files_both_reported(tmp_path):
+    (tmp_path / "ok.csv").write_text("id\n")
+    text = BASE.replace("data_path: data", "data_path: ok.csv/data").replace(
+        "output_file: out/output.pkl", "output_file: ok.csv/o.pkl"
+    )
+    path = write(tmp_path, text)
+    blocker = tmp_path.resolve() / "ok.csv"
+    assert error_of(path) == (
+        f"{path}: 2 problems: output_file {blocker / 'o.pkl'}: {blocker} is a file, not a folder; choose another "
+        f"output_file; data_path {blocker / 'data'}: {blocker} is a file, not a folder; choose another data_path"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "problems"),
+    [
+        ("max_tokens: -5", "'model_params.max_tokens' must be a whole number of at least 1, got -5"),
+        ("max_tokens: abc", "'model_params.max_tokens' must be a whole number of at least 1, got 'abc'"),
+        ("max_completion_tokens: 0", "'model_params.max_completion_tokens' must be a whole number of at least 1, got 0"),
+        ("max_output_tokens: 2.5", "'model_params.max_output_tokens' must be a whole number of at least 1, got 2.5"),
+        ("max_tokens: true", "'model_params.max_tokens' must be a whole number of at least 1, got True"),
+        ("temperature: .nan", "'model_params.temperature' must be a finite number, got nan"),
+        ("top_p: -.inf", "'model_params.top_p' must be a finite number, got -inf"),
+        (
+            "logit_bias: {'50256': .inf}\n  stop: [a, .nan]",
+            "2 problems: 'model_params.logit_bias.50256' must be a finite number, got inf; "
+            "'model_params.stop[1]' must be a finite number, got nan",
+        ),
+    ],
+)
+def test_load_config_model_params_token_limits_and_numbers_error(tmp_path, params, problems):
+    path = write(tmp_path, BASE.replace("  temperature: 0", f"  {params}"))
+    assert error_of(path) == f"{path}: {problems}"

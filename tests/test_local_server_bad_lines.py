@@ -201,3 +201,66 @@ def test_batch_lines_asking_for_huge_or_endless_json_are_answered_small(client):
     assert json.loads(contents["endless"]) is None
     assert json.loads(contents["odd-properties"]) == {}
     assert len(json.loads(contents["long-string"])) == 100_000
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "param", "code"),
+    [
+        (
+            {"max_tokens": "abc"},
+            "Invalid type for 'max_tokens': expected an integer, but got a string instead.",
+            "max_tokens",
+            "invalid_type",
+        ),
+        (
+            {"max_completion_tokens": 2.5},
+            "Invalid type for 'max_completion_tokens': expected an integer, but got a decimal instead.",
+            "max_completion_tokens",
+            "invalid_type",
+        ),
+        (
+            {"max_tokens": -5},
+            "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got -5 instead.",
+            "max_tokens",
+            "integer_below_min_value",
+        ),
+        (
+            {"temperature": "hot"},
+            "Invalid type for 'temperature': expected a decimal, but got a string instead.",
+            "temperature",
+            "invalid_type",
+        ),
+        (
+            {"temperature": 3},
+            "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got 3 instead.",
+            "temperature",
+            "decimal_above_max_value",
+        ),
+        (
+            {"top_p": -0.5},
+            "Invalid 'top_p': decimal below minimum value. Expected a value >= 0, but got -0.5 instead.",
+            "top_p",
+            "decimal_below_min_value",
+        ),
+        (
+            {"n": "two"},
+            "Invalid type for 'n': expected an integer, but got a string instead.",
+            "n",
+            "invalid_type",
+        ),
+    ],
+)
+def test_batch_line_token_limit_or_sampling_value_wrong_gets_a_400(client, fields, message, param, code):
+    batch = run_batch(client, [chat_line("good", "first"), with_body("bad", **fields)])
+    assert batch.request_counts.model_dump() == {"total": 2, "completed": 1, "failed": 1}
+    [error] = read_lines(client, batch.error_file_id)
+    assert answer_without_ids(error) == bad_request("bad", message, param, code)
+
+
+def test_batch_line_max_output_tokens_on_responses_wrong_type_400(client):
+    body = {"model": MODEL, "input": "hi", "max_output_tokens": "many"}
+    batch = run_batch(client, [{"custom_id": "bad", "method": "POST", "url": "/v1/responses", "body": body}],
+                      endpoint="/v1/responses")
+    [error] = read_lines(client, batch.error_file_id)
+    message = "Invalid type for 'max_output_tokens': expected an integer, but got a string instead."
+    assert answer_without_ids(error) == bad_request("bad", message, "max_output_tokens", "invalid_type")

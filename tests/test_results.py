@@ -389,3 +389,16 @@ def test_expand_structured_answers_without_json_format_is_empty(response_format)
     assert frame.empty
     assert list(frame.columns) == []
     assert frame.index.tolist() == ["a", "b"]
+
+
+def test_write_table_cannot_write_error_names_the_output_file(tmp_path):
+    from openai_batch_api.utils.collation import write_table
+
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    path = tmp_path / "taken" / "out.csv"
+    with pytest.raises(BatchToolError) as caught:
+        write_table(pd.DataFrame({"id": ["1"]}), path)
+    assert str(caught.value) == (
+        f"{path}: cannot write the output_file (file exists: {tmp_path / 'taken'}); fix the permissions of its folder, "
+        "or choose another output_file in the config"
+    )

@@ -15,6 +15,10 @@ from .api_error import error_body
 MAX_CHOICES = 128
 MAX_EMBEDDING_DIMENSIONS = 3072
 # endpoint -> the body field holding its prompt, which must be a string or an array.
+# Fields any generating endpoint takes: token limits are integers of at least 1; sampling values are
+# numbers within a range (the API's own bounds).
+TOKEN_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+SAMPLING_RANGES = {"temperature": (0, 2), "top_p": (0, 1)}
 PROMPT_FIELDS = {
     "/v1/responses": "input",
     "/v1/embeddings": "input",
@@ -48,6 +52,41 @@ def _wrong_type(param: str, expected: str, value: Any) -> dict[str, Any]:
     )
 
 
+def _limits_problem(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The 400 for a token limit or sampling value of the wrong type or out of range, else None."""
+    for name in TOKEN_LIMIT_FIELDS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            return _wrong_type(name, "an integer", value)
+        if value < 1:
+            return error_body(
+                f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+                param=name,
+                code="integer_below_min_value",
+            )
+    for name, (low, high) in SAMPLING_RANGES.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return _wrong_type(name, "a decimal", value)
+        if value < low:
+            return error_body(
+                f"Invalid '{name}': decimal below minimum value. Expected a value >= {low}, but got {value} instead.",
+                param=name,
+                code="decimal_below_min_value",
+            )
+        if value > high:
+            return error_body(
+                f"Invalid '{name}': decimal above maximum value. Expected a value <= {high}, but got {value} instead.",
+                param=name,
+                code="decimal_above_max_value",
+            )
+    return None
+
+
 def body_problem(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
     """The API's 400 error body for a request body whose fields have the wrong type, else None.
 
@@ -57,6 +96,9 @@ def body_problem(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         return _wrong_type("model", "a string", model)
+    limits = _limits_problem(body)
+    if limits is not None:
+        return limits
     if endpoint == "/v1/chat/completions":
         messages = body.get("messages")
         if messages is not None and not isinstance(messages, list):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .result_files import (  # noqa: F401 - where callers have found them
     finished_result_files,
     result_file_path,
 )
-from .results import FailureGroup, expand_structured_answers, load_results, summarize_failures
+from .results import FailureGroup, answer_columns, expand_structured_answers, load_results, summarize_failures
 from .table import read_input_table
 
 JSONL_SLICE_ROWS = 10_000
@@ -116,6 +117,22 @@ def answer_format(config: Config) -> dict | None:
     return config.model_params.get("response_format")
 
 
+def added_columns(config: Config) -> list[str]:
+    """Every column collate adds to the input's: the api_* columns, and those of a JSON answer format."""
+    return [*result_columns(config), *answer_columns(answer_format(config), prefix=config.answer_column_prefix)]
+
+
+def column_clash_message(config: Config, clashes: list[str]) -> str:
+    """What to do about input columns named like columns collate adds (it would overwrite them)."""
+    answers = answer_columns(answer_format(config), prefix=config.answer_column_prefix)
+    fix = "rename the column in the input"
+    if any(name in answers and name != columns.JSON_ERROR for name in clashes):
+        fix += ", or set answer_column_prefix to another prefix"
+    listed = ", ".join(f"'{name}'" for name in clashes)
+    noun = "column" if len(clashes) == 1 else "columns"
+    return f"{config.input_file}: the input {noun} {listed} would be overwritten by collate-output's results; {fix}"
+
+
 def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:
     """Join the results in `result_files` (oldest first) onto every input row, in input order."""
     table = read_input_table(config.input_file, id_column=config.id_column)
@@ -150,6 +167,10 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
     retries = retry_attempt_counts(ledger, config.data_path)
     joined[columns.ATTEMPTS] = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
 
+    # create-batch refuses such a table; a run begun before it did is refused here, before anything is lost.
+    clashes = [c for c in added_columns(config) if c in table.columns]
+    if clashes:
+        raise BatchToolError(column_clash_message(config, clashes))
     out = table.copy()
     for column in result_columns(config):
         out[column] = joined[column] if column in joined else None
@@ -160,11 +181,8 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
         prefix=config.answer_column_prefix,
     )
     clashes = [c for c in structured.columns if c in table.columns]
-    if clashes:
-        raise BatchToolError(
-            f"{config.path}: the answer column '{clashes[0]}' clashes with an input column; "
-            "set answer_column_prefix to another prefix"
-        )
+    if clashes:  # added_columns names them all: kept in case they ever differ
+        raise BatchToolError(column_clash_message(config, clashes))
     for column in structured.columns:
         out[column] = structured[column].to_numpy()
     # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
@@ -198,11 +216,11 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     Embedding vectors stay float32 arrays in pickle and Parquet (a list<float> column); CSV holds
     each as JSON text, JSONL as a JSON array.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".jsonl"):
         table = _vectors_as_json(table, as_text=suffix == ".csv")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             if suffix in (".pkl", ".pickle"):
                 table.to_pickle(tmp, compression=None)
@@ -219,4 +237,12 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
                         text = part.to_json(orient="records", lines=True, force_ascii=False)
                         fh.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise with_filename(exc, path) from None
+        if exc.errno == errno.ENOSPC:
+            raise with_filename(exc, path) from None  # the commands name a full disk the same way everywhere
+        reason = (exc.strerror or type(exc).__name__).lower()
+        if exc.filename is not None and Path(exc.filename) != path and Path(exc.filename).parent != path.parent:
+            reason += f": {exc.filename}"  # a path above the file failed: name it (not the temporary file beside it)
+        raise BatchToolError(
+            f"{path}: cannot write the output_file ({reason}); fix the permissions of its folder, "
+            "or choose another output_file in the config"
+        ) from exc

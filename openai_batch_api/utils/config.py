@@ -23,6 +23,8 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 IMAGE_DETAILS = ("low", "high", "auto")
 LOCAL_BASE_URL = "local"
 OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
+# model_params keys that cap a request's output tokens: the cost estimate multiplies by them.
+TOKEN_LIMIT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 # key -> one-line meaning; the README's config reference is checked against this.
 CONFIG_KEYS: dict[str, str] = {
@@ -207,6 +209,57 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
     return None
 
 
+def _model_params_problems(params: dict[str, Any]) -> list[str]:
+    """Token limits that are not whole positive numbers, and numbers that are not finite, anywhere in model_params.
+
+    YAML's .nan and .inf would be sent as null, and a negative max_tokens would make a negative cost estimate.
+    """
+    problems = []
+    for key in TOKEN_LIMIT_PARAMS:
+        value = params.get(key)
+        if value is not None and (not _is_int(value) or value < 1):
+            problems.append(f"'model_params.{key}' must be a whole number of at least 1, got {value!r}")
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"'{where}' must be a finite number, got {value!r}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    walk(params, "model_params")
+    return problems
+
+
+def _path_problems(values: dict[str, Any]) -> list[str]:
+    """Resolved paths that cannot be what they name: found at load, before a run pays for rows."""
+    problems = []
+    output_file = values.get("output_file")
+    if output_file is not None:
+        if output_file.is_dir():
+            problems.append(f"output_file {output_file} is a folder; name the file collate-output writes")
+        elif (blocker := _file_in_the_way(output_file.parent)) is not None:
+            problems.append(f"output_file {output_file}: {blocker} is a file, not a folder; choose another output_file")
+    data_path = values["data_path"]
+    blocker = _file_in_the_way(data_path)
+    if blocker == data_path:
+        problems.append(f"data_path {data_path} is a file; name a folder (it is made if missing)")
+    elif blocker is not None:
+        problems.append(f"data_path {data_path}: {blocker} is a file, not a folder; choose another data_path")
+    return problems
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing path at or above `folder` when it is not a folder (so `folder` cannot be made)."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
+
+
 def _unknown_key_message(key: str) -> str:
     close = difflib.get_close_matches(key, [*CONFIG_KEYS, *LEGACY_KEYS], n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -283,6 +336,8 @@ def validate_config_mapping(
         if key not in raw:
             problems.append(f"missing key '{key}'")
     problems.extend(_check_endpoint_keys(raw, values))
+    if isinstance(values.get("model_params"), dict):
+        problems.extend(_model_params_problems(values["model_params"]))
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
         raise ConfigError(f"{path}: {count}{'; '.join(problems)}")
@@ -292,6 +347,10 @@ def validate_config_mapping(
     for key in ("input_file", "output_file", "data_path"):
         if values[key] is not None:
             values[key] = (folder / Path(values[key]).expanduser()).resolve()
+    path_problems = _path_problems(values)
+    if path_problems:
+        count = f"{len(path_problems)} problems: " if len(path_problems) > 1 else ""
+        raise ConfigError(f"{path}: {count}{'; '.join(path_problems)}")
     if values["output_file"] == values["input_file"]:
         # collate-output would overwrite the table the run was made from, and the run with it.
         raise ConfigError(

@@ -354,6 +354,16 @@ def _problems(answer: Any, schema: dict | None, required: list[str], properties:
     return "; ".join(problems) or None
 
 
+def answer_columns(response_format: dict | None, *, prefix: str) -> list[str]:
+    """The columns expand_structured_answers makes for this answer format, in order."""
+    kind = (response_format or {}).get("type")
+    if kind not in ("json_object", "json_schema"):
+        return []
+    schema = _schema_of(response_format) if kind == "json_schema" else None  # type: ignore[arg-type]
+    properties = (schema or {}).get("properties") or {}
+    return [*(f"{prefix}{name}" for name in properties), columns.JSON_ERROR]
+
+
 def expand_structured_answers(outputs: pd.Series, *, response_format: dict | None, prefix: str) -> pd.DataFrame:
     """JSON answers as columns, aligned with `outputs`' index.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import json
 import math
 import pickle
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -40,6 +41,8 @@ PARQUET_BUFFER_BYTES = 1 << 20
 MAX_LISTED_COLUMNS = 20
 
 Chunk = dict[str, list[Any]]  # column -> its values in this chunk; every list has the same length
+# orjson reads an integer outside 64 bits as a float, which loses its digits: such a line is read again.
+EXACT_INT_LIMIT = 2**63
 FIRST_ROWS_LISTED = 5
 
 
@@ -144,11 +147,27 @@ def _check_columns(
     raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
 
 
+def check_unique_columns(path: Path, names: Sequence[Any]) -> None:
+    """Raise naming the columns that appear more than once: a repeated name would send one, collate another."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[str(name)] = counts.get(str(name), 0) + 1
+    repeated = [name for name, count in counts.items() if count > 1]
+    if repeated:
+        listed = ", ".join(f"'{name}'" for name in repeated)
+        noun = "column" if len(repeated) == 1 else "columns"
+        raise InputError(
+            f"{path}: the {noun} {listed} appear{'s' if len(repeated) == 1 else ''} more than once; "
+            "give every column its own name"
+        )
+
+
 def _csv_header(path: Path) -> list[str]:
     with _reading(path, "CSV"), open(path, newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f), None)
     if not header:
         raise InputError(f"{path}: the file is empty; a CSV input needs a header row naming its columns")
+    check_unique_columns(path, header)
     return header
 
 
@@ -191,6 +210,8 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 record = orjson.loads(line.rstrip(b"\r\n"))
+                if isinstance(record, dict) and _has_inexact_number(record):
+                    record = json.loads(line, parse_int=int)  # Python ints keep every digit
             except orjson.JSONDecodeError as exc:
                 raise InputError(
                     f"{path}: line {line_number} is not valid JSON ({exc.msg} at column {exc.colno}); "
@@ -204,6 +225,14 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
+def _has_inexact_number(record: dict[str, Any]) -> bool:
+    """Whether a top-level value may be an integer orjson read as a float, losing digits (an id's text)."""
+    for value in record.values():
+        if type(value) is float and abs(value) >= EXACT_INT_LIMIT and value.is_integer():
+            return True
+    return False
+
+
 def _load_pickle(path: Path) -> pd.DataFrame:
     with _reading(path, "pickle"), open(path, "rb") as f:
         table = pickle.load(f)
@@ -212,6 +241,7 @@ def _load_pickle(path: Path) -> pd.DataFrame:
             f"{path}: the pickle holds a {type(table).__name__}, not a pandas DataFrame; "
             "save the table with DataFrame.to_pickle"
         )
+    check_unique_columns(path, list(table.columns))
     return table
 
 
@@ -256,7 +286,9 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
             table = _read_csv(path).to_pandas()
     elif fmt == "Parquet":
         with _reading(path, fmt):
-            table = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES).to_pandas()
+            table = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+            check_unique_columns(path, table.column_names)
+            table = table.to_pandas()
     elif fmt == "pickle":
         table = _load_pickle(path)
     else:
@@ -286,9 +318,12 @@ def _csv_chunks(
     column_keys: Mapping[str, str],
     chunk_rows: int,
     line_breaks: LineBreakCells | None = None,
+    all_columns: list[str] | None = None,
 ) -> Iterator[Chunk]:
     header = _csv_header(path)
     _check_columns(path, header, columns, column_keys)
+    if all_columns is not None:
+        all_columns.extend(header)
     block_size = CSV_BLOCK_BYTES
     rows_done = 0
     with _reading(path, "CSV"):
@@ -313,26 +348,36 @@ def _csv_chunks(
                 block_size *= 8
 
 
-def _parquet_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+def _parquet_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
+) -> Iterator[Chunk]:
     with _reading(path, "Parquet"):
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        check_unique_columns(path, parquet.schema_arrow.names)
         _check_columns(path, parquet.schema_arrow.names, columns, column_keys)
+        all_columns.extend(parquet.schema_arrow.names)
         yield from _arrow_chunks(parquet.iter_batches(batch_size=chunk_rows, columns=columns), columns, chunk_rows)
 
 
-def _pickle_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+def _pickle_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
+) -> Iterator[Chunk]:
     table = _load_pickle(path)
     names = [str(label) for label in table.columns]
     _check_columns(path, names, columns, column_keys)
+    all_columns.extend(names)
     values = {name: table.iloc[:, names.index(name)].tolist() for name in columns}
     del table
     for start in range(0, len(values[columns[0]]), chunk_rows):
         yield {name: column[start : start + chunk_rows] for name, column in values.items()}
 
 
-def _jsonl_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int) -> Iterator[Chunk]:
+def _jsonl_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
+) -> Iterator[Chunk]:
     records: list[dict[str, Any]] = []
     checked = False
+    keys: dict[str, None] = {}  # every key of every record, in the order first seen
 
     def chunk() -> Chunk:
         nonlocal checked
@@ -345,12 +390,15 @@ def _jsonl_chunks(path: Path, columns: list[str], column_keys: Mapping[str, str]
         return {name: [record.get(name) for record in records] for name in columns}
 
     for record in _jsonl_records(path):
+        if not keys.keys() >= record.keys():
+            keys.update(dict.fromkeys(record))
         records.append(record)
         if len(records) == chunk_rows:
             yield chunk()
             records = []
     if records:
         yield chunk()
+    all_columns.extend(keys)
 
 
 def iter_input_chunks(
@@ -360,6 +408,7 @@ def iter_input_chunks(
     chunk_rows: int = CHUNK_ROWS,
     column_keys: Mapping[str, str] | None = None,
     line_breaks: LineBreakCells | None = None,
+    all_columns: list[str] | None = None,
 ) -> Iterator[Chunk]:
     """Stream `columns` of the input table as chunks of at most `chunk_rows` rows, in file order.
 
@@ -367,13 +416,14 @@ def iter_input_chunks(
     Python values for the typed formats (missing ones None or NaN). CSV, JSONL and Parquet are streamed
     so memory does not grow with the row count; a pickle is loaded whole. `column_keys` maps a column to
     the config key that names it, for the message when the column is missing. For a CSV, `line_breaks`
-    counts the cells of `columns` that span lines as the chunks are read.
+    counts the cells of `columns` that span lines as the chunks are read. `all_columns` gets the name of
+    every column of the file (of a JSONL file, once the last chunk is read).
     """
     path = Path(path)
     fmt = input_format(path)
     _check_is_file(path)
     columns = list(dict.fromkeys(columns))
     if fmt == "CSV":
-        return _csv_chunks(path, columns, column_keys or {}, chunk_rows, line_breaks)
+        return _csv_chunks(path, columns, column_keys or {}, chunk_rows, line_breaks, all_columns)
     read = {"Parquet": _parquet_chunks, "pickle": _pickle_chunks, "JSONL": _jsonl_chunks}[fmt]
-    return read(path, columns, column_keys or {}, chunk_rows)
+    return read(path, columns, column_keys or {}, chunk_rows, all_columns if all_columns is not None else [])

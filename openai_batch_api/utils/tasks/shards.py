@@ -238,6 +238,15 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
     return sorted(((i, rows) for i, rows in rows_by_id.items() if len(rows) > 1), key=lambda group: group[1][0])
 
 
+def _check_added_columns(config: Config, names: list[str]) -> None:
+    """Refuse input columns that collate-output's results would overwrite, before anything is paid for."""
+    from ..collation import added_columns, column_clash_message  # the results' modules, loaded only here
+
+    clashes = [name for name in added_columns(config) if name in set(names)]
+    if clashes:
+        raise InputError(column_clash_message(config, clashes))
+
+
 def _contents(chunk: dict[str, list[Any]], config: Config, template: _Template | None, rows: int) -> list[Any]:
     """Each row's content: its content_column cell, or (content_template) its cells by column, to render."""
     if template is None:
@@ -273,7 +282,11 @@ def _write_rows(
             column_keys.setdefault(column, "a placeholder of content_template")
     if config.image_url_column:
         column_keys.setdefault(config.image_url_column, "image_url_column")
-    for chunk in iter_input_chunks(path, columns=list(column_keys), column_keys=column_keys, line_breaks=line_breaks):
+    all_columns: list[str] = []
+    chunks = iter_input_chunks(
+        path, columns=list(column_keys), column_keys=column_keys, line_breaks=line_breaks, all_columns=all_columns
+    )
+    for chunk in chunks:
         ids = [value if type(value) is str else id_text(value) for value in chunk[config.id_column]]
         # 64-bit hashes find repeated ids without holding every id string; they are confirmed at the end.
         hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
@@ -334,6 +347,7 @@ def _write_rows(
                 missing_counts[column] += 1
     if row == 0:
         raise InputError(f"{path}: the input has no rows; add the rows to send")
+    _check_added_columns(config, all_columns)
     problems.add_duplicates(_duplicate_groups(config, np.concatenate(hashes)))
     if wanted is not None and len(found) < len(wanted):
         problems.add_missing_ids(wanted - found)
