@@ -27,7 +27,7 @@ import openai
 
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
 from .utils.api import BatchApi, check_api_settings, describe_api_error, open_api, remove_local_backend_state
-from .utils.config import REQUIRED_KEYS, Config, load_config, validate_config_mapping
+from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
 from .utils.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
 from .utils.result_files import download_results
@@ -284,8 +284,9 @@ class Run:
 
         self.require()  # before the lock makes data_path
         config = self.config
-        if interval is not None and interval <= 0:
-            raise BatchApiToolError(f"interval must be a positive number of seconds, got {interval:g}")
+        problem = interval_problem(interval) if interval is not None else None
+        if problem:
+            raise BatchApiToolError(f"interval {problem}")
         with self.locked("Run.wait"), self._store(writable=True) as store, self._api() as api:
             wait_for_run(
                 api,

@@ -13,6 +13,9 @@ from ..utils.errors import BatchToolError
 from .validation import MAX_INPUT_BYTES, MAX_REQUESTS
 
 HTTP_ERROR_KINDS = ("429", "500", "503", "drop", "drop_after")
+# Upper bounds of the options in seconds: beyond them a value only overflows the clock or a sleep.
+MAX_DELAY_SECONDS = 86400  # a latency or a Retry-After of a day
+MAX_COMPLETION_WINDOW = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -116,11 +119,11 @@ def _regex_problem(value: Any) -> str | None:
 def option_problem(name: str, value: Any) -> str | None:
     """What is wrong with `value` for option `name` ("must be ..."), or None when it is fine."""
     if name in ("line_latency", "api_latency", "retry_after"):
-        if not _is_number(value) or value < 0:
-            return f"must be a number of seconds >= 0, not {value!r}"
+        if not _is_number(value) or not 0 <= value <= MAX_DELAY_SECONDS:
+            return f"must be a number of seconds from 0 to {MAX_DELAY_SECONDS}, not {value!r}"
     elif name == "completion_window":
-        if not _is_number(value) or value <= 0:
-            return f"must be a number of seconds > 0, not {value!r}"
+        if not _is_number(value) or not 0 < value <= MAX_COMPLETION_WINDOW:
+            return f"must be a number of seconds > 0 and at most {MAX_COMPLETION_WINDOW} (30 days), not {value!r}"
     elif name in ("line_failure_rate", "http_error_rate"):
         if not _is_number(value) or not 0 <= value <= 1:
             return f"must be a probability from 0 to 1, not {value!r}"
