@@ -140,6 +140,9 @@ class Run:
         from .utils.planning import attempt_dir, plan_attempt
 
         config = self.config
+        # A dry run refuses what the real run would refuse before any work (a missing key, bad
+        # local_backend options): its "all clear" must hold for the real run.
+        check_api_settings(config)  # before any task file or run state is written
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,6 @@ class Run:
                 line_breaks=plan.line_breaks,
                 missing_cells=plan.missing_cells,
             )
-        check_api_settings(config)  # before any task file or run state is written
         with self.locked("Run.create"):
             input_hash = self._input_hash()
             store = RunStore.open(config.data_path, writable=True)

@@ -92,13 +92,18 @@ def test_options_from_mapping():
             "local_backend.max_requests_per_file must be a whole number >= 1, not 0; fix it in the config",
         ),
         (
+            {"upstream_concurrency": 10**12},
+            "local_backend.upstream_concurrency must be a whole number from 1 to 256, not 1000000000000; "
+            "fix it in the config",
+        ),
+        (
             {"max_file_bytes": "200MB"},
             "local_backend.max_file_bytes must be a whole number >= 1, not '200MB'; fix it in the config",
         ),
     ],
     ids=[
         "typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "window-inf",
-        "latency-nan", "api-latency-huge", "retry-after-inf", "upstream", "requests", "bytes",
+        "latency-nan", "api-latency-huge", "retry-after-inf", "upstream", "requests", "upstream-threads", "bytes",
     ],
 )
 def test_options_from_mapping_errors(mapping, message):

@@ -16,6 +16,8 @@ HTTP_ERROR_KINDS = ("429", "500", "503", "drop", "drop_after")
 # Upper bounds of the options in seconds: beyond them a value only overflows the clock or a sleep.
 MAX_DELAY_SECONDS = 86400  # a latency or a Retry-After of a day
 MAX_COMPLETION_WINDOW = 30 * 86400
+# Upstream threads are started at once, one per slot: a huge number would exhaust the process.
+MAX_UPSTREAM_CONCURRENCY = 256
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,6 @@ def option_problem(name: str, value: Any) -> str | None:
         if not isinstance(value, bool):
             return f"must be true or false, not {value!r}"
     elif name == "upstream_concurrency":
-        if not _is_int(value) or value < 1:
-            return f"must be a whole number >= 1, not {value!r}"
+        if not _is_int(value) or not 1 <= value <= MAX_UPSTREAM_CONCURRENCY:
+            return f"must be a whole number from 1 to {MAX_UPSTREAM_CONCURRENCY}, not {value!r}"
     return None

@@ -414,8 +414,11 @@ def check_api_settings(config: Config) -> None:
         api_key_for(config)
         return
     from ..local_server import ServerOptions
+    from ..local_server.upstream import upstream_key_problem
 
-    ServerOptions.from_mapping(config.local_backend)
+    problem = upstream_key_problem(ServerOptions.from_mapping(config.local_backend))
+    if problem:
+        raise ConfigError(problem)  # the words LocalServer.start would say, before any work
 
 
 def local_state_dir(config: Config) -> Path:
