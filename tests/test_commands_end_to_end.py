@@ -144,6 +144,21 @@ def test_create_batch_bad_local_backend_option_error_before_any_work(project, ar
     assert not project.data_path.exists()
 
 
+def test_create_batch_symlink_to_a_secret_named_as_an_image_uploads_nothing(project, server):
+    """`ln -s secret.env secret.png`: the file holds no image, so nothing of it leaves the machine."""
+    (project.root / "secret.env").write_text("OPENAI_API_KEY=sk-secret\n", encoding="utf-8")
+    (project.root / "secret.png").symlink_to("secret.env")
+    project.write_table(pd.DataFrame({"id": ["1", "2"], "content": ["look", "text"], "image": ["secret.png", ""]}))
+    project.write_config(image_url_column="image")
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.root / 'input.csv'}: row 1 (id '1'): image 'secret.png' does not hold a png, jpeg, gif or "
+        "webp image (its first bytes are not one's); point the cell at the image file\n"
+    )
+    assert (project.server_files(), project.server_batches()) == ([], [])
+
+
 def test_create_batch_output_file_same_as_input_error_before_any_work(project):
     project.write_rows(3)
     project.write_config(output_file="input.csv")
