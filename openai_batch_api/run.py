@@ -27,7 +27,7 @@ import openai
 
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
 from .utils.api import BatchApi, check_api_settings, describe_api_error, open_api, remove_local_backend_state
-from .utils.config import REQUIRED_KEYS, Config, load_config, validate_config_mapping
+from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
 from .utils.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
 from .utils.result_files import download_results
@@ -140,6 +140,9 @@ class Run:
         from .utils.planning import attempt_dir, plan_attempt
 
         config = self.config
+        # A dry run refuses what the real run would refuse before any work (a missing key, bad
+        # local_backend options): its "all clear" must hold for the real run.
+        check_api_settings(config)  # before any task file or run state is written
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,6 @@ class Run:
                 line_breaks=plan.line_breaks,
                 missing_cells=plan.missing_cells,
             )
-        check_api_settings(config)  # before any task file or run state is written
         with self.locked("Run.create"):
             input_hash = self._input_hash()
             store = RunStore.open(config.data_path, writable=True)
@@ -284,8 +286,9 @@ class Run:
 
         self.require()  # before the lock makes data_path
         config = self.config
-        if interval is not None and interval <= 0:
-            raise BatchApiToolError(f"interval must be a positive number of seconds, got {interval:g}")
+        problem = interval_problem(interval) if interval is not None else None
+        if problem:
+            raise BatchApiToolError(f"interval {problem}")
         with self.locked("Run.wait"), self._store(writable=True) as store, self._api() as api:
             wait_for_run(
                 api,

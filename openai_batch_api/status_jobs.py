@@ -24,12 +24,26 @@ DESCRIPTION = (
 )
 
 
+def interval_seconds(text: str) -> float:
+    """The --interval flag: a finite number of seconds above 0, at most a day (a usage error otherwise)."""
+    from .utils.config import interval_problem
+
+    try:
+        value: float | None = float(text)
+    except ValueError:
+        value = None
+    problem = interval_problem(value, shown=text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return float(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the same information as JSON")
     parser.add_argument("--wait", action="store_true", help="poll until every batch of the run is finished")
     parser.add_argument(
         "--interval",
-        type=float,
+        type=interval_seconds,
         metavar="SECONDS",
         help="seconds between the first polls of --wait (default: poll_interval of the config, 30); it backs off",
     )
@@ -95,8 +109,6 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
 
     if args.collate and not args.wait:
         raise BatchToolError("--collate goes with --wait: status-jobs --wait --collate")
-    if args.interval is not None and args.interval <= 0:
-        raise BatchToolError(f"--interval must be a positive number of seconds, got {args.interval:g}")
     run = Run(config, config_arg=args.config, command="status-jobs")
     run.require()
     if args.cancel:

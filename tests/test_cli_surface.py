@@ -50,6 +50,19 @@ def test_command_missing_config_error(command, capsys, tmp_path):
     )
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "0", "-1", "86401", "soon"])
+def test_status_jobs_interval_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        COMMANDS["status-jobs"](["--wait", f"--interval={value}"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: status-jobs ")
+    assert err.splitlines()[-1] == (
+        f"status-jobs: error: argument --interval: must be a number of seconds above 0 and at most 86400 (a day), "
+        f"got '{value}'"
+    )
+
+
 def test_debug_shows_the_traceback(capsys):
     from openai_batch_api.utils.errors import BatchToolError
 

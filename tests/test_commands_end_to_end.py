@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
+from openai_batch_api.local_server import ServerOptions
 from openai_batch_api.utils.run_store import load_run as load_ledger
 
 
@@ -77,12 +80,17 @@ def test_status_jobs_next_step_after_collate_is_delete_tasks(project, server):
     )
 
 
-def test_create_batch_without_api_key_error_before_any_work(project, monkeypatch):
+# A dry run refuses what the real run refuses before any work: its all-clear holds for the real run.
+DRY_OR_REAL = pytest.mark.parametrize("arguments", [(), ("--dry-run",)], ids=["real", "dry-run"])
+
+
+@DRY_OR_REAL
+def test_create_batch_without_api_key_error_before_any_work(project, monkeypatch, arguments):
     monkeypatch.delenv("OPENAI_API_KEY")
     project.write_rows(3)
     # Not on loopback, so a key is needed; the check comes before any call, so nothing is sent there.
     project.write_config(base_url="https://example.com/v1")
-    result = project.run("create-batch")
+    result = project.run("create-batch", *arguments)
     assert result.exit_code == 1
     assert result.err == (
         "error: no API key: set OPENAI_API_KEY in the environment or in a .env file beside config.yaml, "
@@ -104,13 +112,51 @@ def test_create_batch_loopback_server_needs_no_api_key(project, server, monkeypa
     assert project.server_files() == []  # delete-tasks reached the server too
 
 
-def test_create_batch_bad_local_backend_option_error_before_any_work(project):
+@DRY_OR_REAL
+@pytest.mark.parametrize(
+    ("local_backend", "message"),
+    [
+        ({"line_latncy": 1}, "local_backend: unknown key `line_latncy`; did you mean `line_latency`?"),
+        (
+            {"nonsense": 1},
+            "local_backend: unknown key `nonsense`; known keys: "
+            + ", ".join(f.name for f in dataclasses.fields(ServerOptions)),
+        ),
+        (
+            {"api_latency": float("nan")},
+            "local_backend.api_latency must be a number of seconds from 0 to 86400, not nan; fix it in the config",
+        ),
+        (
+            {"upstream": "http://example.com/v1", "upstream_key_env": "OPENAI_API_KEY"},
+            "--upstream http://example.com/v1 is plain HTTP beyond loopback: the key in OPENAI_API_KEY would cross "
+            "the network readable by anyone on the way; use https://, or send it anyway with --upstream-key-over-http",
+        ),
+    ],
+    ids=["typo", "unknown", "nan", "upstream-key"],
+)
+def test_create_batch_bad_local_backend_option_error_before_any_work(project, arguments, local_backend, message):
     project.write_rows(3)
-    project.write_config(base_url="local", local_backend={"line_latncy": 1})
+    project.write_config(base_url="local", local_backend=local_backend)
+    result = project.run("create-batch", *arguments)
+    assert result.exit_code == 1
+    assert result.err == f"error: {message}\n"
+    assert result.out == ""
+    assert not project.data_path.exists()
+
+
+def test_create_batch_symlink_to_a_secret_named_as_an_image_uploads_nothing(project, server):
+    """`ln -s secret.env secret.png`: the file holds no image, so nothing of it leaves the machine."""
+    (project.root / "secret.env").write_text("OPENAI_API_KEY=sk-secret\n", encoding="utf-8")
+    (project.root / "secret.png").symlink_to("secret.env")
+    project.write_table(pd.DataFrame({"id": ["1", "2"], "content": ["look", "text"], "image": ["secret.png", ""]}))
+    project.write_config(image_url_column="image")
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert result.err == "error: local_backend: unknown key `line_latncy`; did you mean `line_latency`?\n"
-    assert not project.data_path.exists()
+    assert result.err == (
+        f"error: {project.root / 'input.csv'}: row 1 (id '1'): image 'secret.png' does not hold a png, jpeg, gif or "
+        "webp image (its first bytes are not one's); point the cell at the image file\n"
+    )
+    assert (project.server_files(), project.server_batches()) == ([], [])
 
 
 def test_create_batch_output_file_same_as_input_error_before_any_work(project):

@@ -81,6 +81,12 @@ def test_load_config_reports_every_problem_at_once(tmp_path):
         ("batch_size: 50001\n", "'batch_size' must be a whole number from 1 to 50000, got 50001"),
         ("max_cost: -1\n", "'max_cost' must be a positive number, got -1"),
         ("concurrency: 0\n", "'concurrency' must be a whole number of at least 1, got 0"),
+        *(
+            (f"poll_interval: {text}\n", f"'poll_interval' must be a number of seconds above 0 and at most 86400 "
+             f"(a day), got {shown}")
+            for text, shown in (("1.0e+300", "1e+300"), (".nan", "nan"), (".inf", "inf"), ("0", "0"), ("-5", "-5"),
+                                ("86401", "86401"), ("soon", "'soon'"))
+        ),
         ("prices: {gpt-x: {input: 1}}\n", "'prices' gpt-x: must be {input: USD per 1M tokens, output: USD per 1M tokens}"),
         ("image_url: a\nimage_url_column: b\n", "'image_url' and 'image_url_column' both given: keep only 'image_url_column'"),
         ("colour: blue\n", "unknown key 'colour'"),

@@ -62,7 +62,25 @@ def test_options_from_mapping():
         ),
         (
             {"completion_window": 0},
-            "local_backend.completion_window must be a number of seconds > 0, not 0; fix it in the config",
+            "local_backend.completion_window must be a number of seconds > 0 and at most 2592000 (30 days), not 0; "
+            "fix it in the config",
+        ),
+        (
+            {"completion_window": float("inf")},
+            "local_backend.completion_window must be a number of seconds > 0 and at most 2592000 (30 days), not inf; "
+            "fix it in the config",
+        ),
+        (
+            {"line_latency": float("nan")},
+            "local_backend.line_latency must be a number of seconds from 0 to 86400, not nan; fix it in the config",
+        ),
+        (
+            {"api_latency": 1e300},
+            "local_backend.api_latency must be a number of seconds from 0 to 86400, not 1e+300; fix it in the config",
+        ),
+        (
+            {"retry_after": float("-inf")},
+            "local_backend.retry_after must be a number of seconds from 0 to 86400, not -inf; fix it in the config",
         ),
         (
             {"upstream": "localhost:11434"},
@@ -74,11 +92,19 @@ def test_options_from_mapping():
             "local_backend.max_requests_per_file must be a whole number >= 1, not 0; fix it in the config",
         ),
         (
+            {"upstream_concurrency": 10**12},
+            "local_backend.upstream_concurrency must be a whole number from 1 to 256, not 1000000000000; "
+            "fix it in the config",
+        ),
+        (
             {"max_file_bytes": "200MB"},
             "local_backend.max_file_bytes must be a whole number >= 1, not '200MB'; fix it in the config",
         ),
     ],
-    ids=["typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "upstream", "requests", "bytes"],
+    ids=[
+        "typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "window-inf",
+        "latency-nan", "api-latency-huge", "retry-after-inf", "upstream", "requests", "upstream-threads", "bytes",
+    ],
 )
 def test_options_from_mapping_errors(mapping, message):
     with pytest.raises(BatchToolError) as caught:
@@ -89,7 +115,7 @@ def test_options_from_mapping_errors(mapping, message):
 def test_options_direct_construction_checked():
     with pytest.raises(BatchToolError) as caught:
         ServerOptions(line_latency=-1)
-    assert str(caught.value) == "ServerOptions.line_latency must be a number of seconds >= 0, not -1"
+    assert str(caught.value) == "ServerOptions.line_latency must be a number of seconds from 0 to 86400, not -1"
 
 
 def test_cli_help_describes_every_option():
@@ -140,6 +166,50 @@ def test_cli_rejects_a_bad_value():
     assert result.stderr.splitlines()[-1] == (
         "python -m openai_batch_api.local_server: error: --http-error-kinds has unknown kind '404'; "
         "choose among 429, 500, 503, drop, drop_after"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--port", "99999"], "argument --port: must be a port number from 0 to 65535, got '99999'"),
+        (["--port", "-1"], "argument --port: must be a port number from 0 to 65535, got '-1'"),
+        (["--port", "http"], "argument --port: must be a port number from 0 to 65535, got 'http'"),
+        (["--line-latency", "nan"], "--line-latency must be a number of seconds from 0 to 86400, not nan"),
+        (["--api-latency", "1e400"], "--api-latency must be a number of seconds from 0 to 86400, not inf"),
+        (
+            ["--completion-window", "inf"],
+            "--completion-window must be a number of seconds > 0 and at most 2592000 (30 days), not inf",
+        ),
+    ],
+    ids=["port-high", "port-negative", "port-text", "latency-nan", "latency-huge", "window-inf"],
+)
+def test_cli_usage_errors(tmp_path, arguments, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "openai_batch_api.local_server", "--state-dir", str(tmp_path / "s"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: python -m openai_batch_api.local_server ")
+    assert result.stderr.splitlines()[-1] == f"python -m openai_batch_api.local_server: error: {message}"
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_port_in_use(tmp_path):
+    with LocalServer(state_dir=tmp_path / "a") as first:
+        result = subprocess.run(
+            [sys.executable, "-m", "openai_batch_api.local_server", "--state-dir", str(tmp_path / "b"),
+             "--port", str(first.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{first.port} (Address already in use); choose another --port\n"
     )
 
 

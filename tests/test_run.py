@@ -71,6 +71,16 @@ def test_run_dry_run_records_nothing(project, run):
     assert project.server_files() == []
 
 
+@pytest.mark.parametrize("interval", [float("nan"), float("inf"), 1e300, 0, -1])
+def test_run_wait_interval_out_of_range_error(run, interval):
+    run.create()
+    with pytest.raises(BatchApiToolError) as caught:
+        run.wait(interval=interval)
+    assert str(caught.value) == (
+        f"interval must be a number of seconds above 0 and at most 86400 (a day), got {interval!r}"
+    )
+
+
 def test_run_cancel_asks_then_cancels_queued_shards(project, run):
     run.create()
     asked = []

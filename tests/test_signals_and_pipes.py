@@ -9,11 +9,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
+import openai
 import pytest
 
-from openai_batch_api.utils.errors import INTERRUPTED_MESSAGE
+from openai_batch_api.local_server import LocalServer
+from openai_batch_api.utils.errors import INTERRUPTED_MESSAGE, BatchToolError
+from openai_batch_api.utils.ledger import SUBMITTED, UPLOADING
+from openai_batch_api.utils.run_store import load_run
 
 
 def console_script(command: str) -> str:
@@ -95,3 +101,47 @@ def test_status_jobs_json_wait_collate_stdout_is_only_json(project):
     assert json.loads(result.out)["summary"]["done"] == 4
     assert "collated 4 rows into" in result.err
     assert "rows done" in result.err
+
+
+def test_create_batch_ctrl_c_mid_call_with_local_backend_one_line_no_retries(project, monkeypatch):
+    """Ctrl-C while the uploads are in flight: the in-process backend stops under the worker threads,
+    and their cut-off calls are neither retried nor logged; the rows are submitted once, later."""
+    monkeypatch.delenv("OPENAI_BATCH_API_RAISE")
+    project.write_rows(8)
+    # Each files/batches call takes 1.5 s: the signal comes while the four uploads are under way.
+    project.write_config(base_url="local", batch_size=2, concurrency=4, local_backend={"api_latency": 1.5})
+    child = subprocess.Popen(
+        [console_script("create-batch"), "--config", str(project.config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+    # Ready when the run state records the intent to upload: the calls follow at once, and last 1.5 s.
+    while not uploading(project.data_path):
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)  # the workers' requests reach the backend (they then wait 1.5 s for its answer)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert (child.returncode, err) == (130, INTERRUPTED_MESSAGE + "\n")
+    assert "retrying" not in out
+    # Nothing is lost and nothing is paid twice: the next run settles the uploads and submits each shard once.
+    project.write_config(local_backend=None)
+    again = project.run("create-batch")
+    assert again.exit_code == 0, again.err
+    shards = load_run(project.data_path).shards
+    assert [s.state for s in shards] == [SUBMITTED] * 4
+    with LocalServer(state_dir=project.data_path / "local_backend") as backend:
+        client = openai.OpenAI(base_url=backend.base_url, api_key="test-key", max_retries=0)
+        made = Counter((b.metadata or {}).get("shard") for b in client.batches.list(limit=100))
+    assert made == Counter({s.key: 1 for s in shards})
+
+
+def uploading(data_path: Path) -> bool:
+    """Whether the run in data_path records an upload under way; False while there is no run yet."""
+    try:
+        ledger = load_run(data_path)
+    except BatchToolError:  # the database is being made
+        return False
+    return ledger is not None and any(s.state == UPLOADING for s in ledger.shards)

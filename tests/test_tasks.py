@@ -19,6 +19,7 @@ from openai_batch_api.utils.tasks import build_request_body, write_shards
 from openai_batch_api.utils.tokens import estimate_body_tokens
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
+JPEG = b"\xff\xd8\xff\xe0 fake jpeg bytes"
 MODEL_PARAMS = {"model": "gpt-4o-mini", "temperature": 0, "response_format": {"type": "json_object"}}
 
 
@@ -182,7 +183,7 @@ def test_write_shards_images_url_data_url_and_local_files():
     Path("pics").mkdir()
     Path("pics/cat.PNG").write_bytes(PNG)
     absolute = Path("pics/dog.jpeg").resolve()
-    absolute.write_bytes(b"jpeg bytes")
+    absolute.write_bytes(JPEG)
     data_url = "data:image/gif;base64," + base64.b64encode(b"gif").decode()
     write_csv(["a,one,https://example.com/a.png?s=1", f'b,,"{data_url}"', "c,three,pics/cat.PNG", f"d,four,{absolute}"])
     plan = write_shards(make_config(image_url_column="image", image_detail="auto"), out_dir=out_dir())
@@ -191,7 +192,7 @@ def test_write_shards_images_url_data_url_and_local_files():
         {"url": "https://example.com/a.png?s=1", "detail": "auto"},
         {"url": data_url, "detail": "auto"},
         {"url": "data:image/png;base64," + base64.b64encode(PNG).decode(), "detail": "auto"},
-        {"url": "data:image/jpeg;base64," + base64.b64encode(b"jpeg bytes").decode(), "detail": "auto"},
+        {"url": "data:image/jpeg;base64," + base64.b64encode(JPEG).decode(), "detail": "auto"},
     ]
     assert read_lines(plan)[1]["body"]["messages"][1]["content"][0]["type"] == "image_url"  # no empty text part
 
@@ -333,6 +334,48 @@ def test_write_shards_bad_image_errors():
         "existing file; row 2 (id 'b'): image 'https://bad host.example.com/a.png' is not a well-formed URL; row 3 (id 'c'): "
         "image 'data:image/png;base64,@@@' is not a base64 data URL of a png, jpeg, gif or webp image; "
         "1 more row with an image that cannot be sent"
+    )
+
+
+def test_write_shards_image_media_type_from_its_bytes():
+    """A JPEG named .png is sent as the JPEG it is; GIF and WEBP are known by their first bytes too."""
+    gif, webp = b"GIF89a fake gif", b"RIFF\x10\x00\x00\x00WEBPVP8 fake"
+    for name, data in (("a.png", JPEG), ("b.gif", gif), ("c.webp", webp)):
+        Path(name).write_bytes(data)
+    write_csv(["a,t,a.png", "b,t,b.gif", "c,t,c.webp"])
+    plan = write_shards(make_config(image_url_column="image"), out_dir=out_dir())
+    urls = [line["body"]["messages"][1]["content"][-1]["image_url"]["url"] for line in read_lines(plan)]
+    assert urls == [
+        f"data:{media};base64,{base64.b64encode(data).decode()}"
+        for media, data in (("image/jpeg", JPEG), ("image/gif", gif), ("image/webp", webp))
+    ]
+
+
+def test_write_shards_file_that_is_not_an_image_error():
+    Path("secret.env").write_text("OPENAI_API_KEY=sk-not-an-image\n")
+    Path("secret.png").write_text("OPENAI_API_KEY=sk-not-an-image\n")
+    Path("empty.jpg").write_bytes(b"")
+    Path("ok.png").write_bytes(PNG)
+    path = write_csv(["a,t,secret.png", "b,t,ok.png", "c,t,empty.jpg"])
+    assert shard_error(make_config(image_url_column="image")) == (
+        f"{path}: 2 problems: row 1 (id 'a'): image 'secret.png' does not hold a png, jpeg, gif or webp image "
+        "(its first bytes are not one's); point the cell at the image file; row 3 (id 'c'): image 'empty.jpg' does "
+        "not hold a png, jpeg, gif or webp image (its first bytes are not one's); point the cell at the image file"
+    )
+    assert not out_dir().exists() or not any(out_dir().iterdir())
+
+
+def test_write_shards_symlinked_image_outside_the_table_folder_error(tmp_path):
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "photo.png").write_bytes(PNG)
+    Path("inside.png").write_bytes(PNG)
+    Path("outside.png").symlink_to(elsewhere / "photo.png")
+    Path("linked.png").symlink_to("inside.png")  # a link within the folder is the user's own layout
+    path = write_csv(["a,t,outside.png", "b,t,linked.png"])
+    assert shard_error(make_config(image_url_column="image")) == (
+        f"{path}: row 1 (id 'a'): image 'outside.png' is a symbolic link to a file outside the table's folder "
+        f"({path.parent}); copy the image into that folder"
     )
 
 

@@ -91,6 +91,17 @@ METAVARS = {
 }
 
 
+def port_number(text: str) -> int:
+    """The --port flag: 0 (a free port) to 65535; anything else is a usage error, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m openai_batch_api.local_server", description=DESCRIPTION)
     parser.add_argument(
@@ -98,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1, loopback only); any other address needs a key",
     )
-    parser.add_argument("--port", type=int, default=8089, help="port to listen on; 0 picks a free one (default 8089)")
+    parser.add_argument(
+        "--port", type=port_number, default=8089, help="port to listen on; 0 picks a free one (default 8089)"
+    )
     parser.add_argument(
         "--state-dir",
         required=True,

@@ -13,6 +13,11 @@ from ..utils.errors import BatchToolError
 from .validation import MAX_INPUT_BYTES, MAX_REQUESTS
 
 HTTP_ERROR_KINDS = ("429", "500", "503", "drop", "drop_after")
+# Upper bounds of the options in seconds: beyond them a value only overflows the clock or a sleep.
+MAX_DELAY_SECONDS = 86400  # a latency or a Retry-After of a day
+MAX_COMPLETION_WINDOW = 30 * 86400
+# Upstream threads are started at once, one per slot: a huge number would exhaust the process.
+MAX_UPSTREAM_CONCURRENCY = 256
 
 
 @dataclass(frozen=True)
@@ -116,11 +121,11 @@ def _regex_problem(value: Any) -> str | None:
 def option_problem(name: str, value: Any) -> str | None:
     """What is wrong with `value` for option `name` ("must be ..."), or None when it is fine."""
     if name in ("line_latency", "api_latency", "retry_after"):
-        if not _is_number(value) or value < 0:
-            return f"must be a number of seconds >= 0, not {value!r}"
+        if not _is_number(value) or not 0 <= value <= MAX_DELAY_SECONDS:
+            return f"must be a number of seconds from 0 to {MAX_DELAY_SECONDS}, not {value!r}"
     elif name == "completion_window":
-        if not _is_number(value) or value <= 0:
-            return f"must be a number of seconds > 0, not {value!r}"
+        if not _is_number(value) or not 0 < value <= MAX_COMPLETION_WINDOW:
+            return f"must be a number of seconds > 0 and at most {MAX_COMPLETION_WINDOW} (30 days), not {value!r}"
     elif name in ("line_failure_rate", "http_error_rate"):
         if not _is_number(value) or not 0 <= value <= 1:
             return f"must be a probability from 0 to 1, not {value!r}"
@@ -162,6 +167,6 @@ def option_problem(name: str, value: Any) -> str | None:
         if not isinstance(value, bool):
             return f"must be true or false, not {value!r}"
     elif name == "upstream_concurrency":
-        if not _is_int(value) or value < 1:
-            return f"must be a whole number >= 1, not {value!r}"
+        if not _is_int(value) or not 1 <= value <= MAX_UPSTREAM_CONCURRENCY:
+            return f"must be a whole number from 1 to {MAX_UPSTREAM_CONCURRENCY}, not {value!r}"
     return None

@@ -117,6 +117,10 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
     return backoff * (0.5 + random.random() / 2)  # jitter, so parallel calls do not retry in step
 
 
+class CallsStopped(Exception):
+    """A call asked of a BatchApi after its step was interrupted (BatchApi.stop)."""
+
+
 class BatchApi:
     """The files and batches calls the commands make, each retried under one policy."""
 
@@ -131,10 +135,19 @@ class BatchApi:
         self.result_retention = result_retention
         self.calls = 0  # HTTP calls made, retries included: what `--debug` reports of a poll
         self._count_lock = threading.Lock()
+        # Set when the step is over early (Ctrl-C): calls still running in worker threads make no
+        # new attempt and log nothing; the intents on disk let the next command settle them.
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Make no more calls: a call under way fails as it is, without retries or retry lines."""
+        self.stopped.set()
 
     def _call(self, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run `fn`, retrying transient failures; `recover` finds the result of a lost call."""
         for attempt in range(self.retry.attempts):
+            if self.stopped.is_set():
+                raise CallsStopped("the step was interrupted: no more API calls")
             with self._count_lock:
                 self.calls += 1
             try:
@@ -142,14 +155,14 @@ class BatchApi:
             except openai.OpenAIError as exc:
                 unreachable = unreachable_reason(exc) is not None
                 attempts = self.retry.unreachable_attempts if unreachable else self.retry.attempts
-                if not is_transient(exc) or attempt >= attempts - 1:
+                if not is_transient(exc) or attempt >= attempts - 1 or self.stopped.is_set():
                     raise
                 delay = retry_delay(exc, attempt, self.retry)
                 request = getattr(exc, "request", None)
                 where = f" ({request.method} {request.url})" if request is not None else ""
                 reason = retry_reason(exc)
                 log.warning("retrying in %.1fs (retry %d of %d): %s%s", delay, attempt + 1, attempts - 1, reason, where)
-                time.sleep(delay)
+                self.stopped.wait(delay)  # a sleep that an interrupt cuts short
                 if recover is not None and may_have_happened(exc):
                     found = recover()
                     if found is not None:
@@ -414,8 +427,11 @@ def check_api_settings(config: Config) -> None:
         api_key_for(config)
         return
     from ..local_server import ServerOptions
+    from ..local_server.upstream import upstream_key_problem
 
-    ServerOptions.from_mapping(config.local_backend)
+    problem = upstream_key_problem(ServerOptions.from_mapping(config.local_backend))
+    if problem:
+        raise ConfigError(problem)  # the words LocalServer.start would say, before any work
 
 
 def local_state_dir(config: Config) -> Path:
@@ -430,6 +446,15 @@ def remove_local_backend_state(config: Config) -> None:
 
 
 @contextmanager
+def stopped_on_exit(api: BatchApi) -> Iterator[BatchApi]:
+    """`api`, stopped when the step ends: worker threads an interrupt left behind make no more calls."""
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@contextmanager
 def open_api(config: Config) -> Iterator[BatchApi]:
     """A BatchApi for the config's server; with `base_url: local`, a local backend runs meanwhile.
 
@@ -438,8 +463,8 @@ def open_api(config: Config) -> Iterator[BatchApi]:
     """
     if not config.is_local:
         client = openai.OpenAI(api_key=api_key_for(config), base_url=config.base_url, max_retries=0)
-        with client:
-            yield BatchApi(client, result_retention=config.result_retention)
+        with client, stopped_on_exit(BatchApi(client, result_retention=config.result_retention)) as api:
+            yield api
         return
 
     from ..local_server import LocalServer, ServerOptions
@@ -457,7 +482,9 @@ def open_api(config: Config) -> Iterator[BatchApi]:
         return
     try:
         with openai.OpenAI(api_key=server.api_key, base_url=server.base_url, max_retries=0) as client:
-            yield BatchApi(client, result_retention=config.result_retention)
+            # Stopped before the backend is: the calls it cuts off then end without retry lines.
+            with stopped_on_exit(BatchApi(client, result_retention=config.result_retention)) as api:
+                yield api
         # The local backend answers only while a command runs: give small batches time to finish.
         server.wait_idle(timeout=LOCAL_SETTLE_SECONDS)
     finally:
@@ -487,7 +514,8 @@ def borrowed_local_backend(config: Config, busy: BatchToolError) -> Iterator[Bat
     retry = RetryPolicy(unreachable_attempts=1)
     with client:
         try:
-            yield BatchApi(client, retry=retry, result_retention=config.result_retention)
+            with stopped_on_exit(BatchApi(client, retry=retry, result_retention=config.result_retention)) as api:
+                yield api
         except openai.APIConnectionError:
             if still_running(state_dir, backend):
                 raise  # a failure of its own, said as any other

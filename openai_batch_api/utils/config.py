@@ -25,6 +25,8 @@ LOCAL_BASE_URL = "local"
 OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
 # model_params keys that cap a request's output tokens: the cost estimate multiplies by them.
 TOKEN_LIMIT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# The longest first interval of status-jobs --wait: a day. Longer ones (1e300) overflow the clock.
+MAX_POLL_INTERVAL = 86400
 
 # key -> one-line meaning; the README's config reference is checked against this.
 CONFIG_KEYS: dict[str, str] = {
@@ -123,6 +125,17 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
+def interval_problem(value: Any, *, shown: str | None = None) -> str | None:
+    """What is wrong with a poll interval in seconds ("must be ..."), or None when it is fine.
+
+    `shown` is the value as the user typed it (a flag's text), quoted in the message.
+    """
+    if not _is_number(value) or not 0 < value <= MAX_POLL_INTERVAL:
+        got = repr(shown) if shown is not None else repr(value)
+        return f"must be a number of seconds above 0 and at most {MAX_POLL_INTERVAL} (a day), got {got}"
+    return None
+
+
 def parse_duration(value: Any) -> int | None:
     """Seconds from a whole number of seconds or a text like "3600", "90m", "12h" or "7d"; None if neither."""
     if _is_int(value):
@@ -203,9 +216,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
     elif key == "max_retries":
         if not _is_int(value) or value < 0:
             return f"must be a whole number of at least 0, got {value!r}"
-    elif key in ("max_cost", "poll_interval"):
+    elif key == "max_cost":
         if not _is_number(value) or value <= 0:
             return f"must be a positive number, got {value!r}"
+    elif key == "poll_interval":
+        return interval_problem(value)
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -39,8 +39,15 @@ def run_in_parallel(work: Callable[[T], None], items: Iterable[T], *, workers: i
     items = list(items)
     if not items:
         return
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
+    try:
         futures = [pool.submit(work, item) for item in items]
+        wait(futures)
+    except BaseException:
+        # Ctrl-C: no item starts any more; those under way end at their next API call (BatchApi.stop).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     for future in futures:
         future.result()
 
