@@ -366,8 +366,10 @@ class Run:
         """Delete the files the run recorded in data_path, its state, and its files on the API side.
 
         Other files in data_path stay. Refused while batches run or before the results are
-        collated, unless `force`. `keep_remote` keeps the files on the API side. `confirm` is
-        asked first with what would be deleted (`deleted=False`); returning False deletes nothing.
+        collated, unless `force`: then the run's unfinished batches are cancelled first, since once
+        its state is gone nothing would stop them billing, and a new run would pay for their rows
+        again. `keep_remote` keeps the files on the API side. `confirm` is asked first with what
+        would be deleted (`deleted=False`); returning False deletes nothing.
         """
         from .utils.deletion import delete_local_files, delete_remote_files, remote_file_ids
 
@@ -378,12 +380,17 @@ class Run:
             with self._store(writable=True) as store:
                 ledger = store.ledger
                 with self._api() as api:
+                    reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
                     refresh(api, store, workers=config.concurrency)
                     self._check_deletable(ledger, force=force)
+                    running = [s for s in ledger.shards if s.batch_id and not s.finished]
                     remote = 0 if keep_remote else len(remote_file_ids(ledger))
-                    plan = Deleted(run_id=ledger.run_id, remote_files=remote)
+                    plan = Deleted(run_id=ledger.run_id, remote_files=remote, cancelled_batches=len(running))
                     if confirm is not None and not confirm(plan):
                         return plan
+                    for shard in running:
+                        shard.batch = api.cancel_batch(shard.batch_id)
+                        store.save_shard(shard)
                     deleted_remote = 0 if keep_remote else delete_remote_files(api, store, workers=config.concurrency)
                 local_files = delete_local_files(store, workers=config.concurrency)
             if config.is_local:
@@ -398,7 +405,13 @@ class Run:
             config.data_path.rmdir()
         except OSError:
             pass  # the user keeps other files there
-        return Deleted(run_id=ledger.run_id, local_files=local_files, remote_files=deleted_remote, deleted=True)
+        return Deleted(
+            run_id=ledger.run_id,
+            local_files=local_files,
+            remote_files=deleted_remote,
+            deleted=True,
+            cancelled_batches=len(running),
+        )
 
     # Pieces of the steps
 

@@ -168,6 +168,25 @@ def test_create_batch_after_delete_tasks_starts_a_new_run(project, server):
     assert load_ledger(project.data_path).run_id != first
 
 
+def test_create_batch_refuses_a_run_whose_files_were_deleted_while_its_batches_run(tmp_path, monkeypatch):
+    # What a run state deleted without cancelling its batches (as delete-tasks --force did) leaves.
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with LocalServer(state_dir=tmp_path / "slow-state", options=ServerOptions(seed=6, line_latency=1.0)) as slow:
+        project = Project(root=tmp_path, base_url=slow.base_url)
+        project.write_rows(10)
+        assert project.run("create-batch").exit_code == 0
+        run_id = load_ledger(project.data_path).run_id
+        for file in project.server_files():
+            project.client().files.delete(file.id)
+        lose_run_state(project)
+
+        again = project.run("create-batch")
+
+        assert again.exit_code == 1
+        assert again.err == refusal(project, run_id, newest_first(project, run_id))
+        assert len(project.server_batches()) == 3
+
+
 def test_another_data_path_starts_a_new_run(project, server):
     project.write_rows(4)
     assert project.run("create-batch").exit_code == 0
