@@ -134,7 +134,8 @@ class Run:
         Before a new run is recorded, the API's batches are searched for a run of this input and
         data_path whose run state was lost: its batches still run and bill, so a new run is refused
         with LostRunError. `adopt=True` takes that run up again instead: its batches are put back
-        on their shards, and `submit` submits only the shards with no batch.
+        on their shards, and `submit` submits only the shards with no batch; with no such run found,
+        it raises LostRunError and starts nothing.
         """
         from .utils.adoption import start_run
         from .utils.planning import attempt_dir, plan_attempt

@@ -199,12 +199,47 @@ def test_another_data_path_starts_a_new_run(project, server):
     assert len(project.server_batches()) == 2
 
 
-def test_create_batch_adopt_with_nothing_to_adopt_starts_a_new_run(project, server):
+def nothing_to_adopt(project: Project) -> str:
+    return (
+        f"{project.data_path}: nothing found to adopt: no batch of the last 30 days on the API was made from "
+        f"{project.root / 'input.csv'} and this data_path; run create-batch --config {project.config_path} "
+        "without --adopt to start a new run"
+    )
+
+
+def test_create_batch_adopt_with_nothing_to_adopt_error(project, server):
     project.write_rows(4)
-    created = project.run("create-batch", "--adopt")
-    assert created.exit_code == 0, created.err
-    assert "taken up again" not in created.out
+    refused = project.run("create-batch", "--adopt")
+    assert refused.exit_code == 1
+    assert refused.err == f"error: {nothing_to_adopt(project)}\n"
+    assert refused.out == ""
+    assert not (project.data_path / STORE_NAME).exists()
+    assert not (project.data_path / "tasks").exists()
+    assert project.server_batches() == []
+    assert project.server_files() == []
+
+
+def test_create_batch_adopt_after_delete_tasks_finds_nothing_to_adopt(project, server):
+    project.write_rows(4)
+    assert project.run("create-batch").exit_code == 0
+    assert project.run("status-jobs", "--wait", "--interval", "0.05").exit_code == 0
+    assert project.run("collate-output").exit_code == 0
+    assert project.run("delete-tasks", "--yes").exit_code == 0
+    refused = project.run("create-batch", "--adopt")
+    assert refused.exit_code == 1
+    assert refused.err == f"error: {nothing_to_adopt(project)}\n"
     assert len(project.server_batches()) == 1
+
+
+def test_run_create_adopt_with_nothing_to_adopt_raises(project, server):
+    from openai_batch_api import LostRunError, Run
+
+    project.write_rows(4)
+    with pytest.raises(LostRunError) as raised:
+        Run.from_config(project.write_config()).create(adopt=True)
+    assert str(raised.value) == nothing_to_adopt(project)
+    assert not (project.data_path / STORE_NAME).exists()
+    assert project.server_batches() == []
 
 
 @pytest.fixture

@@ -128,6 +128,13 @@ def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) 
             )
         if earlier.newest is not None and not adopt:
             raise refusal(config, earlier, config_arg=config_arg)
+        if earlier.newest is None and adopt:
+            # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
+            raise LostRunError(
+                f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
+                f"was made from {config.input_file} and this data_path; run create-batch --config {config_arg} "
+                "without --adopt to start a new run"
+            )
         plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
         ledger = new_ledger(config, plan, input_hash=input_hash)
         adopted = 0
