@@ -461,7 +461,8 @@ class Run:
             raise BatchApiToolError(
                 f"{self.config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
                 f"running; wait for them ({next_command('status-jobs', self.config_arg, '--wait')}), cancel them "
-                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force"
+                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force to cancel them "
+                "and delete the run"
             )
         if ledger.collated_at is None:
             raise BatchApiToolError(

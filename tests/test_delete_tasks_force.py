@@ -47,6 +47,22 @@ def test_delete_tasks_force_cancels_the_running_batches_and_a_new_run_pays_once(
     assert running == Counter({"a1-s0001": 1, "a1-s0002": 1, "a1-s0003": 1})
 
 
+def test_delete_tasks_while_batches_run_refuses_naming_force(slow):
+    assert slow.run("create-batch").exit_code == 0
+    run_id = load_ledger(slow.data_path).run_id
+
+    refused = slow.run("delete-tasks", "--yes")
+
+    assert refused.exit_code == 1
+    assert refused.err == (
+        f"error: {slow.data_path}: 3 batches of run {run_id} still running; wait for them (status-jobs --config "
+        f"{slow.config_path} --wait), cancel them (status-jobs --config {slow.config_path} --cancel), or pass "
+        "--force to cancel them and delete the run\n"
+    )
+    assert {b.status for b in slow.server_batches()} <= set(RUNNING_STATUSES)
+    assert (slow.data_path / STORE_NAME).exists()
+
+
 def test_delete_tasks_force_without_yes_names_the_batches_it_would_cancel(slow, monkeypatch):
     import io
 
