@@ -168,6 +168,18 @@ def test_create_batch_after_delete_tasks_starts_a_new_run(project, server):
     assert load_ledger(project.data_path).run_id != first
 
 
+def test_create_batch_after_delete_tasks_keep_remote_refuses(project, server):
+    project.write_rows(10)
+    assert project.run("create-batch").exit_code == 0
+    assert project.run("status-jobs", "--wait", "--interval", "0.05").exit_code == 0
+    assert project.run("collate-output").exit_code == 0
+    run_id = load_ledger(project.data_path).run_id
+    assert project.run("delete-tasks", "--yes", "--keep-remote").exit_code == 0
+    again = project.run("create-batch")
+    assert again.exit_code == 1
+    assert again.err == refusal(project, run_id, newest_first(project, run_id))
+
+
 def test_create_batch_refuses_a_run_whose_files_were_deleted_while_its_batches_run(tmp_path, monkeypatch):
     # What a run state deleted without cancelling its batches (as delete-tasks --force did) leaves.
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
