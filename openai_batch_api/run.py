@@ -384,7 +384,7 @@ class Run:
                     reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
                     refresh(api, store, workers=config.concurrency)
                     self._check_deletable(ledger, force=force)
-                    running = [s for s in ledger.shards if s.batch_id and not s.finished]
+                    running = [s for s in ledger.shards if s.batch_id and not s.finished and s.status != "cancelling"]
                     remote = 0 if keep_remote else len(remote_file_ids(ledger))
                     plan = Deleted(run_id=ledger.run_id, remote_files=remote, cancelled_batches=len(running))
                     if confirm is not None and not confirm(plan):

@@ -105,3 +105,14 @@ def test_run_delete_force_cancels_the_running_batches(slow):
 
     assert (deleted.run_id, deleted.deleted, deleted.cancelled_batches) == (run_id, True, 3)
     assert {b.status for b in slow.server_batches()} <= {"cancelling", "cancelled"}
+
+
+def test_delete_tasks_force_after_cancel_cancels_nothing_again(slow):
+    assert slow.run("create-batch").exit_code == 0
+    run_id = load_ledger(slow.data_path).run_id
+    assert slow.run("status-jobs", "--cancel", "--yes").exit_code == 0
+
+    deleted = slow.run("delete-tasks", "--yes", "--force")
+
+    assert deleted.exit_code == 0, deleted.err
+    assert deleted.out == f"deleted run {run_id}: 3 local files, the run state, and 3 files on the API side\n"
