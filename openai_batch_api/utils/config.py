@@ -23,9 +23,6 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 IMAGE_DETAILS = ("low", "high", "auto")
 LOCAL_BASE_URL = "local"
 OUTPUT_FORMATS = (".pkl", ".pickle", ".csv", ".parquet", ".jsonl")
-# The folders of data_path the tool writes and removes files in (task files, downloaded results, the
-# local backend's state): a table or an output file in one of them could be overwritten or deleted.
-OWNED_FOLDERS = ("tasks", "results", "local_backend")
 
 # key -> one-line meaning; the README's config reference is checked against this.
 CONFIG_KEYS: dict[str, str] = {
@@ -314,6 +311,11 @@ def validate_config_mapping(
     if base_url is not None:
         values["base_url"] = base_url.strip()
     return Config(path=path, **values)
+
+
+# The folders of data_path the tool writes and removes files in (task files, downloaded results, the
+# local backend's state): a table or an output file in one of them could be overwritten or deleted.
+OWNED_FOLDERS = ("tasks", "results", "local_backend")
 
 
 def owned_folder(file: Path | None, *, data_path: Path) -> Path | None:
