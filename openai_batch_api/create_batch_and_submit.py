@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--adopt",
         action="store_true",
-        help="when the run state in data_path is lost but the API holds its batches, take that run up again",
+        help="when the run state in data_path is lost but the API holds its batches, take that run up again "
+        "(refused when none are found)",
     )
 
 

@@ -24,7 +24,9 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
-        "--force", action="store_true", help="delete even while batches run or results are not collated"
+        "--force",
+        action="store_true",
+        help="delete even before the results are collated; batches still running are cancelled first",
     )
     parser.add_argument(
         "--keep-remote",
@@ -38,7 +40,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
 
     def ask(plan: Deleted) -> bool:
         where = "" if args.keep_remote else f" and {plural(plan.remote_files, 'file')} on the API side"
-        question = f"delete run {plan.run_id}: the task and result files it wrote in {config.data_path}{where}?"
+        cancel = f"cancel its {running(plan)}, then delete " if plan.cancelled_batches else ""
+        question = f"delete run {plan.run_id}: {cancel}the task and result files it wrote in {config.data_path}{where}?"
         return confirm(question, assume_yes=args.yes)
 
     run = Run(config, config_arg=args.config, command="delete-tasks")
@@ -49,10 +52,16 @@ def handle(args: argparse.Namespace, config: Config) -> int:
         print("nothing was deleted")
     else:
         remote_text = "" if args.keep_remote else f", and {plural(deleted.remote_files, 'file')} on the API side"
+        cancelled = f"cancelled its {running(deleted)}; " if deleted.cancelled_batches else ""
         print(
-            f"deleted run {deleted.run_id}: {plural(deleted.local_files, 'local file')}, the run state{remote_text}"
+            f"deleted run {deleted.run_id}: {cancelled}{plural(deleted.local_files, 'local file')}, "
+            f"the run state{remote_text}"
         )
     return 0
+
+
+def running(deleted: Deleted) -> str:
+    return plural(deleted.cancelled_batches, "running batch", "running batches")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -134,7 +134,8 @@ class Run:
         Before a new run is recorded, the API's batches are searched for a run of this input and
         data_path whose run state was lost: its batches still run and bill, so a new run is refused
         with LostRunError. `adopt=True` takes that run up again instead: its batches are put back
-        on their shards, and `submit` submits only the shards with no batch.
+        on their shards, and `submit` submits only the shards with no batch; with no such run found,
+        it raises LostRunError and starts nothing.
         """
         from .utils.adoption import start_run
         from .utils.planning import attempt_dir, plan_attempt
@@ -369,8 +370,10 @@ class Run:
         """Delete the files the run recorded in data_path, its state, and its files on the API side.
 
         Other files in data_path stay. Refused while batches run or before the results are
-        collated, unless `force`. `keep_remote` keeps the files on the API side. `confirm` is
-        asked first with what would be deleted (`deleted=False`); returning False deletes nothing.
+        collated, unless `force`: then the run's unfinished batches are cancelled first, since once
+        its state is gone nothing would stop them billing, and a new run would pay for their rows
+        again. `keep_remote` keeps the files on the API side. `confirm` is asked first with what
+        would be deleted (`deleted=False`); returning False deletes nothing.
         """
         from .utils.deletion import delete_local_files, delete_remote_files, remote_file_ids
 
@@ -381,12 +384,17 @@ class Run:
             with self._store(writable=True) as store:
                 ledger = store.ledger
                 with self._api() as api:
+                    reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
                     refresh(api, store, workers=config.concurrency)
                     self._check_deletable(ledger, force=force)
+                    running = [s for s in ledger.shards if s.batch_id and not s.finished and s.status != "cancelling"]
                     remote = 0 if keep_remote else len(remote_file_ids(ledger))
-                    plan = Deleted(run_id=ledger.run_id, remote_files=remote)
+                    plan = Deleted(run_id=ledger.run_id, remote_files=remote, cancelled_batches=len(running))
                     if confirm is not None and not confirm(plan):
                         return plan
+                    for shard in running:
+                        shard.batch = api.cancel_batch(shard.batch_id)
+                        store.save_shard(shard)
                     deleted_remote = 0 if keep_remote else delete_remote_files(api, store, workers=config.concurrency)
                 local_files = delete_local_files(store, workers=config.concurrency)
             if config.is_local:
@@ -401,7 +409,13 @@ class Run:
             config.data_path.rmdir()
         except OSError:
             pass  # the user keeps other files there
-        return Deleted(run_id=ledger.run_id, local_files=local_files, remote_files=deleted_remote, deleted=True)
+        return Deleted(
+            run_id=ledger.run_id,
+            local_files=local_files,
+            remote_files=deleted_remote,
+            deleted=True,
+            cancelled_batches=len(running),
+        )
 
     # Pieces of the steps
 
@@ -450,7 +464,8 @@ class Run:
             raise BatchApiToolError(
                 f"{self.config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
                 f"running; wait for them ({next_command('status-jobs', self.config_arg, '--wait')}), cancel them "
-                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force"
+                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force to cancel them "
+                "and delete the run"
             )
         if ledger.collated_at is None:
             raise BatchApiToolError(

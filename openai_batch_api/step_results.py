@@ -116,3 +116,4 @@ class Deleted:
     local_files: int = 0
     remote_files: int = 0
     deleted: bool = False
+    cancelled_batches: int = 0  # running batches `force` cancelled first (to be cancelled, in the plan)

@@ -55,6 +55,35 @@ def test_load_config_output_file_same_as_input_file_error(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "folder"),
+    [
+        ("input_file", "data/tasks/attempt-1/shard-0001.jsonl", "tasks"),
+        ("input_file", "data/results/rows.csv", "results"),
+        ("input_file", "data/local_backend/input.csv", "local_backend"),
+        ("output_file", "data/results/output.csv", "results"),
+        ("output_file", "data/tasks/output.pkl", "tasks"),
+    ],
+)
+def test_load_config_file_inside_a_folder_of_the_tool_error(tmp_path, key, value, folder):
+    line = {"input_file": "input_file: input.csv", "output_file": "output_file: out/output.pkl"}[key]
+    path = write(tmp_path, BASE.replace(line, f"{key}: {value}"))
+    assert error_of(path) == (
+        f"{path}: {key} {tmp_path / value} is inside {tmp_path / 'data' / folder}, where the tool writes and "
+        f"deletes its own files; move it out of that folder (or set another data_path) and fix {key} in the config"
+    )
+
+
+def test_load_config_folders_of_the_tool_are_those_it_writes(tmp_path):
+    from openai_batch_api.utils.api import local_state_dir
+    from openai_batch_api.utils.config import OWNED_FOLDERS
+    from openai_batch_api.utils.planning import TASKS_DIR
+    from openai_batch_api.utils.result_files import RESULTS_DIR
+
+    config = load_config(write(tmp_path, BASE))
+    assert set(OWNED_FOLDERS) == {TASKS_DIR, RESULTS_DIR, local_state_dir(config).name}
+
+
 def test_load_config_legacy_image_url_and_batch_submit_data(tmp_path):
     config = load_config(write(tmp_path, BASE + "image_url: picture\nbatch_submit_data: {a: 1}\n"))
     assert config.image_url_column == "picture"

@@ -168,6 +168,37 @@ def test_create_batch_after_delete_tasks_starts_a_new_run(project, server):
     assert load_ledger(project.data_path).run_id != first
 
 
+def test_create_batch_after_delete_tasks_keep_remote_refuses(project, server):
+    project.write_rows(10)
+    assert project.run("create-batch").exit_code == 0
+    assert project.run("status-jobs", "--wait", "--interval", "0.05").exit_code == 0
+    assert project.run("collate-output").exit_code == 0
+    run_id = load_ledger(project.data_path).run_id
+    assert project.run("delete-tasks", "--yes", "--keep-remote").exit_code == 0
+    again = project.run("create-batch")
+    assert again.exit_code == 1
+    assert again.err == refusal(project, run_id, newest_first(project, run_id))
+
+
+def test_create_batch_refuses_a_run_whose_files_were_deleted_while_its_batches_run(tmp_path, monkeypatch):
+    # What a run state deleted without cancelling its batches (as delete-tasks --force did) leaves.
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with LocalServer(state_dir=tmp_path / "slow-state", options=ServerOptions(seed=6, line_latency=1.0)) as slow:
+        project = Project(root=tmp_path, base_url=slow.base_url)
+        project.write_rows(10)
+        assert project.run("create-batch").exit_code == 0
+        run_id = load_ledger(project.data_path).run_id
+        for file in project.server_files():
+            project.client().files.delete(file.id)
+        lose_run_state(project)
+
+        again = project.run("create-batch")
+
+        assert again.exit_code == 1
+        assert again.err == refusal(project, run_id, newest_first(project, run_id))
+        assert len(project.server_batches()) == 3
+
+
 def test_another_data_path_starts_a_new_run(project, server):
     project.write_rows(4)
     assert project.run("create-batch").exit_code == 0
@@ -180,12 +211,47 @@ def test_another_data_path_starts_a_new_run(project, server):
     assert len(project.server_batches()) == 2
 
 
-def test_create_batch_adopt_with_nothing_to_adopt_starts_a_new_run(project, server):
+def nothing_to_adopt(project: Project) -> str:
+    return (
+        f"{project.data_path}: nothing found to adopt: no batch of the last 30 days on the API was made from "
+        f"{project.root / 'input.csv'} and this data_path; run create-batch --config {project.config_path} "
+        "without --adopt to start a new run"
+    )
+
+
+def test_create_batch_adopt_with_nothing_to_adopt_error(project, server):
     project.write_rows(4)
-    created = project.run("create-batch", "--adopt")
-    assert created.exit_code == 0, created.err
-    assert "taken up again" not in created.out
+    refused = project.run("create-batch", "--adopt")
+    assert refused.exit_code == 1
+    assert refused.err == f"error: {nothing_to_adopt(project)}\n"
+    assert refused.out == ""
+    assert not (project.data_path / STORE_NAME).exists()
+    assert not (project.data_path / "tasks").exists()
+    assert project.server_batches() == []
+    assert project.server_files() == []
+
+
+def test_create_batch_adopt_after_delete_tasks_finds_nothing_to_adopt(project, server):
+    project.write_rows(4)
+    assert project.run("create-batch").exit_code == 0
+    assert project.run("status-jobs", "--wait", "--interval", "0.05").exit_code == 0
+    assert project.run("collate-output").exit_code == 0
+    assert project.run("delete-tasks", "--yes").exit_code == 0
+    refused = project.run("create-batch", "--adopt")
+    assert refused.exit_code == 1
+    assert refused.err == f"error: {nothing_to_adopt(project)}\n"
     assert len(project.server_batches()) == 1
+
+
+def test_run_create_adopt_with_nothing_to_adopt_raises(project, server):
+    from openai_batch_api import LostRunError, Run
+
+    project.write_rows(4)
+    with pytest.raises(LostRunError) as raised:
+        Run.from_config(project.write_config()).create(adopt=True)
+    assert str(raised.value) == nothing_to_adopt(project)
+    assert not (project.data_path / STORE_NAME).exists()
+    assert project.server_batches() == []
 
 
 @pytest.fixture

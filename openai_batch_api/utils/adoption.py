@@ -32,6 +32,9 @@ RUN_TAG = "openai_batch_api_run"
 SEARCH_DAYS = 30
 # A found run whose first few batches' input files are all deleted was cleaned up by delete-tasks.
 DELETED_CHECKS = 3
+# Batches that still answer rows, and bill for them: a run holding one is never cleaned up, whatever
+# became of its files (delete-tasks --force cancels them; a cancelling batch answers no more rows).
+RUNNING_STATUSES = ("validating", "in_progress", "finalizing")
 
 
 @dataclass
@@ -73,7 +76,9 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None 
 
 
 def cleaned_up(api: BatchApi, batches: list[Batch]) -> bool:
-    """Whether delete-tasks removed this run: the input files of its batches are deleted."""
+    """Whether delete-tasks removed this run: none of its batches runs, and their input files are deleted."""
+    if any(batch.status in RUNNING_STATUSES for batch in batches):
+        return False
     for batch in batches[:DELETED_CHECKS]:
         try:
             api.retrieve_file(batch.input_file_id)
@@ -123,6 +128,13 @@ def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) 
             )
         if earlier.newest is not None and not adopt:
             raise refusal(config, earlier, config_arg=config_arg)
+        if earlier.newest is None and adopt:
+            # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
+            raise LostRunError(
+                f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
+                f"was made from {config.input_file} and this data_path; run create-batch --config {config_arg} "
+                "without --adopt to start a new run"
+            )
         plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
         ledger = new_ledger(config, plan, input_hash=input_hash)
         adopted = 0

@@ -372,12 +372,33 @@ def validate_config_mapping(
             f"{path}: output_file is the input_file ({values['input_file'].name}); collate-output would "
             "overwrite the table the run was made from: choose another output_file"
         )
+    for key in ("input_file", "output_file"):
+        owner = owned_folder(values[key], data_path=values["data_path"])
+        if owner is not None:
+            raise ConfigError(
+                f"{path}: {key} {values[key]} is inside {owner}, where the tool writes and deletes its own "
+                f"files; move it out of that folder (or set another data_path) and fix {key} in the config"
+            )
     if "result_retention" in values:
         values["result_retention"] = parse_duration(values["result_retention"])
     base_url = values.get("base_url")
     if base_url is not None:
         values["base_url"] = base_url.strip()
     return Config(path=path, **values)
+
+
+# The folders of data_path the tool writes and removes files in (task files, downloaded results, the
+# local backend's state): a table or an output file in one of them could be overwritten or deleted.
+OWNED_FOLDERS = ("tasks", "results", "local_backend")
+
+
+def owned_folder(file: Path | None, *, data_path: Path) -> Path | None:
+    """The folder of data_path the tool owns that holds `file`, or None."""
+    for name in OWNED_FOLDERS:
+        folder = data_path / name
+        if file is not None and (file == folder or folder in file.parents):
+            return folder
+    return None
 
 
 def load_config(path: str | Path) -> Config:

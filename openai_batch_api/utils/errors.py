@@ -62,6 +62,7 @@ class LostRunError(RunChangedError):
     """Data_path holds no run state, but the API holds batches of a run of this input and data_path.
 
     A new run would pay for every row again: the run is refused, or taken up again with adopt.
+    Also raised when adopt is asked for and no such run is found: nothing is started then.
     """
 
 

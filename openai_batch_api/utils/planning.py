@@ -37,7 +37,7 @@ def plan_attempt(
     When a limit refuses the plan (max_cost, max_enqueued_tokens), its files are removed again.
     """
     # Left by an attempt that crashed before its run state was saved: nothing refers to its shards.
-    if out_dir.exists() and not remove_shards(out_dir):
+    if out_dir.exists() and not remove_shards(out_dir, keep=config.input_file):
         raise BatchToolError(
             f"{out_dir}: holds files create-batch did not write; move them out of this folder and run "
             "the command again"
@@ -52,7 +52,7 @@ def plan_attempt(
         check_max_cost(config, cost)
         check_token_limit(config, plan)
     except BatchToolError:
-        remove_shards(out_dir)
+        remove_shards(out_dir, keep=config.input_file)
         raise
     return plan, cost
 

@@ -354,13 +354,14 @@ def _write_rows(
     return written, problems, template
 
 
-def remove_shards(out_dir: Path) -> bool:
+def remove_shards(out_dir: Path, *, keep: Path | None = None) -> bool:
     """Remove the shard files write_shards wrote into `out_dir`, then the folder if that empties it.
 
-    Anything else in it (a user's file) stays, with the folder; returns whether the folder is gone.
+    Anything else in it (a user's file) stays, with the folder, and so does `keep` (the input table,
+    which a shard's name alone cannot tell apart); returns whether the folder is gone.
     """
     for path in out_dir.iterdir():
-        if SHARD_NAME.fullmatch(path.name) and path.is_file():
+        if SHARD_NAME.fullmatch(path.name) and path.is_file() and path.resolve() != keep:
             path.unlink(missing_ok=True)
     try:
         out_dir.rmdir()
