@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .cli import run_command
-from .utils.errors import BatchToolError
+from .utils.errors import UsageError
 
 if TYPE_CHECKING:
     from .utils.config import Config
@@ -49,7 +49,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
 
     retry = args.retry or args.retry_all
     if args.dry_run and retry:
-        raise BatchToolError("--dry-run cannot be combined with --retry; check the run with status-jobs")
+        raise UsageError("--dry-run cannot be combined with --retry; check the run with status-jobs")
     run = Run(config, config_arg=args.config, command="create-batch")
     if args.dry_run:
         print("\n".join(created_lines(run.create(dry_run=True), config)))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .cli import run_command
 from .confirm import confirm
 from .reporting import cancelled_lines, collated_lines, plural, status_json, status_lines
-from .utils.errors import BatchToolError
+from .utils.errors import UsageError
 
 if TYPE_CHECKING:
     from .step_results import Cancelled
@@ -108,7 +108,7 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
     from .run import Run
 
     if args.collate and not args.wait:
-        raise BatchToolError("--collate goes with --wait: status-jobs --wait --collate")
+        raise UsageError("--collate goes with --wait: status-jobs --wait --collate")
     run = Run(config, config_arg=args.config, command="status-jobs")
     run.require()
     if args.cancel:

@@ -250,6 +250,21 @@ def test_status_jobs_json(project, server):
     assert all(b["batch_id"].startswith("batch_") for b in data["batches"])
 
 
+@pytest.mark.parametrize(
+    ("command", "flags", "message"),
+    [
+        ("create-batch", ("--dry-run", "--retry"),
+         "--dry-run cannot be combined with --retry; check the run with status-jobs"),
+        ("status-jobs", ("--collate",), "--collate goes with --wait: status-jobs --wait --collate"),
+    ],
+)
+def test_flags_that_do_not_go_together_usage_error(project, command, flags, message):
+    project.write_rows(2)
+    result = project.run(command, *flags)
+    assert (result.exit_code, result.err, result.out) == (2, f"error: {message}\n", "")
+    assert not project.data_path.exists()
+
+
 def test_status_jobs_before_any_run_error(project):
     project.write_rows(2)
     result = project.run("status-jobs")

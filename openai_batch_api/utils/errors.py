@@ -34,6 +34,12 @@ class BatchApiToolError(Exception):
 BatchToolError = BatchApiToolError
 
 
+class UsageError(BatchApiToolError):
+    """Flags that do not go together: exit 2, as argparse's own usage errors."""
+
+    exit_code: int = ExitStatus.USAGE
+
+
 class ConfigError(BatchApiToolError):
     """The config (a YAML file or a mapping) is missing, unreadable or breaks the schema."""
 
