@@ -24,8 +24,8 @@ from openai_batch_api.local_server import LocalServer, ServerOptions
 # The fixtures other modules take with `from test_local_server_support import *`.
 __all__ = ["check_spec", "client", "server", "spec_validators", "start_server", "warm_tokenizer"]
 
-# The parts of the official spec the tests use, extracted by tests/spec/extract.py.
-SPEC_PATH = Path(__file__).resolve().parent / "spec/openapi_subset.json"
+# The parts of the official spec the tests use, extracted by spec/extract.py.
+SPEC_PATH = Path(__file__).resolve().parents[1] / "spec/openapi_subset.json"
 CHAT = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"
 # Batch fields the API always fills; every other Batch field may be null (see the reference README).
@@ -171,7 +171,7 @@ def spec_validators() -> dict[str, Draft202012Validator]:
         """A validator for any schema of the subset (e.g. CreateEmbeddingRequest), made on first use."""
 
         def __missing__(self, name: str) -> Draft202012Validator:
-            assert name in schemas, f"{name} is not in {SPEC_PATH.name}: add it in tests/spec/extract.py"
+            assert name in schemas, f"{name} is not in {SPEC_PATH.name}: add it in spec/extract.py"
             self[name] = Draft202012Validator({"$ref": f"urn:openapi#/components/schemas/{name}"}, registry=registry)
             return self[name]
 

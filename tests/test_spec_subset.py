@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
 
-SPEC_DIR = Path(__file__).resolve().parent / "spec"
-# The extraction script, loaded from its file: tests/spec is not a package.
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
+# The extraction script, loaded from its file: spec/ is not a package.
 _loader = importlib.util.spec_from_file_location("openapi_extract", SPEC_DIR / "extract.py")
 extract = importlib.util.module_from_spec(_loader)
 _loader.loader.exec_module(extract)

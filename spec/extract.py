@@ -1,6 +1,6 @@
 """Extract the parts of the official OpenAPI spec the tests use into openapi_subset.json.
 
-    python tests/spec/extract.py [path/to/openapi.json]
+    python spec/extract.py [path/to/openapi.json]
 
 The default path is ../shared/reference/openapi.json beside the checkout. The subset keeps the
 Files and Batches operations, the request and response schemas of every endpoint a batch can
@@ -9,13 +9,14 @@ target, and every schema they reference, unchanged.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SPEC = HERE.parents[2] / "shared/reference/openapi.json"
+DEFAULT_SPEC = HERE.parents[1] / "shared/reference/openapi.json"
 OUTPUT = HERE / "openapi_subset.json"
 PATHS = (
     "/files",
@@ -78,7 +79,11 @@ def extract(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    source = Path(argv[0]) if argv else DEFAULT_SPEC
+    parser = argparse.ArgumentParser(description="Write openapi_subset.json from the official OpenAPI spec.")
+    parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help=f"default: {DEFAULT_SPEC}")
+    source = parser.parse_args(argv).spec
+    if not source.is_file():
+        parser.error(f"{source}: no such file; pass the path of the official openapi.json")
     subset = extract(json.loads(source.read_text(encoding="utf-8")))
     OUTPUT.write_text(json.dumps(subset, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     schemas = len(subset["components"].get("schemas", {}))
