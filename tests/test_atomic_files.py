@@ -46,3 +46,4 @@ def test_atomic_writer_mode_for_secrets(tmp_path):
     with atomic_writer(target, text=True, mode=0o600) as fh:
         fh.write("{}")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+

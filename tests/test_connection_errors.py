@@ -76,3 +76,17 @@ def test_create_batch_base_url_without_v1_hint(project, server):
         rf"base_url may be missing its /v1: try base_url: {re.escape(base)}/v1",
         result.err.splitlines()[-1],
     ), result.err
+
+
+@pytest.mark.parametrize("header", ["soon", "Tue, 99 Foo 2026 99:99:99 GMT", ""])
+def test_retry_delay_of_a_retry_after_neither_seconds_nor_a_date_is_the_backoff(header):
+    import httpx2
+    import openai
+
+    from openai_batch_api.utils.api import RetryPolicy, retry_delay
+
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/batches")
+    response = httpx2.Response(429, headers={"retry-after": header}, request=request)
+    exc = openai.RateLimitError("rate limited", response=response, body=None)
+    policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
+    assert 1.0 <= retry_delay(exc, 1, policy) <= 2.0  # 2 s of backoff, jittered down to half

@@ -260,6 +260,23 @@ def test_delete_tasks_keeps_the_users_files(project, server):
     assert not (project.root / "tasks" / "attempt-1").exists()
 
 
+def test_delete_tasks_removes_its_own_leftover_part_files_only(project, server):
+    project.write_rows(6)
+    project.run("create-batch")
+    server.wait_idle(timeout=10)
+    assert project.run("collate-output").exit_code == 0
+    attempt = project.data_path / "tasks" / "attempt-1"
+    own = attempt / ".shard-0001.jsonl.0123456789abcdef.part"  # a download killed halfway
+    users = attempt / ".shard-0001.jsonl.bak.part"  # a name the tool never gives
+    own.write_text("half")
+    users.write_text("mine")
+
+    assert project.run("delete-tasks", "--yes").exit_code == 0
+
+    assert not own.exists()
+    assert users.read_text() == "mine"
+
+
 def test_delete_tasks_resumes_after_a_crash(project, server):
     project.write_rows(6)
     project.run("create-batch")

@@ -110,7 +110,10 @@ def retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy) -> float:
         try:
             return min(float(header), policy.max_retry_after)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header)
+            try:
+                parsed = email.utils.parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                parsed = None  # neither seconds nor a date: the usual backoff
             if parsed is not None:
                 return min(max(parsed.timestamp() - time.time(), 0.0), policy.max_retry_after)
     backoff = min(policy.base_delay * 2**attempt, policy.max_delay)

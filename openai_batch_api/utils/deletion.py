@@ -7,6 +7,7 @@ from itertools import islice
 from pathlib import Path
 
 from .api import BatchApi
+from .atomic_files import TEMP_NAME
 from .ledger import Ledger
 from .result_files import finished_result_files
 from .run_store import FETCH_ROWS, RunStore
@@ -56,7 +57,8 @@ def delete_local_files(store: RunStore, *, workers: int) -> int:
     for folder in folders:
         # A download killed halfway leaves `.<name>.<random>.part` beside the file it was to become.
         for leftover in folder.glob(".*.part"):
-            if store.is_recorded(folder / leftover.name[1:].rsplit(".", 2)[0]):
+            named = TEMP_NAME.fullmatch(leftover.name)  # only names temp_path_for gives: never a user's file
+            if named and store.is_recorded(folder / named["name"]):
                 unlink(leftover)
     for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
         while folder != data_path and data_path in folder.parents:

@@ -44,12 +44,21 @@ def take_lock(path: Path, *, holder: str) -> int:
 
     Returns the descriptor: closing it releases the lock. Raises LockHeld when another process holds it.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    if not try_lock(fd):
-        os.lseek(fd, 0, os.SEEK_SET)
-        current = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not try_lock(fd):
+            os.lseek(fd, 0, os.SEEK_SET)
+            current = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockHeld(current)
+        try:
+            current_file = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current_file = False
+        if current_file:
+            break
+        # The holder removed the file as it let go (a deleted run): a lock on it guards nothing.
         os.close(fd)
-        raise LockHeld(current)
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, holder.encode())
