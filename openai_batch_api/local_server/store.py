@@ -160,9 +160,6 @@ class Store:
             return path.stat().st_size
         return write_atomically(path, data)
 
-    def read_blob(self, file_id: str) -> bytes:
-        return self.blob_path(file_id).read_bytes()
-
     def _remove_orphan_blobs(self) -> None:
         known = {row["id"] for row in self._query("SELECT id FROM files WHERE deleted = 0")}
         known |= {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -252,12 +251,3 @@ def _lines_in(f: BinaryIO) -> int:
     return count + (1 if tail.strip() else 0)
 
 
-def parse_batch_input(
-    data: bytes, *, endpoint: str, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_INPUT_BYTES
-) -> ParsedInput:
-    """Requests of a whole batch input file in memory, or the errors for which the API fails the batch."""
-    reader = InputReader(endpoint=endpoint, size=len(data), max_requests=max_requests, max_bytes=max_bytes)
-    stream = io.BytesIO(data)
-    while not reader.done:
-        reader.read(stream, max_lines=max_requests + 1, max_seconds=float("inf"))
-    return reader.parsed

@@ -357,12 +357,6 @@ class RunStore:
     def remote_deleted(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT file_id FROM deleted_remote_files")}
 
-    def open_intents(self) -> list[tuple[str, str]]:
-        """(shard key, kind) of the intents no result was recorded for."""
-        return self._db.execute(
-            "SELECT shard_key, kind FROM intents WHERE finished_at IS NULL ORDER BY seq"
-        ).fetchall()
-
 
 def sidecars(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
