@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
+from ..utils.addresses import is_loopback  # noqa: F401 - the backend's modules import it from here
 from .api_error import MISSING_KEY_MESSAGE, ApiError
 
 # The environment variable the command line takes the key from when --api-key is not given.
@@ -34,11 +34,3 @@ def incorrect_key_message(token: str) -> str:
     )
 
 
-def is_loopback(host: str) -> bool:
-    """Whether an address (or `localhost`) is reachable only from this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

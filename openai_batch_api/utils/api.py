@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import openai
 from openai import Omit, omit
@@ -33,6 +32,7 @@ from openai.pagination import SyncCursorPage
 from openai.types import Batch, FileObject
 from openai.types.batch_create_params import OutputExpiresAfter
 
+from .addresses import is_loopback_url
 from .atomic_files import atomic_writer
 from .config import Config
 from .errors import ApiError, BatchToolError, ConfigError, with_filename
@@ -403,14 +403,8 @@ def find_api_key(config: Config) -> str:
     )
 
 
-LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 # Sent to a server on this machine when no key is set: a local backend needs none from the user.
 LOOPBACK_PLACEHOLDER_KEY = "local"
-
-
-def is_loopback_url(url: str | None) -> bool:
-    host = (urlsplit(url).hostname or "") if url else ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def api_key_for(config: Config) -> str:
