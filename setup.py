@@ -39,10 +39,10 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "create-batch=openai_batch_api.entry_points:create_batch",
-            "status-jobs=openai_batch_api.entry_points:status_jobs",
-            "collate-output=openai_batch_api.entry_points:collate_output",
-            "delete-tasks=openai_batch_api.entry_points:delete_tasks",
+            "create-batch=openai_batch_api.commands.entry_points:create_batch",
+            "status-jobs=openai_batch_api.commands.entry_points:status_jobs",
+            "collate-output=openai_batch_api.commands.entry_points:collate_output",
+            "delete-tasks=openai_batch_api.commands.entry_points:delete_tasks",
         ],
     },
     classifiers=["Programming Language :: Python :: 3", "Environment :: Console"],

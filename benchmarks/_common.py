@@ -132,12 +132,12 @@ def run_measured(args: Sequence[str], *, cwd: Path | None = None, env: dict[str,
 def command(name: str, config: Path, *extra: str) -> list[str]:
     """A console script of the package as a process, e.g. command("create-batch", config, "--dry-run")."""
     module = {
-        "create-batch": "create_batch_and_submit",
+        "create-batch": "create_batch",
         "status-jobs": "status_jobs",
         "collate-output": "collate_output",
         "delete-tasks": "delete_tasks",
     }[name]
-    return [PYTHON, "-m", f"openai_batch_api.{module}", "--config", str(config), *extra]
+    return [PYTHON, "-m", f"openai_batch_api.commands.{module}", "--config", str(config), *extra]
 
 
 def child_env() -> dict[str, str]:

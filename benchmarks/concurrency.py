@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import local_backend, machine, wait_until_idle, write_config, write_input_table  # noqa: E402
 
-from openai_batch_api.utils.api import open_api  # noqa: E402
-from openai_batch_api.utils.collation import download_results  # noqa: E402
 from openai_batch_api.utils.config import Config, load_config  # noqa: E402
-from openai_batch_api.utils.planning import attempt_dir, input_sha256, new_ledger, plan_attempt  # noqa: E402
-from openai_batch_api.utils.run_store import RunStore  # noqa: E402
-from openai_batch_api.utils.submission import refresh, submit_waiting  # noqa: E402
+from openai_batch_api.utils.lifecycle.collation import download_results  # noqa: E402
+from openai_batch_api.utils.lifecycle.planning import attempt_dir, input_sha256, new_ledger, plan_attempt  # noqa: E402
+from openai_batch_api.utils.lifecycle.submission import refresh, submit_waiting  # noqa: E402
+from openai_batch_api.utils.providers.openai import open_api  # noqa: E402
+from openai_batch_api.utils.state.run_store import RunStore  # noqa: E402
 
 ROWS_PER_SHARD = 50
 DEFAULT = Config.__dataclass_fields__["concurrency"].default

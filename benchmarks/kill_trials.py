@@ -28,10 +28,10 @@ import openai
 import pandas as pd
 import yaml
 
-from openai_batch_api import create_batch_and_submit
+from openai_batch_api.commands import create_batch
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.ledger import CREATING, UPLOADING
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.state.ledger import CREATING, UPLOADING
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 
 
 def write_project(folder: Path, base_url: str, *, rows: int, batch_size: int) -> Path:
@@ -62,7 +62,7 @@ def _child(config_path: str) -> None:
     os.dup2(devnull, 2)
     code = 1
     try:
-        code = create_batch_and_submit.main(["--config", config_path])
+        code = create_batch.main(["--config", config_path])
     finally:
         os._exit(code)
 
@@ -77,7 +77,7 @@ def run_to_completion(config_path: Path) -> tuple[int, str]:
     """Run create-batch in this process; its exit code and what it printed on stderr."""
     errors = io.StringIO()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(errors):
-        code = create_batch_and_submit.main(["--config", str(config_path)])
+        code = create_batch.main(["--config", str(config_path)])
     return code, errors.getvalue()
 
 

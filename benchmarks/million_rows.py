@@ -47,9 +47,9 @@ from _common import (  # noqa: E402 - a script beside its helpers
     write_input_table,
 )
 
-from openai_batch_api.utils.ledger import Ledger  # noqa: E402
-from openai_batch_api.utils.run_store import load_run  # noqa: E402
-from openai_batch_api.utils.table import read_input_table  # noqa: E402
+from openai_batch_api.utils.files.table import read_input_table  # noqa: E402
+from openai_batch_api.utils.state.ledger import Ledger  # noqa: E402
+from openai_batch_api.utils.state.run_store import load_run  # noqa: E402
 
 SMALL_ROWS = 100_000
 QUICK_ROWS = 200_000
@@ -231,7 +231,10 @@ class Benchmark:
 
     def memory_lines(self) -> list[str]:
         # The libraries collate-output loads before it reads a row (the package itself imports them lazily).
-        loaded = "import openai_batch_api.collate_output, openai_batch_api.run, openai_batch_api.utils.collation"
+        loaded = (
+            "import openai_batch_api.commands.collate_output, openai_batch_api.run, "
+            "openai_batch_api.utils.lifecycle.collation"
+        )
         interpreter = run_measured([PYTHON, "-c", f"{loaded}, openai, pandas, pyarrow.parquet"], env=self.env)
         table = read_input_table(self.table, id_column="id")
         table_mb = table.memory_usage(deep=True).sum() / (1 << 20)

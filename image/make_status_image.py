@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from PIL import Image, ImageDraw, ImageFont
 
-from openai_batch_api import create_batch_and_submit, status_jobs
+from openai_batch_api.commands import create_batch, status_jobs
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples"
@@ -33,7 +33,7 @@ def status_output() -> str:
         config["local_backend"] = {"line_failure_pattern": "^7$", "line_failure_status": 500, "seed": 1}
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         with contextlib.redirect_stdout(io.StringIO()):
-            create_batch_and_submit.main(["--config", str(config_path)])
+            create_batch.main(["--config", str(config_path)])
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
             status_jobs.main(["--config", str(config_path)])

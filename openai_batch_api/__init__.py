@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .notebook import batch
     from .run import Run
     from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
-    from .utils.waiting import WaitUpdate
+    from .utils.lifecycle.waiting import WaitUpdate
 
 __version__ = "0.2.0"
 

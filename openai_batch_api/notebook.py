@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .run import Run
-from .utils.atomic_files import atomic_path
-from .utils.ledger import file_sha256
+from .utils.files.atomic_files import atomic_path
+from .utils.state.ledger import file_sha256
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .utils.waiting import WaitUpdate
+    from .utils.lifecycle.waiting import WaitUpdate
 
 # The name a DataFrame given to batch() is saved under in data_path: the run's input file.
 TABLE_NAME = "input.parquet"

@@ -26,20 +26,35 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
-from .utils.api import BatchApi, check_api_settings, describe_api_error, open_api, remove_local_backend_state
 from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
-from .utils.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
-from .utils.result_files import download_results
-from .utils.run_lock import LOCK_NAME, run_lock
-from .utils.run_store import IMPORTED_SUFFIX, STORE_NAME, RunStore, has_run, open_run, require_run, sidecars, store_path
-from .utils.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
+from .utils.lifecycle.result_files import download_results
+from .utils.lifecycle.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
+from .utils.providers.openai import (
+    BatchApi,
+    check_api_settings,
+    describe_api_error,
+    open_api,
+    remove_local_backend_state,
+)
+from .utils.state.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
+from .utils.state.run_lock import LOCK_NAME, run_lock
+from .utils.state.run_store import (
+    IMPORTED_SUFFIX,
+    STORE_NAME,
+    RunStore,
+    has_run,
+    open_run,
+    require_run,
+    sidecars,
+    store_path,
+)
 
 # The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
-    from .utils.waiting import WaitUpdate
+    from .utils.lifecycle.waiting import WaitUpdate
 
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
 MAPPING_NAME = "<mapping>"
@@ -137,8 +152,8 @@ class Run:
         on their shards, and `submit` submits only the shards with no batch; with no such run found,
         it raises LostRunError and starts nothing.
         """
-        from .utils.adoption import start_run
-        from .utils.planning import attempt_dir, plan_attempt
+        from .utils.lifecycle.adoption import start_run
+        from .utils.lifecycle.planning import attempt_dir, plan_attempt
 
         config = self.config
         # A dry run refuses what the real run would refuse before any work (a missing key, bad
@@ -237,7 +252,7 @@ class Run:
         `include_all=True` also takes the rows that failed for other reasons (e.g. 400s). Every
         batch must be finished. The new shards are submitted by the next `submit`.
         """
-        from .utils.resubmission import add_retry_attempt
+        from .utils.lifecycle.resubmission import add_retry_attempt
 
         config = self.config
         with self.locked("Run.retry"):
@@ -283,7 +298,7 @@ class Run:
         after each poll with a `WaitUpdate` (progress, statuses, time left). Interrupting the
         wait loses nothing: the next `wait` or `submit` picks up where it stopped.
         """
-        from .utils.waiting import wait_for_run
+        from .utils.lifecycle.waiting import wait_for_run
 
         self.require()  # before the lock makes data_path
         config = self.config
@@ -334,7 +349,7 @@ class Run:
         to output_file when the config names one. A run still going is collated as far as it goes
         (its rows `pending`).
         """
-        from .utils.collation import check_output_format, collate_results, write_table
+        from .utils.lifecycle.collation import check_output_format, collate_results, write_table
 
         config = self.config
         check_output_format(config)
@@ -375,7 +390,7 @@ class Run:
         again. `keep_remote` keeps the files on the API side. `confirm` is asked first with what
         would be deleted (`deleted=False`); returning False deletes nothing.
         """
-        from .utils.deletion import delete_local_files, delete_remote_files, remote_file_ids
+        from .utils.lifecycle.deletion import delete_local_files, delete_remote_files, remote_file_ids
 
         config = self.config
         if not self.exists():
@@ -424,7 +439,7 @@ class Run:
 
     def _input_hash(self) -> str:
         """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
-        from .utils.planning import input_sha256
+        from .utils.lifecycle.planning import input_sha256
 
         try:
             stat = self.config.input_file.stat()
@@ -441,7 +456,7 @@ class Run:
         error_files = download_results(api, store, workers=self.config.concurrency, kinds=("errors",))
         failures = []
         if error_files:
-            from .utils.latest_attempts import latest_failure_groups
+            from .utils.answers.latest_attempts import latest_failure_groups
 
             failures = latest_failure_groups(ledger, self.config.data_path)
         usage = [s.batch.usage for s in ledger.shards if s.batch is not None and s.batch.usage]
@@ -455,7 +470,7 @@ class Run:
         )
 
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
-        from .reporting import next_command, plural
+        from .commands.reporting import next_command, plural
 
         if force:
             return

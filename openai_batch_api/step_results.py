@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .utils.ledger import Ledger
-    from .utils.planning import CostReport
-    from .utils.results import FailureGroup
-    from .utils.submission import RunProgress
-    from .utils.table import LineBreakCells
+    from .utils.answers.results import FailureGroup
+    from .utils.files.table import LineBreakCells
+    from .utils.lifecycle.planning import CostReport
+    from .utils.lifecycle.submission import RunProgress
+    from .utils.state.ledger import Ledger
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_batch_api.cli import RAISE_ENV
+from openai_batch_api.commands.base import RAISE_ENV
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ import openai
 import pandas as pd
 import yaml
 
-from openai_batch_api import collate_output, create_batch_and_submit, delete_tasks, status_jobs
+from openai_batch_api.commands import collate_output, create_batch, delete_tasks, status_jobs
 
 COMMANDS = {
-    "create-batch": create_batch_and_submit.main,
+    "create-batch": create_batch.main,
     "status-jobs": status_jobs.main,
     "collate-output": collate_output.main,
     "delete-tasks": delete_tasks.main,

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from openai_batch_api.utils.atomic_files import TEMP_NAME, atomic_path, atomic_writer, write_atomically
+from openai_batch_api.utils.files.atomic_files import TEMP_NAME, atomic_path, atomic_writer, write_atomically
 
 
 def test_write_atomically_replaces_file_and_leaves_no_temporary(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 import openai_batch_api
 from openai_batch_api import ConfigError, RunChangedError
-from openai_batch_api.utils.run_store import load_run
+from openai_batch_api.utils.state.run_store import load_run
 
 MODEL_PARAMS = {"model": "gpt-4o-mini", "temperature": 0, "max_tokens": 50}
 
@@ -147,7 +147,7 @@ def test_batch_shows_a_progress_bar_of_rows(server, capsys):
 
 def test_batch_after_a_lost_run_state_is_refused_then_adopted(server, tmp_path):
     from openai_batch_api import LostRunError
-    from openai_batch_api.utils.run_store import STORE_NAME
+    from openai_batch_api.utils.state.run_store import STORE_NAME
 
     first = call(reviews(), server)
     run_id = load_run(tmp_path / "run").run_id

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from openai_batch_api.local_server import ServerOptions
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 
 
 def test_commands_full_run_keeps_every_row_in_input_order(project, server):

@@ -75,10 +75,10 @@ def test_load_config_file_inside_a_folder_of_the_tool_error(tmp_path, key, value
 
 
 def test_load_config_folders_of_the_tool_are_those_it_writes(tmp_path):
-    from openai_batch_api.utils.api import local_state_dir
     from openai_batch_api.utils.config import OWNED_FOLDERS
-    from openai_batch_api.utils.planning import TASKS_DIR
-    from openai_batch_api.utils.result_files import RESULTS_DIR
+    from openai_batch_api.utils.lifecycle.planning import TASKS_DIR
+    from openai_batch_api.utils.lifecycle.result_files import RESULTS_DIR
+    from openai_batch_api.utils.providers.openai import local_state_dir
 
     config = load_config(write(tmp_path, BASE))
     assert set(OWNED_FOLDERS) == {TASKS_DIR, RESULTS_DIR, local_state_dir(config).name}

@@ -83,7 +83,7 @@ def test_retry_delay_of_a_retry_after_neither_seconds_nor_a_date_is_the_backoff(
     import httpx2
     import openai
 
-    from openai_batch_api.utils.api import RetryPolicy, retry_delay
+    from openai_batch_api.utils.providers.openai import RetryPolicy, retry_delay
 
     request = httpx2.Request("POST", "http://127.0.0.1:9/v1/batches")
     response = httpx2.Response(429, headers={"retry-after": header}, request=request)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_batch_api.utils.table import LineBreakCells, iter_input_chunks
+from openai_batch_api.utils.files.table import LineBreakCells, iter_input_chunks
 
 NOTE_TAIL = "a quoted cell may hold line breaks, but a quote left open makes one too, swallowing the rows after it"
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.adoption import RUNNING_STATUSES
-from openai_batch_api.utils.run_store import STORE_NAME
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.lifecycle.adoption import RUNNING_STATUSES
+from openai_batch_api.utils.state.run_store import STORE_NAME
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 

@@ -14,10 +14,10 @@ from referencing.jsonschema import DRAFT202012
 from test_local_server_support import SPEC_PATH
 
 from openai_batch_api.utils.config import Config, validate_config_mapping
+from openai_batch_api.utils.costs.pricing import max_output_tokens
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.ledger import request_sha256
-from openai_batch_api.utils.pricing import max_output_tokens
-from openai_batch_api.utils.tasks import config_request_body, write_shards
+from openai_batch_api.utils.requests import config_request_body, write_shards
+from openai_batch_api.utils.state.ledger import request_sha256
 
 REQUEST_SCHEMAS = {
     "/v1/chat/completions": "CreateChatCompletionRequest",

@@ -184,7 +184,7 @@ def test_changed_examples_refused_on_an_existing_run(project):
 
 
 def test_write_table_vectors_as_json_arrays_in_jsonl_and_json_text_in_csv(tmp_path):
-    from openai_batch_api.utils.collation import write_table
+    from openai_batch_api.utils.lifecycle.collation import write_table
 
     vector = np.array([-0.10898159, 0.1, 3e-8], dtype=np.float32)
     table = pd.DataFrame({"id": ["a", "b"], "api_output": [None, vector]})

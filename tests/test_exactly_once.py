@@ -12,11 +12,11 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from openai_batch_api import create_batch_and_submit
+from openai_batch_api.commands import create_batch
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.ledger import CREATING, UPLOADING
-from openai_batch_api.utils.run_lock import run_lock
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.state.ledger import CREATING, UPLOADING
+from openai_batch_api.utils.state.run_lock import run_lock
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 KILL_TRIALS = int(os.environ.get("KILL_TRIALS", "50"))
@@ -28,7 +28,7 @@ def _child_create_batch(config_path: str) -> None:
     os.dup2(devnull, 2)
     code = 1
     try:
-        code = create_batch_and_submit.main(["--config", config_path])
+        code = create_batch.main(["--config", config_path])
     finally:
         os._exit(code)
 
@@ -200,7 +200,7 @@ def test_token_limit_exceeded_goes_back_to_the_queue(tmp_path, monkeypatch):
 
 def _plan_tokens(project: Project):
     from openai_batch_api.utils.config import load_config
-    from openai_batch_api.utils.tasks import write_shards
+    from openai_batch_api.utils.requests import write_shards
 
     config = load_config(project.config_path)
     return write_shards(config, out_dir=project.root / "token-probe").shards
@@ -218,7 +218,7 @@ def test_status_jobs_wait_ctrl_c_exits_130_and_harms_nothing(tmp_path, monkeypat
         project.write_config(batch_size=4)
         assert project.run("create-batch").exit_code == 0
         waiting = subprocess.Popen(
-            [sys.executable, "-m", "openai_batch_api.status_jobs", "--config", str(project.config_path), "--wait",
+            [sys.executable, "-m", "openai_batch_api.commands.status_jobs", "--config", str(project.config_path), "--wait",
              "--interval", "0.2"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

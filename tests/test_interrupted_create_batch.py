@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils import api as api_module
-from openai_batch_api.utils.ledger import CREATING, UPLOADING
-from openai_batch_api.utils.run_store import RunStore
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.providers import openai as api_module
+from openai_batch_api.utils.state.ledger import CREATING, UPLOADING
+from openai_batch_api.utils.state.run_store import RunStore
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 WAIT = ("--wait", "--interval", "0.05")

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from openai.types import Batch
 
-from openai_batch_api.utils import collation, table
-from openai_batch_api.utils.collation import finished_result_files, write_table
-from openai_batch_api.utils.ledger import SUBMITTED, Ledger, ShardRecord
-from openai_batch_api.utils.table import read_input_table
+from openai_batch_api.utils.files import table
+from openai_batch_api.utils.files.table import read_input_table
+from openai_batch_api.utils.lifecycle import collation
+from openai_batch_api.utils.lifecycle.collation import finished_result_files, write_table
+from openai_batch_api.utils.state.ledger import SUBMITTED, Ledger, ShardRecord
 
 
 def collated_table() -> pd.DataFrame:

@@ -7,7 +7,7 @@ import re
 import socket
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 WAIT = ("--wait", "--interval", "0.05")

@@ -8,8 +8,8 @@ import pytest
 
 from openai_batch_api.utils.config import load_config
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.planning import attempt_dir, plan_attempt
-from openai_batch_api.utils.run_store import STORE_NAME
+from openai_batch_api.utils.lifecycle.planning import attempt_dir, plan_attempt
+from openai_batch_api.utils.state.run_store import STORE_NAME
 
 
 def test_create_batch_replaces_shards_left_by_crashed_attempt(project, server):

@@ -16,11 +16,11 @@ def modules_loaded_by(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["create_batch_and_submit", "status_jobs", "collate_output", "delete_tasks"])
+@pytest.mark.parametrize("module", ["create_batch", "status_jobs", "collate_output", "delete_tasks"])
 def test_command_help_imports_no_heavy_library(module):
     code = (
         "import contextlib, io\n"
-        f"from openai_batch_api import {module}\n"
+        f"from openai_batch_api.commands import {module}\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         f"    {module}.main(['--help'])"
     )
@@ -34,5 +34,5 @@ def test_import_package_is_light_and_run_comes_on_first_use():
 
 
 def test_status_jobs_does_not_import_collate_output():
-    loaded = modules_loaded_by("import openai_batch_api.status_jobs, openai_batch_api.run")
-    assert "openai_batch_api.collate_output" not in loaded
+    loaded = modules_loaded_by("import openai_batch_api.commands.status_jobs, openai_batch_api.run")
+    assert "openai_batch_api.commands.collate_output" not in loaded

@@ -6,10 +6,10 @@ import openai
 import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils import api as api_module
-from openai_batch_api.utils.api import BatchApi
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.providers import openai as api_module
+from openai_batch_api.utils.providers.openai import BatchApi
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 FILES_NOTICE = (

@@ -12,10 +12,10 @@ import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
 from openai_batch_api.local_server.server import ADDRESS_NAME
-from openai_batch_api.utils.api import local_state_dir, open_api
 from openai_batch_api.utils.config import load_config
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.run_store import load_run
+from openai_batch_api.utils.providers.openai import local_state_dir, open_api
+from openai_batch_api.utils.state.run_store import load_run
 from project_support import Project
 
 
@@ -33,7 +33,7 @@ def test_status_jobs_beside_status_jobs_wait_reads_the_run(local_project, monkey
     assert project.run("create-batch").exit_code == 0
     monkeypatch.delenv("OPENAI_BATCH_API_RAISE")
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "openai_batch_api.status_jobs", "--config", str(project.config_path), "--wait",
+        [sys.executable, "-m", "openai_batch_api.commands.status_jobs", "--config", str(project.config_path), "--wait",
          "--interval", "0.2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

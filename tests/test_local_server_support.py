@@ -55,7 +55,7 @@ def start_server(tmp_path) -> Iterator[Callable[..., LocalServer]]:
 def warm_tokenizer() -> None:
     """Load the tokenizer the in-process server counts with, for tests whose timing its first load
     (most of a second) would upset, such as a batch that must expire mid-way."""
-    from openai_batch_api.utils.tokens import count_text_tokens
+    from openai_batch_api.utils.costs.tokens import count_text_tokens
 
     count_text_tokens("warm up", MODEL)
 

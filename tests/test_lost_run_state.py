@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.run_store import STORE_NAME
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.state.run_store import STORE_NAME
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 
@@ -112,7 +112,7 @@ def cancelled_run_adopted(project: Project) -> None:
 
 def plan_shards(project: Project):
     from openai_batch_api.utils.config import load_config
-    from openai_batch_api.utils.tasks import write_shards
+    from openai_batch_api.utils.requests import write_shards
 
     return write_shards(load_config(project.config_path), out_dir=project.root / "token-probe").shards
 

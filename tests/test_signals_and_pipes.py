@@ -18,8 +18,8 @@ import pytest
 
 from openai_batch_api.local_server import LocalServer
 from openai_batch_api.utils.errors import INTERRUPTED_MESSAGE, BatchToolError
-from openai_batch_api.utils.ledger import SUBMITTED, UPLOADING
-from openai_batch_api.utils.run_store import load_run
+from openai_batch_api.utils.state.ledger import SUBMITTED, UPLOADING
+from openai_batch_api.utils.state.run_store import load_run
 
 
 def console_script(command: str) -> str:

@@ -9,9 +9,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from openai_batch_api.utils import table
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.table import id_text, iter_input_chunks, read_input_table
+from openai_batch_api.utils.files import table
+from openai_batch_api.utils.files.table import id_text, iter_input_chunks, read_input_table
 
 CSV_TEXT = 'id,content,extra\n1,hello,x\n001,"two\nlines",\n1.0,,z\n'
 

@@ -13,10 +13,10 @@ import pytest
 
 from openai_batch_api.utils import tasks
 from openai_batch_api.utils.config import Config, validate_config_mapping
+from openai_batch_api.utils.costs.tokens import estimate_body_tokens
 from openai_batch_api.utils.endpoints import CHAT as ENDPOINT
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.tasks import build_request_body, write_shards
-from openai_batch_api.utils.tokens import estimate_body_tokens
+from openai_batch_api.utils.requests import build_request_body, write_shards
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 JPEG = b"\xff\xd8\xff\xe0 fake jpeg bytes"
@@ -412,7 +412,7 @@ def test_write_shards_content_not_unicode_error():
 
 
 def test_write_shards_unreadable_row_after_written_shards_leaves_nothing(monkeypatch):
-    from openai_batch_api.utils import table
+    from openai_batch_api.utils.files import table
 
     monkeypatch.setattr(table, "CSV_BLOCK_BYTES", 4096)
     path = write_csv([f"r{i},{'text ' * 10}," for i in range(300)] + ["bad,row,with,too many"])

@@ -9,8 +9,8 @@ import sys
 import pytest
 import tiktoken
 
-from openai_batch_api.utils import tokens
-from openai_batch_api.utils.tokens import (
+from openai_batch_api.utils.costs import tokens
+from openai_batch_api.utils.costs.tokens import (
     ESTIMATE_METHOD,
     TokenEstimator,
     count_text_tokens,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from openai_batch_api.status_jobs import WaitDisplay
-from openai_batch_api.utils.submission import RunProgress
-from openai_batch_api.utils.waiting import WaitUpdate
+from openai_batch_api.commands.status_jobs import WaitDisplay
+from openai_batch_api.utils.lifecycle.submission import RunProgress
+from openai_batch_api.utils.lifecycle.waiting import WaitUpdate
 
 
 class Terminal(io.StringIO):
@@ -47,7 +47,7 @@ def test_wait_display_rewrites_one_line_on_a_terminal():
 
 def test_status_jobs_wait_first_line_has_no_time_left_before_a_rate(project, server):
     from openai_batch_api.utils.config import load_config
-    from openai_batch_api.utils.tasks import write_shards
+    from openai_batch_api.utils.requests import write_shards
 
     project.write_rows(8)
     project.write_config(batch_size=4)

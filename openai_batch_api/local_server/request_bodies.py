@@ -135,7 +135,7 @@ def body_problem(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
 
 def request_tokens(endpoint: str, body: dict[str, Any]) -> int:
     """Prompt tokens of one request body; 0 for a body the API answers with a 400."""
-    from ..utils.tokens import estimate_body_tokens
+    from ..utils.costs.tokens import estimate_body_tokens
 
     if body_problem(endpoint, body) is not None:
         return 0

@@ -67,7 +67,7 @@ def respond(endpoint: str, body: dict[str, Any], *, prompt_tokens: int | None = 
 
 
 def _prompt_tokens(body: dict[str, Any], endpoint: str) -> int:
-    from ..utils.tokens import estimate_body_tokens
+    from ..utils.costs.tokens import estimate_body_tokens
 
     return estimate_body_tokens(body, endpoint=endpoint)
 
@@ -79,7 +79,7 @@ _COUNTERS: dict[str | None, Callable[[str], int]] = {}
 def _count(text: str, model: str | None) -> int:
     counter = _COUNTERS.get(model)
     if counter is None:
-        from ..utils.tokens import get_estimator
+        from ..utils.costs.tokens import get_estimator
 
         counter = _COUNTERS.setdefault(model, get_estimator(model).count)
     return counter(text)

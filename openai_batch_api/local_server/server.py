@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..utils.atomic_files import atomic_writer
 from ..utils.errors import BatchToolError
-from ..utils.file_lock import LockHeld, take_lock
+from ..utils.files.atomic_files import atomic_writer
+from ..utils.files.file_lock import LockHeld, take_lock
 from .access import KEY_ENV, is_loopback
 from .endpoints import Api
 from .faults import FaultInjector

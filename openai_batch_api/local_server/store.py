@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..utils.atomic_files import move_into_place, write_atomically
+from ..utils.files.atomic_files import move_into_place, write_atomically
 from .ids import new_id
 
 ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")

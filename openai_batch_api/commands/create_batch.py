@@ -1,0 +1,88 @@
+"""create-batch: build the task files from the input table, upload them and create the batches."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..utils.errors import UsageError
+from .base import run_command
+
+if TYPE_CHECKING:
+    from ..utils.config import Config
+
+DESCRIPTION = (
+    "Build JSONL task files from the input table, upload them and create the batches. "
+    "Running it again on the same run submits nothing twice."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build and validate every request, print the cost estimate, upload nothing",
+    )
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="submit again the rows whose last attempt failed retryably (429, 5xx, expired) or has no result",
+    )
+    parser.add_argument(
+        "--retry-all",
+        action="store_true",
+        help="like --retry, and also the rows that failed for other reasons (e.g. 400s)",
+    )
+    parser.add_argument(
+        "--adopt",
+        action="store_true",
+        help="when the run state in data_path is lost but the API holds its batches, take that run up again "
+        "(refused when none are found)",
+    )
+
+
+def handle(args: argparse.Namespace, config: Config) -> int:
+    from ..run import Run
+    from .reporting import created_lines, retried_lines, submitted_lines
+
+    retry = args.retry or args.retry_all
+    if args.dry_run and retry:
+        raise UsageError("--dry-run cannot be combined with --retry; check the run with status-jobs")
+    run = Run(config, config_arg=args.config, command="create-batch")
+    if args.dry_run:
+        print("\n".join(created_lines(run.create(dry_run=True), config)))
+        return 0
+    run.check_api_settings()  # before any task file or run state is written
+    with run.locked("create-batch"):
+        if retry:
+            retried = run.retry(include_all=args.retry_all)
+            for found in retried.found:
+                print(f"found again after an interrupted run: {found}")
+            if not retried.rows:
+                print(f"run {retried.run_id}: no row needs a retry")
+                return 0
+            print("\n".join(retried_lines(retried)))
+        else:
+            created = run.create(adopt=args.adopt)
+            if created.new:
+                print("\n".join(created_lines(created, config)))
+        submitted = run.submit()
+    print("\n".join(submitted_lines(submitted, config_arg=args.config)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `create-batch`."""
+    return run_command(
+        prog="create-batch",
+        description=DESCRIPTION,
+        add_arguments=add_arguments,
+        handler=handle,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""Read the Batch API's output and error files into one row per request, and make sense of the failures.
+
+A result line is `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`. A request
+that ran has a response (status 200 with the completion, or 4xx/5xx with `body.error`); a request that
+never ran has `"response": null` and an `error` such as `batch_expired` or `batch_cancelled`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ..errors import BatchToolError
+from . import result_columns as columns
+
+# Codes of failures that a later attempt can fix: capacity, limits, outages, time running out, and
+# a server behind the local backend that could not be reached (it may be up by the next attempt).
+# Other 4xx errors (a bad request, a missing model, content policy) fail the same way every time.
+RETRYABLE_CODES = frozenset(
+    {
+        "batch_expired",
+        "upstream_unreachable",
+        "token_limit_exceeded",
+        "rate_limit_exceeded",
+        "server_error",
+        "internal_error",
+        "service_unavailable",
+        "engine_overloaded",
+        "timeout",
+        "request_timeout",
+    }
+)
+# Statuses meaning "try again later": request timeout, too many requests, and every server error.
+RETRYABLE_STATUS = frozenset({408, 429})
+# A cancelled row is not retried by default: someone chose to stop the batch, and an automatic
+# retry would undo that choice.
+_STATUS_OF_CODE = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
+# Responses-API reasons a reply stopped early, in the chat completions' finish_reason words.
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split()) if text is not None else ""
+
+
+def _joined_text(parts: list) -> str | None:
+    """Text of a list of content parts (chat content given as parts)."""
+    texts = [p.get("text") for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return "".join(texts) if texts else None
+
+
+def _responses_output(body: dict) -> tuple[str | None, str | None, str | None]:
+    """(text, refusal, finish_reason) of a /v1/responses body."""
+    texts: list[str] = []
+    refusals: list[str] = []
+    for item in body.get("output") or ():
+        if not isinstance(item, dict) or item.get("type") != "message":
+            continue  # reasoning summaries and tool calls are not the answer
+        for part in item.get("content") or ():
+            kind = part.get("type")
+            if kind == "output_text":
+                texts.append(part.get("text") or "")
+            elif kind == "refusal":
+                refusals.append(part.get("refusal") or "")
+    status = body.get("status")
+    if status == "incomplete":
+        reason = (body.get("incomplete_details") or {}).get("reason")
+        finish = _INCOMPLETE_REASONS.get(reason, reason)
+    else:
+        finish = "stop" if status == "completed" else status
+    return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None), finish
+
+
+def embedding_vector(embedding: Any) -> np.ndarray:
+    """An embedding as float32: from its list of floats, or from base64 (`encoding_format: base64`)."""
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding), dtype="<f4").astype(np.float32)
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _moderation_output(body: dict) -> tuple[bool, str]:
+    """(flagged, the flagged categories joined by ", ") of a /v1/moderations body."""
+    result = body["results"][0]
+    categories = result.get("categories") or {}
+    return bool(result.get("flagged")), ", ".join(name for name, hit in categories.items() if hit is True)
+
+
+# A success's values, in this order: the answer, refusal, finish reason, flagged categories, and the
+# prompt, completion and total token counts.
+_Answer = tuple[Any, str | None, str | None, str | None, int | None, int | None, int | None]
+
+
+def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
+    """One row per request from Batch API output and error files, indexed by custom_id.
+
+    Files are read in the order given, oldest attempt first: when a custom_id appears more than once,
+    the last line wins. Columns are result_columns.LOADED; token counts are nullable Int64. A line
+    that is not a result line raises BatchToolError naming the file and line.
+
+    `api_output` is the answer's text (chat, completions, responses), the vector as a float32 array
+    (embeddings) or whether the input was flagged (moderations, with the flagged `api_categories`).
+    """
+    lines = _ResultLines()
+    for path in paths:
+        lines.read(Path(path))
+    frame = lines.frame()
+    del lines  # the frame holds the values now: the million objects of its lists can go
+    return _last_attempt_only(frame)
+
+
+class _ResultLines:
+    """The result lines read so far, one list per column; failures kept apart."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.outputs: list[Any] = []
+        self.refusals: list[str | None] = []
+        self.finishes: list[str | None] = []
+        self.categories: list[str | None] = []
+        self.prompt_tokens: list[int | None] = []
+        self.completion_tokens: list[int | None] = []
+        self.total_tokens: list[int | None] = []
+        # Most rows succeed: failures are kept apart as (row position, status, error, code, retryable).
+        self.failures: list[tuple[int, str, str, str, bool]] = []
+
+    def read(self, path: Path) -> None:
+        """Add the lines of one output or error file, streamed: it can hold a million."""
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise BatchToolError(f"{path}: result file not found") from None
+        # The per-line work is kept to the few lookups each column needs, with the appends bound once.
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        add_id, add_output, add_refusal = self.ids.append, self.outputs.append, self.refusals.append
+        add_finish, add_categories = self.finishes.append, self.categories.append
+        add_prompt, add_completion = self.prompt_tokens.append, self.completion_tokens.append
+        add_total, add_failure = self.total_tokens.append, self.failures.append
+        # A million lines share a handful of finish reasons: keep one string of each, not one per line.
+        reasons: dict[str | None, str | None] = {}
+        with handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    record = loads(line)
+                except decode_error as exc:
+                    if not line.strip():
+                        continue
+                    raise BatchToolError(
+                        f"{path}, line {number}: not valid JSON ({exc}); the file is truncated or is not "
+                        "a Batch API output or error file"
+                    ) from None
+                try:
+                    custom_id = record["custom_id"]
+                    if custom_id is None:
+                        raise KeyError("custom_id")
+                    response = record.get("response")
+                    error = record.get("error")
+                    if response is not None and error is None and response.get("status_code") == 200:
+                        answer = _answer(response.get("body") or {})
+                    else:
+                        add_failure((len(self.ids), *_failure(response, error)))
+                        answer = _NO_ANSWER
+                except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+                    raise BatchToolError(
+                        f"{path}, line {number}: not a Batch API result line (expected custom_id with a "
+                        "response or an error); pass the batch's output or error file"
+                    ) from None
+                output, refusal, finish, flagged_categories, prompt, completion, total = answer
+                add_id(custom_id if isinstance(custom_id, str) else str(custom_id))
+                add_output(output)
+                add_refusal(refusal)
+                add_finish(reasons.setdefault(finish, finish))
+                add_categories(flagged_categories)
+                add_prompt(prompt)
+                add_completion(completion)
+                add_total(total)
+
+    def frame(self) -> pd.DataFrame:
+        """The lines as a frame of result_columns.LOADED, indexed by custom_id (repeats included)."""
+        count = len(self.ids)
+        statuses = np.full(count, "ok", dtype=object)
+        errors = np.full(count, None, dtype=object)
+        codes = np.full(count, None, dtype=object)
+        retryables = np.zeros(count, dtype=bool)
+        if self.failures:
+            positions, failure_statuses, failure_errors, failure_codes, failure_retryables = zip(
+                *self.failures, strict=True
+            )
+            rows = np.fromiter(positions, dtype=np.intp, count=len(self.failures))
+            statuses[rows] = failure_statuses
+            errors[rows] = failure_errors
+            codes[rows] = failure_codes
+            retryables[rows] = failure_retryables
+        frame = pd.DataFrame(
+            {
+                columns.STATUS: pd.Series(statuses, dtype=object),
+                columns.OUTPUT: pd.Series(self.outputs, dtype=object),
+                columns.ERROR: pd.Series(errors, dtype=object),
+                columns.ERROR_CODE: pd.Series(codes, dtype=object),
+                columns.FINISH_REASON: pd.Series(self.finishes, dtype=object),
+                columns.REFUSAL: pd.Series(self.refusals, dtype=object),
+                columns.CATEGORIES: pd.Series(self.categories, dtype=object),
+                columns.PROMPT_TOKENS: pd.array(self.prompt_tokens, dtype="Int64"),
+                columns.COMPLETION_TOKENS: pd.array(self.completion_tokens, dtype="Int64"),
+                columns.TOTAL_TOKENS: pd.array(self.total_tokens, dtype="Int64"),
+                columns.RETRYABLE: retryables,
+            }
+        )
+        frame.index = pd.Index(self.ids, name="custom_id", dtype=str)
+        return frame
+
+
+_NO_ANSWER: _Answer = (None, None, None, None, None, None, None)
+
+
+def _answer(body: dict) -> _Answer:
+    """The values of a successful response's body, whichever endpoint it came from."""
+    usage = body.get("usage") or {}
+    choices = body.get("choices")
+    if choices is not None:  # chat completions, or legacy completions
+        choice = choices[0] if choices else {}
+        message = choice.get("message")
+        if message is not None:
+            output = message.get("content")
+            if output is not None and not isinstance(output, str):
+                output = _joined_text(output)
+            refusal = message.get("refusal")
+        else:
+            output, refusal = choice.get("text"), None
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return output, refusal, choice.get("finish_reason"), None, prompt, completion, usage.get("total_tokens")
+    if "output" in body:  # /v1/responses
+        output, refusal, finish = _responses_output(body)
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+        return output, refusal, finish, None, prompt, completion, usage.get("total_tokens")
+    if "results" in body:  # /v1/moderations: free, no usage
+        flagged, categories = _moderation_output(body)
+        return flagged, None, None, categories, None, None, usage.get("total_tokens")
+    # /v1/embeddings: one input per request, so one vector; input tokens only
+    vector = embedding_vector(body["data"][0]["embedding"])
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    return vector, None, None, None, prompt, None, usage.get("total_tokens")
+
+
+def _last_attempt_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each custom_id's last row, in the order they were last seen: a custom_id seen again is a later attempt."""
+    repeated = frame.index.duplicated(keep="last")
+    return frame[~repeated] if repeated.any() else frame
+
+
+def _failure(response: dict | None, error: dict | None) -> tuple[str, str, str, bool]:
+    """(api_status, api_error, api_error_code, api_retryable) of a request that did not succeed."""
+    if error is None:
+        status_code = response.get("status_code")
+        body = response.get("body")
+        detail = body.get("error") if isinstance(body, dict) else None
+        detail = detail if isinstance(detail, dict) else {}
+        code = str(detail.get("code") or detail.get("type") or f"http_{status_code}")
+        message = _one_line(detail.get("message") or body or "no error message")
+        retryable = (
+            code in RETRYABLE_CODES
+            or "timeout" in code
+            or status_code in RETRYABLE_STATUS
+            or (isinstance(status_code, int) and status_code >= 500)
+        )
+        return "error", f"{status_code} {code}: {message}", code, retryable
+    code = str(error.get("code") or "unknown_error")
+    message = _one_line(error.get("message") or "no error message")
+    status = _STATUS_OF_CODE.get(code, "error")
+    return status, f"{code}: {message}", code, code in RETRYABLE_CODES or "timeout" in code
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """The failed requests that share one error code."""
+
+    code: str
+    count: int
+    retryable: bool  # True when every request of the group failed retryably
+    example_id: str
+    example_error: str
+
+
+def summarize_failures(results: pd.DataFrame) -> list[FailureGroup]:
+    """Failed requests grouped by error code, most frequent first, each with an example row."""
+    failed = results[results[columns.STATUS] != "ok"]
+    groups = []
+    for code, frame in failed.groupby(columns.ERROR_CODE, sort=False):
+        groups.append(
+            FailureGroup(
+                code=str(code),
+                count=len(frame),
+                retryable=bool(frame[columns.RETRYABLE].all()),
+                example_id=str(frame.index[0]),
+                example_error=str(frame[columns.ERROR].iloc[0]),
+            )
+        )
+    groups.sort(key=lambda group: (-group.count, group.code))
+    return groups
+
+
+_JSON_TYPE_NAMES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array"}
+_JSON_TYPE_NAMES.update({dict: "object", type(None): "null"})
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _matches_type(value: Any, expected: str) -> bool:
+    actual = _json_type(value)
+    return actual == expected or (expected == "number" and actual == "integer")
+
+
+def _schema_of(response_format: dict) -> dict | None:
+    """The JSON schema of a chat `response_format` or of a Responses `text.format`."""
+    if "json_schema" in response_format:
+        schema = (response_format.get("json_schema") or {}).get("schema")
+    else:
+        schema = response_format.get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+def _problems(answer: Any, schema: dict | None, required: list[str], properties: dict) -> str | None:
+    """Why a parsed answer does not fit the schema's top level, or None."""
+    root_type = (schema or {}).get("type", "object")
+    if isinstance(root_type, str) and root_type != "object":
+        if _matches_type(answer, root_type):
+            return None
+        return f"answer is a JSON {_json_type(answer)}, not {root_type}"
+    if not isinstance(answer, dict):
+        return f"answer is a JSON {_json_type(answer)}, not an object"
+    problems = []
+    missing = [name for name in required if name not in answer]
+    if missing:
+        problems.append("missing required " + ", ".join(repr(name) for name in missing))
+    for name, spec in properties.items():
+        if name not in answer or not isinstance(spec, dict):
+            continue
+        value = answer[name]
+        expected = spec.get("type")
+        allowed = [expected] if isinstance(expected, str) else expected
+        if isinstance(allowed, list) and not any(_matches_type(value, kind) for kind in allowed):
+            problems.append(f"{name!r} is {_json_type(value)}, expected {' or '.join(allowed)}")
+        elif isinstance(spec.get("enum"), list) and value not in spec["enum"]:
+            problems.append(f"{name!r} is {value!r}, not one of {spec['enum']!r}")
+    return "; ".join(problems) or None
+
+
+def answer_columns(response_format: dict | None, *, prefix: str) -> list[str]:
+    """The columns expand_structured_answers makes for this answer format, in order."""
+    kind = (response_format or {}).get("type")
+    if kind not in ("json_object", "json_schema"):
+        return []
+    schema = _schema_of(response_format) if kind == "json_schema" else None  # type: ignore[arg-type]
+    properties = (schema or {}).get("properties") or {}
+    return [*(f"{prefix}{name}" for name in properties), columns.JSON_ERROR]
+
+
+def expand_structured_answers(outputs: pd.Series, *, response_format: dict | None, prefix: str) -> pd.DataFrame:
+    """JSON answers as columns, aligned with `outputs`' index.
+
+    With a `json_schema` response format each top-level property becomes a column `<prefix><name>`;
+    with `json_object` there are no property columns. Either way the `api_json_error` column says why an
+    answer is not valid JSON, not an object, or misses a required property or has a wrong top-level type
+    (None when it fits, or when there is no answer). Without a JSON response format: an empty frame.
+    """
+    kind = (response_format or {}).get("type")
+    if kind not in ("json_object", "json_schema"):
+        return pd.DataFrame(index=outputs.index)
+    schema = _schema_of(response_format) if kind == "json_schema" else None
+    properties = (schema or {}).get("properties") or {}
+    required = [name for name in (schema or {}).get("required") or [] if isinstance(name, str)]
+    names = list(properties)
+    values: dict[str, list[Any]] = {name: [] for name in names}
+    json_errors: list[str | None] = []
+    loads = orjson.loads
+    for text in outputs:
+        answer = None
+        problem = None
+        if isinstance(text, str):
+            try:
+                answer = loads(text)
+            except orjson.JSONDecodeError as exc:
+                problem = f"answer is not valid JSON ({exc})"
+            else:
+                problem = _problems(answer, schema, required, properties)
+        fields = answer if isinstance(answer, dict) else {}
+        for name in names:
+            values[name].append(fields.get(name))
+        json_errors.append(problem)
+    data = {f"{prefix}{name}": pd.Series(column, dtype=object) for name, column in values.items()}
+    data[columns.JSON_ERROR] = pd.Series(json_errors, dtype=object)
+    frame = pd.DataFrame(data)
+    frame.index = outputs.index
+    return frame

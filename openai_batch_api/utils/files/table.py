@@ -1,0 +1,429 @@
+"""Reading the input table (CSV, pickle, Parquet or JSONL, chosen by extension), whole or in chunks.
+
+Ids keep exactly the text they have in the file: CSV cells are read as text (empty cells as "", never
+NaN), and ids in typed formats go through str() on their original values, so `1` stays `1`.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import pickle
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..errors import BatchToolError, InputError
+
+# extension -> format name used in messages
+FORMATS = {".csv": "CSV", ".pkl": "pickle", ".pickle": "pickle", ".parquet": "Parquet", ".jsonl": "JSONL"}
+CHUNK_ROWS = 20_000
+# pyarrow parses CSV in blocks and reads dozens of blocks ahead, so small blocks keep memory flat. A row
+# longer than a block makes pyarrow fail: the file is then read again with blocks 8 times larger.
+CSV_BLOCK_BYTES = 1 << 20
+CSV_MAX_BLOCK_BYTES = 1 << 30
+# Parquet pages are read as they are needed: by default pyarrow first loads a whole row group, and a
+# file written in one go (pandas.to_parquet) holds up to a million rows in one.
+PARQUET_BUFFER_BYTES = 1 << 20
+MAX_LISTED_COLUMNS = 20
+
+Chunk = dict[str, list[Any]]  # column -> its values in this chunk; every list has the same length
+# orjson reads an integer outside 64 bits as a float, which loses its digits: such a line is read again.
+EXACT_INT_LIMIT = 2**63
+FIRST_ROWS_LISTED = 5
+
+
+@dataclass
+class LineBreakCells:
+    """CSV cells holding a line break: legal in a quoted cell, and also what a quote left open makes."""
+
+    count: int = 0
+    first_rows: list[int] = field(default_factory=list)  # 1-based data rows, the header not counted
+
+    def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
+        spans = None
+        for name in columns:
+            found = pc.fill_null(pc.match_substring_regex(batch.column(name), "[\r\n]"), False)
+            self.count += pc.sum(found).as_py() or 0
+            spans = found if spans is None else pc.or_(spans, found)
+        if spans is not None and len(self.first_rows) < FIRST_ROWS_LISTED:
+            rows = pc.indices_nonzero(spans)[: FIRST_ROWS_LISTED - len(self.first_rows)].to_pylist()
+            self.first_rows.extend(first_row + index for index in rows)
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a cell is empty in the typed formats' sense: None, NaN, pd.NA or NaT."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def id_text(value: Any) -> str:
+    """The text of an id cell: strings as they are, other values through str(), missing cells as ""."""
+    if isinstance(value, str):
+        return value
+    if is_missing(value):
+        return ""
+    return str(value)
+
+
+def input_format(path: Path) -> str:
+    """The format named by `path`'s extension: "CSV", "pickle", "Parquet" or "JSONL"."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        got = f"extension '{path.suffix}'" if path.suffix else "no extension"
+        raise InputError(
+            f"{path}: unknown input format ({got}); input_file must end in .csv, .pkl, .pickle, .parquet or .jsonl"
+        )
+    return fmt
+
+
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; input_file must name the table file")
+    if not path.exists():
+        raise InputError(f"{path}: no such input file; fix input_file in the config")
+
+
+@contextmanager
+def _reading(path: Path, fmt: str) -> Iterator[None]:
+    """Turn the many ways a broken file fails into one line naming the file and the fix."""
+    try:
+        yield
+    except (BatchToolError, MemoryError):
+        raise
+    except PermissionError:
+        raise InputError(f"{path}: cannot read the input (permission denied); check its permissions") from None
+    except Exception as exc:  # pickle alone can raise anything a module import can
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        detail = lines[0] if len(lines[0]) <= 200 else lines[0][:200] + "..."
+        raise InputError(
+            f"{path}: cannot read it as {fmt} ({detail}); fix the file, or give it the extension of the format it is in"
+        ) from None
+
+
+def _closest(name: str, available: Sequence[str]) -> str | None:
+    for candidate in available:
+        if candidate.casefold() == name.casefold():
+            return candidate
+    # A high cutoff: a loose match ('text' -> 'extra') points at the wrong column with confidence.
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _check_columns(
+    path: Path, available: Sequence[str], columns: Sequence[str], column_keys: Mapping[str, str]
+) -> None:
+    """Raise naming every missing column, the config key that names it and its closest match."""
+    missing = [column for column in columns if column not in available]
+    if not missing:
+        return
+    parts = []
+    for column in missing:
+        details = []
+        if column in column_keys:
+            details.append(f"{column_keys[column]} in the config")
+        close = _closest(column, available)
+        if close is not None:
+            details.append(f"did you mean '{close}'?")
+        parts.append(f"no column '{column}'" + (f" ({', '.join(details)})" if details else ""))
+    listed = ", ".join(f"'{name}'" for name in available[:MAX_LISTED_COLUMNS])
+    if len(available) > MAX_LISTED_COLUMNS:
+        listed += f" and {len(available) - MAX_LISTED_COLUMNS} more"
+    has = f"the file has columns {listed}" if available else "the file has no columns"
+    raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
+
+
+def check_unique_columns(path: Path, names: Sequence[Any]) -> None:
+    """Raise naming the columns that appear more than once: a repeated name would send one, collate another."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[str(name)] = counts.get(str(name), 0) + 1
+    repeated = [name for name, count in counts.items() if count > 1]
+    if repeated:
+        listed = ", ".join(f"'{name}'" for name in repeated)
+        noun = "column" if len(repeated) == 1 else "columns"
+        raise InputError(
+            f"{path}: the {noun} {listed} appear{'s' if len(repeated) == 1 else ''} more than once; "
+            "give every column its own name"
+        )
+
+
+def _csv_header(path: Path) -> list[str]:
+    with _reading(path, "CSV"), open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), None)
+    if not header:
+        raise InputError(f"{path}: the file is empty; a CSV input needs a header row naming its columns")
+    check_unique_columns(path, header)
+    return header
+
+
+def _csv_options(header: Sequence[str], *, block_size: int, include: Sequence[str] | None = None) -> dict[str, Any]:
+    """pyarrow options that read every cell as text: empty cells "" (not null), quoted newlines kept."""
+    return {
+        "read_options": pacsv.ReadOptions(block_size=block_size),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False,
+            include_columns=list(include) if include is not None else None,
+        ),
+    }
+
+
+def _is_row_longer_than_block(exc: Exception, block_size: int) -> bool:
+    return isinstance(exc, pa.ArrowInvalid) and "straddl" in str(exc) and block_size < CSV_MAX_BLOCK_BYTES
+
+
+def _read_csv(path: Path) -> pa.Table:
+    header = _csv_header(path)
+    block_size = CSV_BLOCK_BYTES
+    while True:
+        try:
+            return pacsv.read_csv(path, **_csv_options(header, block_size=block_size))
+        except pa.ArrowInvalid as exc:
+            if not _is_row_longer_than_block(exc, block_size):
+                raise
+            block_size *= 8
+
+
+def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-blank line."""
+    with _reading(path, "JSONL"), open(path, "rb") as f:
+        for line_number, line in enumerate(f, 1):
+            if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line.rstrip(b"\r\n"))
+                if isinstance(record, dict) and _has_inexact_number(record):
+                    record = json.loads(line, parse_int=int)  # Python ints keep every digit
+            except orjson.JSONDecodeError as exc:
+                raise InputError(
+                    f"{path}: line {line_number} is not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "each line must hold one JSON object"
+                ) from None
+            if not isinstance(record, dict):
+                raise InputError(
+                    f"{path}: line {line_number} holds a JSON {type(record).__name__}, not an object; "
+                    "each line must hold one JSON object of column: value"
+                )
+            yield record
+
+
+def _has_inexact_number(record: dict[str, Any]) -> bool:
+    """Whether a top-level value may be an integer orjson read as a float, losing digits (an id's text)."""
+    for value in record.values():
+        if type(value) is float and abs(value) >= EXACT_INT_LIMIT and value.is_integer():
+            return True
+    return False
+
+
+def _load_pickle(path: Path) -> pd.DataFrame:
+    with _reading(path, "pickle"), open(path, "rb") as f:
+        table = pickle.load(f)
+    if not isinstance(table, pd.DataFrame):
+        raise InputError(
+            f"{path}: the pickle holds a {type(table).__name__}, not a pandas DataFrame; "
+            "save the table with DataFrame.to_pickle"
+        )
+    check_unique_columns(path, list(table.columns))
+    return table
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """The JSONL table, as pandas makes it of the list of every record, built a slice of records at a time.
+
+    A million records as dicts take about four times the memory of the frame pandas makes of them.
+    Each slice infers its columns' types from its own rows: where the slices disagree (a column empty
+    throughout one slice, numbers in one and text in another), only the whole column can say, so the
+    file is read again the plain way.
+    """
+    records = _jsonl_records(path)
+    slices = []
+    while chunk := list(islice(records, CHUNK_ROWS)):
+        slices.append(pd.DataFrame(chunk))
+    if len(slices) <= 1:
+        return slices[0] if slices else pd.DataFrame()
+    if all(part.dtypes.equals(slices[0].dtypes) for part in slices):
+        return pd.concat(slices, ignore_index=True)
+    del slices
+    return pd.DataFrame(list(_jsonl_records(path)))
+
+
+def _frame_column(path: Path, table: pd.DataFrame, column: str, key: str) -> Any:
+    """The label of `column` in a DataFrame whose labels may be non-strings (e.g. 0, 1 from a pickle)."""
+    names = [str(label) for label in table.columns]
+    _check_columns(path, names, [column], {column: key})
+    return table.columns[names.index(column)]
+
+
+def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFrame:
+    """The whole input table, every column as the file has it (CSV: all text, empty cells "").
+
+    With `id_column`, that column must exist and becomes text: str() of each original value, "" where
+    the cell is missing.
+    """
+    path = Path(path)
+    fmt = input_format(path)
+    _check_is_file(path)
+    if fmt == "CSV":
+        with _reading(path, fmt):
+            table = _read_csv(path).to_pandas()
+    elif fmt == "Parquet":
+        with _reading(path, fmt):
+            table = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+            check_unique_columns(path, table.column_names)
+            table = table.to_pandas()
+    elif fmt == "pickle":
+        table = _load_pickle(path)
+    else:
+        table = _read_jsonl(path)
+    if id_column is not None:
+        label = _frame_column(path, table, id_column, "id_column")
+        column = table[label]
+        if isinstance(column.dtype, pd.StringDtype):
+            # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
+            # through id_text would make a Python string of every id, seconds at a million rows.
+            table[label] = column.fillna("").astype(str)
+        else:
+            table[label] = pd.Series([id_text(value) for value in column.tolist()], index=table.index, dtype=str)
+    return table
+
+
+def _arrow_chunks(batches: Iterable[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
+    for batch in batches:
+        for start in range(0, batch.num_rows, chunk_rows):
+            part = batch.slice(start, chunk_rows)
+            yield {name: part.column(name).to_pylist() for name in columns}
+
+
+def _csv_chunks(
+    path: Path,
+    columns: list[str],
+    column_keys: Mapping[str, str],
+    chunk_rows: int,
+    line_breaks: LineBreakCells | None = None,
+    all_columns: list[str] | None = None,
+) -> Iterator[Chunk]:
+    header = _csv_header(path)
+    _check_columns(path, header, columns, column_keys)
+    if all_columns is not None:
+        all_columns.extend(header)
+    block_size = CSV_BLOCK_BYTES
+    rows_done = 0
+    with _reading(path, "CSV"):
+        while True:
+            try:
+                reader = pacsv.open_csv(path, **_csv_options(header, block_size=block_size, include=columns))
+                skip = rows_done  # after a re-read, the rows already given out
+                for batch in reader:
+                    if skip >= batch.num_rows:
+                        skip -= batch.num_rows
+                        continue
+                    if line_breaks is not None:
+                        line_breaks.add_batch(batch.slice(skip), columns, first_row=rows_done + 1)
+                    for chunk in _arrow_chunks([batch.slice(skip)], columns, chunk_rows):
+                        rows_done += len(chunk[columns[0]])
+                        yield chunk
+                    skip = 0
+                return
+            except pa.ArrowInvalid as exc:
+                if not _is_row_longer_than_block(exc, block_size):
+                    raise
+                block_size *= 8
+
+
+def _parquet_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
+) -> Iterator[Chunk]:
+    with _reading(path, "Parquet"):
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        check_unique_columns(path, parquet.schema_arrow.names)
+        _check_columns(path, parquet.schema_arrow.names, columns, column_keys)
+        all_columns.extend(parquet.schema_arrow.names)
+        yield from _arrow_chunks(parquet.iter_batches(batch_size=chunk_rows, columns=columns), columns, chunk_rows)
+
+
+def _pickle_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
+) -> Iterator[Chunk]:
+    table = _load_pickle(path)
+    names = [str(label) for label in table.columns]
+    _check_columns(path, names, columns, column_keys)
+    all_columns.extend(names)
+    values = {name: table.iloc[:, names.index(name)].tolist() for name in columns}
+    del table
+    for start in range(0, len(values[columns[0]]), chunk_rows):
+        yield {name: column[start : start + chunk_rows] for name, column in values.items()}
+
+
+def _jsonl_chunks(
+    path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
+) -> Iterator[Chunk]:
+    records: list[dict[str, Any]] = []
+    checked = False
+    keys: dict[str, None] = {}  # every key of every record, in the order first seen
+
+    def chunk() -> Chunk:
+        nonlocal checked
+        if not checked:
+            # A JSONL file has no header: a column counts as present if any record of the first chunk
+            # has it (later records missing a key just have an empty cell).
+            seen = list(dict.fromkeys(key for record in records for key in record))
+            _check_columns(path, seen, columns, column_keys)
+            checked = True
+        return {name: [record.get(name) for record in records] for name in columns}
+
+    for record in _jsonl_records(path):
+        if not keys.keys() >= record.keys():
+            keys.update(dict.fromkeys(record))
+        records.append(record)
+        if len(records) == chunk_rows:
+            yield chunk()
+            records = []
+    if records:
+        yield chunk()
+    all_columns.extend(keys)
+
+
+def iter_input_chunks(
+    path: Path,
+    *,
+    columns: Sequence[str],
+    chunk_rows: int = CHUNK_ROWS,
+    column_keys: Mapping[str, str] | None = None,
+    line_breaks: LineBreakCells | None = None,
+    all_columns: list[str] | None = None,
+) -> Iterator[Chunk]:
+    """Stream `columns` of the input table as chunks of at most `chunk_rows` rows, in file order.
+
+    Each chunk maps a column to a list of its raw values: str for CSV (empty cells ""), the file's own
+    Python values for the typed formats (missing ones None or NaN). CSV, JSONL and Parquet are streamed
+    so memory does not grow with the row count; a pickle is loaded whole. `column_keys` maps a column to
+    the config key that names it, for the message when the column is missing. For a CSV, `line_breaks`
+    counts the cells of `columns` that span lines as the chunks are read. `all_columns` gets the name of
+    every column of the file (of a JSONL file, once the last chunk is read).
+    """
+    path = Path(path)
+    fmt = input_format(path)
+    _check_is_file(path)
+    columns = list(dict.fromkeys(columns))
+    if fmt == "CSV":
+        return _csv_chunks(path, columns, column_keys or {}, chunk_rows, line_breaks, all_columns)
+    read = {"Parquet": _parquet_chunks, "pickle": _pickle_chunks, "JSONL": _jsonl_chunks}[fmt]
+    return read(path, columns, column_keys or {}, chunk_rows, all_columns if all_columns is not None else [])

@@ -1,0 +1,237 @@
+"""A run whose state was lost: finding its batches on the API side, and taking the run up again.
+
+Every batch carries, besides its run and shard tags, a hash of what it was made from (the input
+table and the request shape) and of the absolute data_path. Before a new run is submitted,
+create-batch looks for batches with those tags: when the run state in data_path was deleted or
+lost, its batches still run and bill, and a new run would pay for every row again. Found, the
+run is refused, or (`--adopt`) rebuilt from the API: its shards are built again (the same input
+gives the same shards, checked against each batch's shard hash), each found batch is put back on
+its shard, and only the shards with no batch are submitted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import openai
+from openai.types import Batch
+
+from ..config import Config
+from ..errors import LostRunError
+from ..providers.openai import BatchApi, is_missing_listing, open_api
+from ..requests import ShardPlan
+from ..state.ledger import CANCELLED, SUBMITTED, UPLOADED, Ledger, ShardRecord, file_sha256, request_sha256
+from ..state.run_store import STORE_NAME, RunStore
+from .planning import CostReport, attempt_dir, new_ledger, plan_attempt
+from .submission import TOKEN_LIMIT_CODE, batch_error_codes, waiting_shards
+
+RUN_TAG = "openai_batch_api_run"
+# How far back the batches listing is searched: batches older than this have expired, and their
+# result files are gone on OpenAI after 30 days by default.
+SEARCH_DAYS = 30
+# A found run whose first few batches' input files are all deleted was cleaned up by delete-tasks.
+DELETED_CHECKS = 3
+# Batches that still answer rows, and bill for them: a run holding one is never cleaned up, whatever
+# became of its files (delete-tasks --force cancels them; a cancelling batch answers no more rows).
+RUNNING_STATUSES = ("validating", "in_progress", "finalizing")
+
+
+@dataclass
+class EarlierRuns:
+    """What the batches listing holds of earlier runs of this input and data_path."""
+
+    searched: bool  # False: the server does not list batches
+    runs: dict[str, list[Batch]] = field(default_factory=dict)  # run id -> its batches, newest run first
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def newest(self) -> tuple[str, list[Batch]] | None:
+        return next(iter(self.runs.items()), None)
+
+
+def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None = None) -> EarlierRuns:
+    """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first."""
+    since = (time.time() if now is None else now) - SEARCH_DAYS * 86400
+    runs: dict[str, list[Batch]] = {}
+    try:
+        for batch in api.list_batches():
+            if batch.created_at < since:
+                break
+            meta = batch.metadata or {}
+            if meta.get(RUN_TAG) and all(meta.get(k) == v for k, v in tags.items()):
+                runs.setdefault(meta[RUN_TAG], []).append(batch)
+    except openai.APIStatusError as exc:
+        if not is_missing_listing(exc):
+            raise
+        return EarlierRuns(
+            searched=False,
+            notices=[
+                f"the server does not list batches ({exc.status_code}): whether a run of this input and "
+                "data_path was already submitted (and its run state lost) cannot be checked"
+            ],
+        )
+    runs = {run: batches for run, batches in runs.items() if not cleaned_up(api, batches)}
+    return EarlierRuns(searched=True, runs=runs)
+
+
+def cleaned_up(api: BatchApi, batches: list[Batch]) -> bool:
+    """Whether delete-tasks removed this run: none of its batches runs, and their input files are deleted."""
+    if any(batch.status in RUNNING_STATUSES for batch in batches):
+        return False
+    for batch in batches[:DELETED_CHECKS]:
+        try:
+            api.retrieve_file(batch.input_file_id)
+            return False
+        except openai.NotFoundError:
+            continue
+    return True
+
+
+def refusal(config: Config, earlier: EarlierRuns, *, config_arg: str) -> LostRunError:
+    run_id, batches = earlier.newest  # type: ignore[misc]
+    examples = ", ".join(b.id for b in batches[:2])
+    others = len(earlier.runs) - 1
+    more = f"; batches of {others} earlier {'run' if others == 1 else 'runs'} too" if others else ""
+    return LostRunError(
+        f"{config.data_path}: no run state here ({STORE_NAME}), but the API holds {len(batches)} "
+        f"{'batch' if len(batches) == 1 else 'batches'} of run {run_id} made from this input and data_path "
+        f"({examples}{', ...' if len(batches) > 2 else ''}{more}), and a new run would pay for every row again; "
+        f"take that run up again with create-batch --config {config_arg} --adopt (only shards with no batch "
+        "are submitted), or set another data_path to start a new run"
+    )
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run just made in data_path: its store, its plan and cost, and what was adopted."""
+
+    store: RunStore
+    plan: ShardPlan
+    cost: CostReport
+    adopted_batches: int  # batches of a lost run put back on their shards (0 for a new run)
+    notices: list[str]
+
+
+def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) -> StartedRun:
+    """Begin the run of data_path (which holds none): refuse, or adopt, when the API holds a lost run's batches."""
+    draft = Ledger(
+        run_id="", created_at=0, input_sha256=input_hash, request_sha256=request_sha256(config), rows=0,
+        token_method="",
+    )
+    with open_api(config) as api:
+        earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+        if not earlier.searched and adopt:
+            raise LostRunError(
+                f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
+                "look for the run's batches on the server and cancel them, or run create-batch without --adopt"
+            )
+        if earlier.newest is not None and not adopt:
+            raise refusal(config, earlier, config_arg=config_arg)
+        if earlier.newest is None and adopt:
+            # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
+            raise LostRunError(
+                f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
+                f"was made from {config.input_file} and this data_path; run create-batch --config {config_arg} "
+                "without --adopt to start a new run"
+            )
+        plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
+        ledger = new_ledger(config, plan, input_hash=input_hash)
+        adopted = 0
+        if earlier.newest is not None:
+            run_id, batches = earlier.newest
+            adopted = adopt_batches(api, config, ledger, run_id=run_id, batches=batches)
+    store = RunStore.create(config.data_path, ledger)
+    return StartedRun(store, plan, cost, adopted, earlier.notices)
+
+
+def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str, batches: list[Batch]) -> int:
+    """Make `ledger` run `run_id` again, its shards holding `batches`; return how many batches were adopted.
+
+    The first attempt's shards were just built again; a retry attempt's shard files are the input
+    files of its batches, downloaded. Each is checked against the shard hash its batch carries.
+    """
+    ledger.run_id = run_id
+    ledger.created_at = min(b.created_at for b in batches)
+    by_shard: dict[str, list[Batch]] = {}
+    for batch in batches:
+        by_shard.setdefault((batch.metadata or {}).get("shard", ""), []).append(batch)
+    built = {s.key: s for s in ledger.shards}
+    for key in sorted(by_shard, key=shard_order):
+        found = sorted(by_shard[key], key=lambda b: (submission_of(b), b.created_at))
+        shard = built.get(key) or downloaded_shard(api, config, key=key, batch=found[-1])
+        if shard.sha256[:32] != (found[-1].metadata or {}).get("shard_sha256"):
+            raise LostRunError(
+                f"{config.data_path}: batch {found[-1].id} (shard {key} of run {run_id}) was made from other "
+                "content than this input gives for that shard now; the run cannot be taken up again safely: "
+                "set another data_path to start a new run"
+            )
+        if key not in built:
+            ledger.shards.append(shard)
+            ledger.attempts = max(ledger.attempts, shard.attempt)
+        latest = found[-1]
+        shard.requeued_batch_ids = [b.id for b in found[:-1]]
+        shard.submission = submission_of(latest)
+        shard.file_id = latest.input_file_id
+        if latest.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(latest):
+            # The queue was full: as refresh does, the shard waits to be submitted again.
+            shard.requeued_batch_ids.append(latest.id)
+            shard.submission += 1
+            shard.state = UPLOADED
+        else:
+            shard.batch_id, shard.batch, shard.state = latest.id, latest, SUBMITTED
+    ledger.shards.sort(key=lambda s: (s.attempt, s.index))
+    if any(s.batch is not None and s.batch.status in ("cancelling", "cancelled") for s in ledger.shards):
+        # The lost run was cancelled: its shards with no batch stay unsubmitted, as a cancel leaves them.
+        ledger.cancelled_at = int(time.time())
+        for shard in waiting_shards(ledger):
+            shard.state = CANCELLED
+    return len(by_shard)
+
+
+def shard_order(key: str) -> tuple[int, int]:
+    """(attempt, index) of a shard key such as "a2-s0003"; an unknown key sorts first and is refused."""
+    attempt, _, index = key.partition("-s")
+    try:
+        return int(attempt.removeprefix("a")), int(index)
+    except ValueError:
+        return (0, 0)
+
+
+def submission_of(batch: Batch) -> int:
+    try:
+        return int((batch.metadata or {}).get("submission", "1"))
+    except ValueError:
+        return 1
+
+
+def downloaded_shard(api: BatchApi, config: Config, *, key: str, batch: Batch) -> ShardRecord:
+    """A retry attempt's shard, its file fetched from the batch's input file."""
+    attempt, index = shard_order(key)
+    if attempt < 2:
+        raise LostRunError(
+            f"{config.data_path}: batch {batch.id} carries shard tag '{key}', which this input does not make; "
+            "the run cannot be taken up again safely: set another data_path to start a new run"
+        )
+    path = attempt_dir(config.data_path, attempt) / f"shard-{index:04d}.jsonl"
+    try:
+        api.download_file(batch.input_file_id, path)
+    except openai.NotFoundError:
+        raise LostRunError(
+            f"{config.data_path}: the input file {batch.input_file_id} of batch {batch.id} (retry shard {key}) is "
+            "gone from the server, so which rows it holds is unknown; the run cannot be taken up again safely: "
+            "set another data_path to start a new run"
+        ) from None
+    with open(path, "rb") as fh:
+        rows = sum(1 for line in fh if line.strip())
+    size = path.stat().st_size
+    return ShardRecord(
+        key=key,
+        attempt=attempt,
+        index=index,
+        path=path.relative_to(config.data_path).as_posix(),
+        rows=rows,
+        bytes=size,
+        sha256=file_sha256(path),
+        prompt_tokens=size // 4,  # a rough count: it only weighs the shard in the enqueued-token queue
+    )

@@ -1,0 +1,47 @@
+"""Resubmitting the rows whose last attempt failed, as a new attempt of the same run.
+
+Not to be confused with the retries of a single HTTP call, which live in api.py.
+"""
+
+from __future__ import annotations
+
+from ..answers import result_columns as columns
+from ..config import Config
+from ..errors import BatchToolError
+from ..providers.openai import BatchApi
+from ..state.run_store import RunStore
+from .collation import collate_results, download_results
+from .planning import CostReport, attempt_dir, plan_attempt, shard_records
+
+
+def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all: bool) -> list[str]:
+    """Ids of the rows to submit again: failed retryably or unanswered (or, with include_all, any failure)."""
+    ledger = store.ledger
+    running = [s for s in ledger.shards if not s.finished]
+    if running:
+        raise BatchToolError(
+            f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
+            "wait for them with status-jobs --wait before retrying"
+        )
+    files = download_results(api, store, workers=config.concurrency)
+    collation = collate_results(config, ledger, files)
+    failed = collation.table[columns.STATUS] != "ok"
+    if not include_all:
+        failed &= collation.retryable
+    return collation.table.loc[failed, config.id_column].astype(str).tolist()
+
+
+def add_retry_attempt(
+    api: BatchApi, store: RunStore, config: Config, *, include_all: bool
+) -> tuple[int, int, CostReport] | None:
+    """Build the next attempt from the rows to retry and add it to the run.
+
+    Returns (rows, shards, cost estimate), or None when no row needs a retry.
+    """
+    ids = rows_to_retry(api, store, config, include_all=include_all)
+    if not ids:
+        return None
+    attempt = store.ledger.attempts + 1
+    plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, attempt), only_ids=set(ids))
+    store.add_attempt(attempt, shard_records(plan, attempt=attempt, data_path=config.data_path))
+    return plan.rows, len(plan.shards), cost

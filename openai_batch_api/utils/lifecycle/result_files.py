@@ -1,0 +1,57 @@
+"""The result files of a run's finished batches: where each lands in data_path, and fetching them once.
+
+Light to import (no pandas): status-jobs downloads the error files to say why rows failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from ..providers.openai import BatchApi
+from ..state.ledger import Ledger, ShardRecord
+from ..state.run_store import RunStore
+from .submission import run_in_parallel
+
+RESULTS_DIR = "results"
+RESULT_KINDS = ("output", "errors")
+
+
+def result_file_path(data_path: Path, shard: ShardRecord, kind: str) -> Path:
+    return data_path / RESULTS_DIR / f"{shard.key}-{shard.batch_id}-{kind}.jsonl"
+
+
+def finished_result_files(
+    ledger: Ledger, data_path: Path, *, kinds: Collection[str] = RESULT_KINDS
+) -> list[tuple[str, Path]]:
+    """(file id, local path) of the result files of the finished batches, oldest attempt first.
+
+    `kinds` chooses among "output" and "errors" files.
+    """
+    files = []
+    for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
+        if not shard.finished or shard.batch is None:
+            continue
+        for kind, file_id in (("output", shard.batch.output_file_id), ("errors", shard.batch.error_file_id)):
+            if kind in kinds and file_id:
+                files.append((file_id, result_file_path(data_path, shard, kind)))
+    return files
+
+
+def download_results(
+    api: BatchApi, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
+) -> list[Path]:
+    """Download what is not on disk yet, in parallel; result files never change, so each is fetched once.
+
+    Each file is recorded in the run store as the run's own before it is written (delete-tasks
+    removes only recorded files), and lands whole or not at all: a crash leaves the files
+    downloaded so far, and the next call fetches the rest.
+    `kinds=("errors",)` fetches only the error files: enough to say why requests failed, and a small
+    part of the output files' size (hundreds of MB at a million rows).
+    """
+    files = finished_result_files(store.ledger, store.data_path, kinds=kinds)
+    # All of them, not only the missing: a status-jobs without the run lock records nothing.
+    store.record_local_files((path for _, path in files), kind="result")
+    missing = [(file_id, path) for file_id, path in files if not path.exists()]
+    run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
+    return [path for _, path in files]
