@@ -95,7 +95,7 @@ def save_table(run: Run, frame: pd.DataFrame) -> None:
     with atomic_path(config.input_file) as scratch:
         frame.to_parquet(scratch, index=False)
         if run.exists():
-            run.check_inputs(input_hash=file_sha256(scratch))
+            run.check_inputs(input_hash=file_sha256(scratch), table_may_change=True)
 
 
 class ProgressBar:

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
-from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
+from .step_results import Cancelled, Collated, Created, Deleted, Piloted, Retried, RunStatus, Submitted
 from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
-from .utils.errors import ApiError, BatchApiToolError, RunLockedError
-from .utils.lifecycle.result_files import download_results
+from .utils.errors import ApiError, BatchApiToolError, CostOverLimitError, RunLockedError
+from .utils.lifecycle.result_files import download_results, run_result_files
 from .utils.lifecycle.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
 from .utils.providers.openai import (
     BatchApi,
@@ -38,6 +38,7 @@ from .utils.providers.openai import (
     remove_local_backend_state,
 )
 from .utils.state.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
+from .utils.state.row_requests import answer_sources
 from .utils.state.run_lock import LOCK_NAME, run_lock
 from .utils.state.run_store import (
     IMPORTED_SUFFIX,
@@ -132,10 +133,19 @@ class Run:
         """Raise ConfigError when the API cannot be called (no key), before anything is written."""
         check_api_settings(self.config)
 
-    def check_inputs(self, *, input_hash: str | None = None) -> None:
-        """Raise RunChangedError when the table or the request settings differ from the run's."""
+    def check_inputs(self, *, input_hash: str | None = None, table_may_change: bool = False) -> None:
+        """Raise RunChangedError when the table or the request settings differ from the run's.
+
+        `table_may_change`: only the request settings must be the run's (`create` continues a run with a
+        changed table).
+        """
         with open_run(self.config, config_arg=self.config_arg, writable=False) as store:
-            check_same_inputs(store.ledger, self.config, input_sha256=input_hash or self._input_hash())
+            check_same_inputs(
+                store.ledger,
+                self.config,
+                input_sha256=input_hash or self._input_hash(),
+                table_may_change=table_may_change,
+            )
 
     # The steps
 
@@ -184,7 +194,9 @@ class Run:
             if store is not None:
                 with store:
                     ledger = store.ledger
-                    check_same_inputs(ledger, config, input_sha256=input_hash)
+                    check_same_inputs(ledger, config, input_sha256=input_hash, table_may_change=True)
+                    if input_hash != ledger.input_sha256 or not ledger.shards:
+                        return self._continue(store, input_hash=input_hash)
                     return Created(
                         run_id=ledger.run_id,
                         rows=ledger.rows,
@@ -211,6 +223,93 @@ class Run:
                     adopted_batches=started.adopted_batches,
                     notices=list(started.notices),
                 )
+
+    def _continue(self, store: RunStore, *, input_hash: str) -> Created:
+        """The run takes up the table as it is now: its new and edited rows go out as the next attempt."""
+        from .utils.lifecycle.continuation import continue_run
+
+        continued = continue_run(self.config, store, input_hash=input_hash)
+        ledger = store.ledger
+        return Created(
+            run_id=ledger.run_id,
+            rows=continued.rows,
+            shards=continued.shards,
+            bytes=sum(s.bytes for s in ledger.shards if s.attempt == continued.attempt),
+            new=False,
+            task_dir=continued.task_dir,
+            cost=continued.cost,
+            continued=continued,
+        )
+
+    def pilot(self, rows: int, *, sample_seed: int | None = None) -> Piloted:
+        """Answer `rows` rows at once through the synchronous endpoint, at full price; submit no batch.
+
+        The rows are the first `rows` of the table whose request the run does not hold yet, or with
+        `sample_seed` a sample drawn with that seed. Every row of the table is checked first. Each
+        answer is saved in the run (made here when data_path holds none) as it arrives: `create`
+        does not send those rows again and `collate` uses their answers. The output tokens the
+        answers measure estimate the whole run's cost again; when that estimate passes max_cost,
+        CostOverLimitError is raised (its `piloted` holds what the pilot answered).
+        """
+        from .utils.lifecycle.adoption import check_no_lost_run
+        from .utils.lifecycle.continuation import held_requests
+        from .utils.lifecycle.pilot import (
+            answer_rows,
+            check_pilot_cost,
+            choose_rows,
+            estimate_from_pilot,
+            new_pilot_ledger,
+            pilot_cost,
+            pilot_table,
+            table_requests,
+        )
+        from .utils.state.row_requests import pilot_answers
+
+        config = self.config
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise BatchApiToolError(f"a pilot needs a whole number of rows of at least 1, got {rows!r}")
+        check_api_settings(config)
+        with self.locked("Run.pilot"):
+            input_hash = self._input_hash()
+            store = RunStore.open(config.data_path, writable=True)
+            if store is not None:
+                with store:
+                    check_same_inputs(store.ledger, config, input_sha256=input_hash, table_may_change=True)
+            table = table_requests(config)  # every row checked before anything is paid for
+            with self._api() as api:
+                new_run = store is None
+                if new_run:
+                    check_no_lost_run(api, config, input_hash=input_hash, config_arg=self.config_arg)
+                    ledger = new_pilot_ledger(config, input_hash=input_hash, token_method=table.token_method)
+                    store = RunStore.create(config.data_path, ledger)
+                else:
+                    store = RunStore.open(config.data_path, writable=True)
+                with store:
+                    chosen = choose_rows(table.requests, held_requests(store), rows=rows, seed=sample_seed)
+                    calls = answer_rows(api, store, config, chosen)
+                    answers = pilot_answers(store)
+                    run_id = store.ledger.run_id
+            order = {r.custom_id: i for i, r in enumerate(chosen)}
+            answered = sorted(calls.answered, key=lambda answer: order[answer.custom_id])
+            estimate = estimate_from_pilot(config, table, answers)
+            piloted = Piloted(
+                run_id=run_id,
+                new_run=new_run,
+                endpoint=config.endpoint,
+                model=config.model,
+                chosen=len(chosen),
+                answered=len(answered),
+                failures=calls.failures,
+                table=pilot_table(config, answered, [r.custom_id for r in chosen]),
+                cost=pilot_cost(config, answered),
+                estimate=estimate,
+            )
+        problem = check_pilot_cost(config, estimate)
+        if problem is not None:
+            error = CostOverLimitError(problem)
+            error.piloted = piloted  # type: ignore[attr-defined]
+            raise error
+        return piloted
 
     def submit(self) -> Submitted:
         """Upload the waiting shards and create their batches, exactly once each.
@@ -358,8 +457,8 @@ class Run:
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             with self._api() as api:
                 refresh(api, store, workers=config.concurrency)
-                files = download_results(api, store, workers=config.concurrency)
-            collation = collate_results(config, ledger, files)
+                files = run_result_files(api, store, workers=config.concurrency)
+            collation = collate_results(config, ledger, files, **answer_sources(store))
             if config.output_file is not None:
                 write_table(collation.table, config.output_file)
             counts = collation.status_counts()
@@ -495,6 +594,7 @@ __all__ = [
     "Collated",
     "Created",
     "Deleted",
+    "Piloted",
     "Retried",
     "Run",
     "RunStatus",

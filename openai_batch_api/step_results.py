@@ -10,7 +10,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .utils.answers.results import FailureGroup
+    from .utils.costs.pricing import CostEstimate
     from .utils.files.table import LineBreakCells
+    from .utils.lifecycle.continuation import Continued
+    from .utils.lifecycle.pilot import PilotEstimate, PilotFailure
     from .utils.lifecycle.planning import CostReport
     from .utils.lifecycle.submission import RunProgress
     from .utils.state.ledger import Ledger
@@ -32,6 +35,24 @@ class Created:
     missing_cells: dict[str, int] = field(default_factory=dict)
     adopted_batches: int = 0  # batches of a lost run put back on their shards (create with adopt)
     notices: list[str] = field(default_factory=list)  # e.g. the server cannot list batches
+    # A run that took up a changed table: the rows reused, new, edited and removed, and the attempt sent.
+    continued: Continued | None = None
+
+
+@dataclass(frozen=True)
+class Piloted:
+    """What a pilot answered at once, and the run's cost estimated again from the output it measured."""
+
+    run_id: str
+    new_run: bool  # the pilot made the run in data_path
+    endpoint: str
+    model: str
+    chosen: int  # rows sent
+    answered: int  # rows answered (the others are in `failures`)
+    failures: list[PilotFailure]
+    table: pd.DataFrame  # the answered rows' ids and answer columns
+    cost: CostEstimate | None  # what the pilot's calls cost, at full price
+    estimate: PilotEstimate  # the whole run at batch prices, by the measured output
 
 
 @dataclass(frozen=True)

@@ -69,21 +69,16 @@ def test_batch_interrupted_during_wait_loses_nothing(server, tmp_path):
     assert len(batches_on(server)) == 3  # one batch per shard: nothing was submitted twice
 
 
-def test_batch_changed_table_is_refused_and_the_run_keeps_its_input(server, tmp_path):
+def test_batch_edited_table_continues_the_run_sending_only_the_edited_row(server, tmp_path):
     call(reviews(), server)
-    saved = (tmp_path / "run" / "input.parquet").read_bytes()
     changed = reviews()
     changed.loc[0, "text"] = "another review"
-    with pytest.raises(RunChangedError) as raised:
-        call(changed, server)
-    run_id = load_run(tmp_path / "run").run_id
-    assert str(raised.value) == (
-        f"{tmp_path}/<mapping>: the input table input.parquet changed since run {run_id} was created in "
-        f"{tmp_path}/run; to continue that run restore what it was made from, to start a new run set another "
-        "data_path (or collate and delete-tasks the old one first)"
-    )
-    assert (tmp_path / "run" / "input.parquet").read_bytes() == saved
-    assert [p.name for p in (tmp_path / "run").glob(".input.parquet.*")] == []
+    answered = call(changed, server)
+    assert (answered["api_status"] == "ok").all() and len(answered) == 10
+    assert answered.loc[0, "api_output"] == "Answer to: another review"
+    assert len(batches_on(server)) == 4  # three batches of the first call, one holding the edited row
+    ledger = load_run(tmp_path / "run")
+    assert [s.rows for s in ledger.shards if s.attempt == 2] == [1]
 
 
 def test_batch_changed_prompt_is_refused(server, tmp_path):

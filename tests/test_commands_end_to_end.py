@@ -205,13 +205,14 @@ def test_create_batch_duplicate_ids_uploads_nothing(project, server):
     assert load_ledger(project.data_path) is None
 
 
-def test_create_batch_changed_input_refuses_to_mix(project):
+def test_create_batch_changed_prompt_refuses_to_mix(project):
     project.write_rows(4)
     assert project.run("create-batch").exit_code == 0
     project.write_rows(5)
+    project.write_config(prompt="Another prompt.")
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert result.err.startswith(f"error: {project.config_path}: the input table input.csv changed since run run-")
+    assert result.err.startswith(f"error: {project.config_path}: the endpoint, prompt, examples, columns, ")
     assert "to start a new run set another data_path" in result.err
 
 

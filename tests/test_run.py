@@ -187,8 +187,8 @@ def test_run_changed_error_after_the_table_changed(project, run):
         run.submit()
     assert str(raised.value) == (
         f"{project.config_path}: the input table input.csv changed since run {run_id_in(project)} "
-        f"was created in {project.data_path}; to continue that run restore what it was made from, to start a new "
-        "run set another data_path (or collate and delete-tasks the old one first)"
+        f"took it up in {project.data_path}; run create-batch to continue the run with the table as it is now "
+        "(only its new and edited rows are sent), or restore the table"
     )
     assert project.server_files() == []
 
@@ -215,13 +215,12 @@ def test_error_classes_share_one_base():
 def test_cli_prints_the_error_class_message(project, run):
     run.create()
     project.write_rows(11)
-    result = project.run("create-batch")
+    result = project.run("collate-output")
     assert result.exit_code == 1
     assert result.err == (
         f"error: {project.config_path}: the input table input.csv changed since run "
-        f"{run_id_in(project)} was created in {project.data_path}; to continue that run restore "
-        "what it was made from, to start a new run set another data_path (or collate and delete-tasks the old "
-        "one first)\n"
+        f"{run_id_in(project)} took it up in {project.data_path}; run create-batch to continue the run with "
+        "the table as it is now (only its new and edited rows are sent), or restore the table\n"
     )
 
 

@@ -11,6 +11,7 @@ from ..utils.errors import UsageError
 from .base import run_command
 
 if TYPE_CHECKING:
+    from ..run import Run
     from ..utils.config import Config
 
 DESCRIPTION = (
@@ -36,6 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="like --retry, and also the rows that failed for other reasons (e.g. 400s)",
     )
     parser.add_argument(
+        "--pilot",
+        type=int,
+        metavar="N",
+        help="answer N rows at once through the synchronous endpoint, at full price, and print their answers, "
+        "the output tokens measured and the run's cost estimated from them; submits no batch, and the next "
+        "create-batch does not send those rows again",
+    )
+    parser.add_argument(
+        "--pilot-sample",
+        type=int,
+        metavar="SEED",
+        help="with --pilot: a sample of N rows drawn with this seed, rather than the first N",
+    )
+    parser.add_argument(
         "--adopt",
         action="store_true",
         help="when the run state in data_path is lost but the API holds its batches, take that run up again "
@@ -45,12 +60,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace, config: Config) -> int:
     from ..run import Run
-    from .reporting import created_lines, retried_lines, submitted_lines
+    from .reporting import continued_lines, created_lines, retried_lines, submitted_lines
 
     retry = args.retry or args.retry_all
     if args.dry_run and retry:
         raise UsageError("--dry-run cannot be combined with --retry; check the run with status-jobs")
+    if args.pilot_sample is not None and args.pilot is None:
+        raise UsageError("--pilot-sample needs --pilot N")
+    if args.pilot is not None:
+        if args.dry_run or retry or args.adopt:
+            raise UsageError("--pilot cannot be combined with --dry-run, --retry or --adopt")
+        if args.pilot < 1:
+            raise UsageError(f"--pilot needs a number of rows of at least 1, got {args.pilot}")
     run = Run(config, config_arg=args.config, command="create-batch")
+    if args.pilot is not None:
+        return pilot(run, args)
     if args.dry_run:
         print("\n".join(created_lines(run.create(dry_run=True), config)))
         return 0
@@ -68,8 +92,26 @@ def handle(args: argparse.Namespace, config: Config) -> int:
             created = run.create(adopt=args.adopt)
             if created.new:
                 print("\n".join(created_lines(created, config)))
+            elif created.continued is not None:
+                print("\n".join(continued_lines(created)))
         submitted = run.submit()
     print("\n".join(submitted_lines(submitted, config_arg=args.config)))
+    return 0
+
+
+def pilot(run: Run, args: argparse.Namespace) -> int:
+    """The pilot: its answers and estimate are printed, also when the estimate refuses the run (max_cost)."""
+    from ..utils.errors import CostOverLimitError
+    from .reporting import pilot_lines
+
+    try:
+        piloted = run.pilot(args.pilot, sample_seed=args.pilot_sample)
+    except CostOverLimitError as exc:
+        piloted = getattr(exc, "piloted", None)
+        if piloted is not None:
+            print("\n".join(pilot_lines(piloted, config_arg=args.config)[:-1]))  # no "next": the run is refused
+        raise
+    print("\n".join(pilot_lines(piloted, config_arg=args.config)))
     return 0
 
 

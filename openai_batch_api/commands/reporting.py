@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..step_results import Cancelled, Collated, Created, Retried, RunStatus, Submitted
+    from ..step_results import Cancelled, Collated, Created, Piloted, Retried, RunStatus, Submitted
     from ..utils.config import Config
     from ..utils.files.table import LineBreakCells
     from ..utils.lifecycle.planning import CostReport
@@ -173,6 +173,64 @@ def created_lines(created: Created, config: Config) -> list[str]:
     lines = head + notes + missing_cells_lines(created.missing_cells)
     lines += cost_lines(created.cost) if created.cost is not None else []
     return lines + (["nothing was uploaded"] if created.dry_run else [])
+
+
+def continued_lines(created: Created) -> list[str]:
+    """How a run took up its changed table: rows reused, new, edited and removed, and the attempt sending them."""
+    continued = created.continued
+    assert continued is not None
+    changes = continued.changes
+    lines = [
+        f"run {created.run_id} continues with the table as it is now: {plural(continued.rows, 'row')}: "
+        f"{changes.reused:,} reused, {changes.new:,} new, {changes.edited:,} edited; {changes.removed:,} removed"
+    ]
+    if continued.attempt is None:
+        return lines + ["no row needs a request: nothing new to send"]
+    sent = changes.new + changes.edited
+    lines.append(
+        f"attempt {continued.attempt}: {plural(sent, 'new or edited row')} in {plural(continued.shards, 'shard')} "
+        f"({continued.task_dir})"
+    )
+    return lines + (cost_lines(continued.cost) if continued.cost is not None else [])
+
+
+def pilot_lines(piloted: Piloted, *, config_arg: str) -> list[str]:
+    """A pilot's answers, the output it measured, and the run's cost estimated again from it."""
+    import pandas as pd
+
+    from ..utils.costs.pricing import format_usd
+
+    lines = [f"run {piloted.run_id}: made for the pilot; no batch submitted"] if piloted.new_run else []
+    if not piloted.chosen:
+        lines.append("pilot: every row of the table is answered or in a batch already: nothing to pilot")
+    else:
+        lines.append(
+            f"pilot: {plural(piloted.answered, 'row')} answered at once at full price ({piloted.endpoint}); "
+            "no batch submitted"
+        )
+    if piloted.answered:
+        with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+            lines += piloted.table.to_string(index=False).splitlines()
+    lines += [f"not answered: {failure.custom_id}: {failure.message}" for failure in piloted.failures]
+    estimate = piloted.estimate
+    if estimate.measured_rows:
+        lines.append(
+            f"output tokens measured: {estimate.measured_output_tokens:,} in "
+            f"{plural(estimate.measured_rows, 'answer')}, {estimate.output_tokens_per_row:,.1f} a row"
+        )
+    if piloted.cost is not None and piloted.answered:
+        lines.append(f"the pilot cost {format_usd(piloted.cost.total_usd)} at full price")
+    if estimate.estimate is None:
+        lines.append(f"cost: model '{piloted.model}' has no known price; add it under `prices:` in the config")
+    elif estimate.measured_rows:
+        cost = estimate.estimate
+        lines.append(
+            f"estimate for the run's {plural(estimate.rows, 'row')} at batch prices, by the measured output: "
+            f"input {format_usd(cost.input_usd)} ({cost.input_tokens:,} tokens) + output {format_usd(cost.output_usd)} "
+            f"(about {cost.output_tokens:,} tokens) = about {format_usd(cost.total_usd)}"
+        )
+    lines.append(f"next: {next_command('create-batch', config_arg)} (the pilot's rows are not sent again)")
+    return lines
 
 
 def retried_lines(retried: Retried) -> list[str]:

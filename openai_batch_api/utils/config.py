@@ -56,6 +56,7 @@ CONFIG_KEYS: dict[str, str] = {
     "answer_column_prefix": "prefix of the columns made from a JSON schema's properties",
     "concurrency": "how many uploads, creations and downloads run at once",
     "poll_interval": "seconds between polls of `status-jobs --wait` at first (it backs off)",
+    "provenance": "add where each answer came from: api_batch_id, api_model, api_request_hash (true/false)",
 }
 LEGACY_KEYS = {
     "image_url": "image_url_column",  # older spelling, same meaning
@@ -103,6 +104,7 @@ class Config:
     answer_column_prefix: str = "answer_"
     concurrency: int = 4
     poll_interval: float = 30.0
+    provenance: bool = False
 
     @property
     def model(self) -> str:
@@ -221,6 +223,9 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a positive number, got {value!r}"
     elif key == "poll_interval":
         return interval_problem(value)
+    elif key == "provenance":
+        if not isinstance(value, bool):
+            return f"must be true or false, got {value!r}"
     return None
 
 

@@ -32,3 +32,8 @@ LOADED = (
 )
 # What collate adds after the input's own columns, in this order; moderations add CATEGORIES after OUTPUT.
 COLLATED = (OUTPUT, STATUS, ERROR, FINISH_REASON, REFUSAL, PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS, ATTEMPTS)
+# With `provenance: true`, after those: where each row's answer came from.
+BATCH_ID = "api_batch_id"  # the batch whose result line answered the row, or "pilot"
+MODEL = "api_model"  # the model the API reports having answered with
+REQUEST_HASH = "api_request_hash"  # the sha256 of the request body the answer is to
+PROVENANCE = (BATCH_ID, MODEL, REQUEST_HASH)

@@ -8,7 +8,7 @@ never ran has `"response": null` and an `error` such as `batch_expired` or `batc
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -98,7 +98,9 @@ def _moderation_output(body: dict) -> tuple[bool, str]:
 _Answer = tuple[Any, str | None, str | None, str | None, int | None, int | None, int | None]
 
 
-def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
+def load_results(
+    paths: Iterable[str | PathLike[str]], *, skip: Mapping[Path, Collection[str]] | None = None
+) -> pd.DataFrame:
     """One row per request from Batch API output and error files, indexed by custom_id.
 
     Files are read in the order given, oldest attempt first: when a custom_id appears more than once,
@@ -107,10 +109,12 @@ def load_results(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
 
     `api_output` is the answer's text (chat, completions, responses), the vector as a float32 array
     (embeddings) or whether the input was flagged (moderations, with the flagged `api_categories`).
+    `skip` names, per file, the custom_ids whose lines are left out (requests the table no longer asks).
     """
     lines = _ResultLines()
     for path in paths:
-        lines.read(Path(path))
+        path = Path(path)
+        lines.read(path, skip=skip.get(path) if skip else None)
     frame = lines.frame()
     del lines  # the frame holds the values now: the million objects of its lists can go
     return _last_attempt_only(frame)
@@ -131,8 +135,8 @@ class _ResultLines:
         # Most rows succeed: failures are kept apart as (row position, status, error, code, retryable).
         self.failures: list[tuple[int, str, str, str, bool]] = []
 
-    def read(self, path: Path) -> None:
-        """Add the lines of one output or error file, streamed: it can hold a million."""
+    def read(self, path: Path, *, skip: Collection[str] | None = None) -> None:
+        """Add the lines of one output or error file, streamed: it can hold a million; `skip`'s ids are left out."""
         try:
             handle = path.open("rb")
         except FileNotFoundError:
@@ -160,6 +164,8 @@ class _ResultLines:
                     custom_id = record["custom_id"]
                     if custom_id is None:
                         raise KeyError("custom_id")
+                    if skip and custom_id in skip:
+                        continue
                     response = record.get("response")
                     error = record.get("error")
                     if response is not None and error is None and response.get("status_code") == 200:

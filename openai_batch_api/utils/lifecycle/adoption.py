@@ -145,6 +145,22 @@ def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) 
     return StartedRun(store, plan, cost, adopted, earlier.notices)
 
 
+def check_no_lost_run(api: BatchApi, config: Config, *, input_hash: str, config_arg: str) -> list[str]:
+    """Refuse (LostRunError) a run of data_path, which holds none, while the API holds a lost run's batches.
+
+    For a run begun without batches (a pilot): the next create-batch continues it, and would otherwise
+    pay again for the lost run's rows. Returns what the search could not check (notices).
+    """
+    draft = Ledger(
+        run_id="", created_at=0, input_sha256=input_hash, request_sha256=request_sha256(config), rows=0,
+        token_method="",
+    )
+    earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+    if earlier.newest is not None:
+        raise refusal(config, earlier, config_arg=config_arg)
+    return earlier.notices
+
+
 def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str, batches: list[Batch]) -> int:
     """Make `ledger` run `run_id` again, its shards holding `batches`; return how many batches were adopted.
 

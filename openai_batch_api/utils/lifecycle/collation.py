@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .result_files import (  # noqa: F401 - where callers have found them
     download_results,
     finished_result_files,
     result_file_path,
+    result_sources,
 )
 
 JSONL_SLICE_ROWS = 10_000
@@ -54,11 +56,13 @@ def shard_ids(path: Path) -> list[str]:
         return [orjson.loads(line)["custom_id"] for line in fh if line.strip()]
 
 
-def unanswered_outcomes(ledger: Ledger, data_path: Path) -> dict[str, tuple[str, str | None, str | None]]:
+def unanswered_outcomes(
+    ledger: Ledger, data_path: Path, *, stale: Mapping[str, Collection[str]] | None = None
+) -> dict[str, tuple[str, str | None, str | None]]:
     """Status, error code and error of rows that may have no result line, from their shards' batches.
 
     Only shards that are unfinished or did not answer every row are read; later
-    attempts override earlier ones.
+    attempts override earlier ones. A shard's `stale` requests (the table no longer asks them) speak for no row.
     """
     outcomes: dict[str, tuple[str, str | None, str | None]] = {}
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
@@ -75,8 +79,10 @@ def unanswered_outcomes(ledger: Ledger, data_path: Path) -> dict[str, tuple[str,
             if shard.status == "failed" and reasons:
                 error = f"the batch failed: {reasons[0]}"
             outcome = (status, code, error)
+        skipped = stale.get(shard.key, ()) if stale else ()
         for custom_id in shard_ids(data_path / shard.path):
-            outcomes[custom_id] = outcome
+            if custom_id not in skipped:
+                outcomes[custom_id] = outcome
     return outcomes
 
 
@@ -86,6 +92,23 @@ def retry_attempt_counts(ledger: Ledger, data_path: Path) -> dict[str, int]:
     for shard in ledger.shards:
         if shard.attempt > 1:
             for custom_id in shard_ids(data_path / shard.path):
+                counts[custom_id] = counts.get(custom_id, 0) + 1
+    return counts
+
+
+def attempt_counts(
+    ledger: Ledger, data_path: Path, *, stale: Mapping[str, Collection[str]], pilot_ids: Collection[str]
+) -> dict[str, int]:
+    """How many attempts (the pilot counts as one) sent each row as the table has it now.
+
+    For a run whose table changed or that had a pilot: a row's first attempt is not always attempt 1,
+    so every shard is read.
+    """
+    counts = dict.fromkeys(pilot_ids, 1)
+    for shard in ledger.shards:
+        skipped = stale.get(shard.key, ())
+        for custom_id in shard_ids(data_path / shard.path):
+            if custom_id not in skipped:
                 counts[custom_id] = counts.get(custom_id, 0) + 1
     return counts
 
@@ -103,10 +126,11 @@ class Collation:
 
 
 def result_columns(config: Config) -> list[str]:
-    """The columns collate adds for the config's endpoint, in order."""
+    """The columns collate adds for the config's endpoint, in order (with `provenance`, where each answer came from)."""
+    added = list(columns.COLLATED)
     if config.endpoint == MODERATIONS:
-        return [columns.COLLATED[0], columns.CATEGORIES, *columns.COLLATED[1:]]
-    return list(columns.COLLATED)
+        added = [columns.COLLATED[0], columns.CATEGORIES, *columns.COLLATED[1:]]
+    return [*added, *columns.PROVENANCE] if config.provenance else added
 
 
 def answer_format(config: Config) -> dict | None:
@@ -133,17 +157,30 @@ def column_clash_message(config: Config, clashes: list[str]) -> str:
     return f"{config.input_file}: the input {noun} {listed} would be overwritten by collate-output's results; {fix}"
 
 
-def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:
-    """Join the results in `result_files` (oldest first) onto every input row, in input order."""
+def collate_results(
+    config: Config,
+    ledger: Ledger,
+    result_files: list[Path],
+    *,
+    stale: Mapping[str, Collection[str]] | None = None,
+    pilot_ids: Collection[str] = (),
+) -> Collation:
+    """Join the results in `result_files` (oldest first) onto every input row, in input order.
+
+    `stale`: per source (a shard key, or the pilot), the requests the table no longer asks (its rows
+    were edited or removed), whose answers are left out; `pilot_ids`: the rows the pilot answered.
+    """
     table = read_input_table(config.input_file, id_column=config.id_column)
     ids = table[config.id_column]
-    results = load_results(result_files)
+    sources = result_sources(ledger, config.data_path)
+    skip = {path: stale[source] for path, (source, _) in sources.items() if stale and source in stale}
+    results = load_results(result_files, skip=skip)
     # Reindexing by an Index of the ids, not by an array of them, saves making a Python string of each.
     joined = results.reindex(pd.Index(ids))
     del results  # its values now live in `joined`: let the rest go before the output table is made
     joined.index = table.index
 
-    unanswered = unanswered_outcomes(ledger, config.data_path)
+    unanswered = unanswered_outcomes(ledger, config.data_path, stale=stale)
     if unanswered:
         outcome = ids.map(unanswered)
         has_outcome = outcome.notna()
@@ -164,8 +201,12 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
     )
     joined.loc[missing, columns.RETRYABLE] = True
 
-    retries = retry_attempt_counts(ledger, config.data_path)
-    joined[columns.ATTEMPTS] = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
+    if stale or pilot_ids:
+        counts = attempt_counts(ledger, config.data_path, stale=stale or {}, pilot_ids=pilot_ids)
+        joined[columns.ATTEMPTS] = ids.map(counts).fillna(0).astype(int)
+    else:
+        retries = retry_attempt_counts(ledger, config.data_path)
+        joined[columns.ATTEMPTS] = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
 
     # create-batch refuses such a table; a run begun before it did is refused here, before anything is lost.
     clashes = [c for c in added_columns(config) if c in table.columns]
@@ -185,6 +226,15 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
         raise BatchToolError(column_clash_message(config, clashes))
     for column in structured.columns:
         out[column] = structured[column].to_numpy()
+    if config.provenance:
+        from ..answers.provenance import provenance_columns
+
+        shard_paths = {shard.key: shard.path for shard in ledger.shards}
+        where = provenance_columns(
+            result_files, sources, config.data_path, stale=stale or {}, shard_paths=shard_paths
+        )
+        for column, values in where.items():
+            out[column] = pd.Series([values.get(i) for i in ids], index=out.index, dtype=object)
     # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
     retryable = (joined[columns.RETRYABLE].fillna(True).astype(bool) | (out[columns.STATUS] == "cancelled")) & ~ok
     outcomes = joined.set_axis(pd.Index(ids))

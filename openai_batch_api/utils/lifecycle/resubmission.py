@@ -9,9 +9,11 @@ from ..answers import result_columns as columns
 from ..config import Config
 from ..errors import BatchToolError
 from ..providers.openai import BatchApi
+from ..state.row_requests import answer_sources
 from ..state.run_store import RunStore
-from .collation import collate_results, download_results
+from .collation import collate_results
 from .planning import CostReport, attempt_dir, plan_attempt, shard_records
+from .result_files import run_result_files
 
 
 def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all: bool) -> list[str]:
@@ -23,8 +25,8 @@ def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all
             f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
             "wait for them with status-jobs --wait before retrying"
         )
-    files = download_results(api, store, workers=config.concurrency)
-    collation = collate_results(config, ledger, files)
+    files = run_result_files(api, store, workers=config.concurrency)
+    collation = collate_results(config, ledger, files, **answer_sources(store))
     failed = collation.table[columns.STATUS] != "ok"
     if not include_all:
         failed &= collation.retryable

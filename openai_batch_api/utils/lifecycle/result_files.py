@@ -8,13 +8,17 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
+from ..files.atomic_files import write_atomically
 from ..providers.openai import BatchApi
 from ..state.ledger import Ledger, ShardRecord
+from ..state.row_requests import PILOT, pilot_answers
 from ..state.run_store import RunStore
 from .submission import run_in_parallel
 
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
+# The pilot's answers, as one output file: written from the run store each time the run is collated.
+PILOT_RESULTS = "pilot-output.jsonl"
 
 
 def result_file_path(data_path: Path, shard: ShardRecord, kind: str) -> Path:
@@ -55,3 +59,31 @@ def download_results(
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
     run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
     return [path for _, path in files]
+
+
+def pilot_result_path(data_path: Path) -> Path:
+    return data_path / RESULTS_DIR / PILOT_RESULTS
+
+
+def result_sources(ledger: Ledger, data_path: Path) -> dict[Path, tuple[str, str]]:
+    """Each result file of the run -> (its source: a shard key or PILOT, the batch id or "pilot")."""
+    sources = {pilot_result_path(data_path): (PILOT, PILOT)}
+    for shard in ledger.shards:
+        if shard.batch_id:
+            for kind in RESULT_KINDS:
+                sources[result_file_path(data_path, shard, kind)] = (shard.key, shard.batch_id)
+    return sources
+
+
+def run_result_files(api: BatchApi, store: RunStore, *, workers: int) -> list[Path]:
+    """The run's result files, oldest first: the pilot's answers (when it had a pilot), then the batches'."""
+    files = download_results(api, store, workers=workers)
+    answers = pilot_answers(store)
+    if not answers:
+        return files
+    path = pilot_result_path(store.data_path)
+    store.record_local_files([path], kind="result")  # before it is written: delete-tasks removes it
+    if store.writable:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, (answer.line for answer in answers))
+    return [path, *files] if path.exists() else files

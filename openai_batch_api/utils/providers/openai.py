@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import openai
 from openai import Omit, omit
@@ -329,6 +329,17 @@ class BatchApi:
                 metadata=metadata, since=since, input_file_id=input_file_id, exclude=exclude
             ),
         )
+
+    # Answers at once
+
+    def answer_now(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One request answered synchronously at `endpoint` (e.g. /v1/chat/completions), at full price.
+
+        Returns the response body. Retried under the policy as every call is: a 429 or a 5xx is not
+        billed, and a connection lost mid-call may be (a pilot's at most one call in flight per worker).
+        """
+        path = endpoint.removeprefix("/v1")  # the client's base URL ends in /v1
+        return self._call(lambda: self.client.post(path, body=body, cast_to=object))
 
     def retrieve_batch(self, batch_id: str) -> Batch:
         return self._call(lambda: self.client.batches.retrieve(batch_id))

@@ -187,13 +187,24 @@ def new_run_id() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
 
 
-def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str) -> None:
-    """Refuse to mix a run with a changed table, prompt or model parameters."""
+def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str, table_may_change: bool = False) -> None:
+    """Refuse to mix a run with a changed table, prompt or model parameters.
+
+    `table_may_change`: the step takes up a changed table (create continues the run with it), so only
+    a change of what shapes every request is refused.
+    """
     changed = []
-    if input_sha256 != ledger.input_sha256:
+    table_changed = input_sha256 != ledger.input_sha256
+    if table_changed and not table_may_change:
         changed.append(f"the input table {config.input_file.name}")
     if request_sha256(config) != ledger.request_sha256:
         changed.append("the endpoint, prompt, examples, columns, batch_size or model_params")
+    if changed == [f"the input table {config.input_file.name}"]:
+        raise RunChangedError(
+            f"{config.path}: the input table {config.input_file.name} changed since run {ledger.run_id} took it "
+            f"up in {config.data_path}; run create-batch to continue the run with the table as it is now (only its "
+            "new and edited rows are sent), or restore the table"
+        )
     if changed:
         raise RunChangedError(
             f"{config.path}: {' and '.join(changed)} changed since run {ledger.run_id} was created in "
