@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .ledger import ShardRecord
-from .run_store import RunStore, write_shard
+from .run_store import RunStore
 
 # The source of the pilot's answers where a shard key names a batch's.
 PILOT = "pilot"
@@ -109,27 +109,10 @@ def record_continuation(
 ) -> None:
     """The run takes up a changed table, in one step: its new hash and row count, the requests it made
     stale, and (`attempt`, when rows go out) the attempt holding its new and edited rows."""
-    ledger = store.ledger
     with store.step() as db:
-        ledger.input_sha256 = input_sha256
-        ledger.rows = rows
-        ledger.collated_at = None
-        if attempt is not None:
-            ledger.shards.extend(shards)
-            ledger.attempts = attempt
-        if not store.writable:
-            return
-        db.execute(
-            "UPDATE run SET input_sha256 = ?, rows = ?, collated_at = NULL WHERE id = 1", (input_sha256, rows)
-        )
-        if attempt is not None:
-            db.execute("INSERT INTO attempts (attempt, created_at) VALUES (?, ?)", (attempt, int(time.time())))
-            for shard in shards:
-                write_shard(db, shard)
-            db.executemany(
-                "INSERT OR IGNORE INTO local_files (path, kind) VALUES (?, 'shard')", [(s.path,) for s in shards]
-            )
-        replace_stale_requests(db, stale)
+        store.take_up_table(input_sha256=input_sha256, rows=rows, attempt=attempt, shards=shards)
+        if store.writable:
+            replace_stale_requests(db, stale)
 
 
 def answer_sources(store: RunStore) -> dict[str, Any]:
