@@ -243,8 +243,10 @@ class Run:
     def pilot(self, rows: int, *, sample_seed: int | None = None) -> Piloted:
         """Answer `rows` rows at once through the synchronous endpoint, at full price; submit no batch.
 
-        The rows are the first `rows` of the table whose request the run does not hold yet, or with
-        `sample_seed` a sample drawn with that seed. Every row of the table is checked first. Each
+        The rows are the first `rows` of the table, or with `sample_seed` a sample drawn with that seed;
+        those whose request the run holds already (an earlier pilot's answer, a batch) are not sent again,
+        so a pilot run again after an interruption buys only what it lacked. Every row of the table is
+        checked first. Each
         answer is saved in the run (made here when data_path holds none) as it arrives: `create`
         does not send those rows again and `collate` uses their answers. The output tokens the
         answers measure estimate the whole run's cost again; when that estimate passes max_cost,
@@ -284,8 +286,8 @@ class Run:
                 else:
                     store = RunStore.open(config.data_path, writable=True)
                 with store:
-                    chosen = choose_rows(table.requests, held_requests(store), rows=rows, seed=sample_seed)
-                    calls = answer_rows(api, store, config, chosen)
+                    chosen, to_send = choose_rows(table.requests, held_requests(store), rows=rows, seed=sample_seed)
+                    calls = answer_rows(api, store, config, to_send)
                     answers = pilot_answers(store)
                     run_id = store.ledger.run_id
             order = {r.custom_id: i for i, r in enumerate(chosen)}
@@ -297,6 +299,7 @@ class Run:
                 endpoint=config.endpoint,
                 model=config.model,
                 chosen=len(chosen),
+                held=len(chosen) - len(to_send),
                 answered=len(answered),
                 failures=calls.failures,
                 table=pilot_table(config, answered, [r.custom_id for r in chosen]),

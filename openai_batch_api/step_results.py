@@ -47,8 +47,9 @@ class Piloted:
     new_run: bool  # the pilot made the run in data_path
     endpoint: str
     model: str
-    chosen: int  # rows sent
-    answered: int  # rows answered (the others are in `failures`)
+    chosen: int  # the pilot's rows
+    held: int  # of them, rows the run holds already (an earlier pilot's answer, a batch): not sent again
+    answered: int  # rows answered now (the others sent are in `failures`)
     failures: list[PilotFailure]
     table: pd.DataFrame  # the answered rows' ids and answer columns
     cost: CostEstimate | None  # what the pilot's calls cost, at full price

@@ -201,13 +201,11 @@ def pilot_lines(piloted: Piloted, *, config_arg: str) -> list[str]:
     from ..utils.costs.pricing import format_usd
 
     lines = [f"run {piloted.run_id}: made for the pilot; no batch submitted"] if piloted.new_run else []
-    if not piloted.chosen:
-        lines.append("pilot: every row of the table is answered or in a batch already: nothing to pilot")
-    else:
-        lines.append(
-            f"pilot: {plural(piloted.answered, 'row')} answered at once at full price ({piloted.endpoint}); "
-            "no batch submitted"
-        )
+    held = f"; {plural(piloted.held, 'row')} of the pilot answered or in a batch already" if piloted.held else ""
+    lines.append(
+        f"pilot: {plural(piloted.answered, 'row')} answered at once at full price ({piloted.endpoint}){held}; "
+        "no batch submitted"
+    )
     if piloted.answered:
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
             lines += piloted.table.to_string(index=False).splitlines()

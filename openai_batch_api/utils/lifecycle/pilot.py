@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import openai
 import orjson
 
 from ..config import Config
 from ..costs.pricing import CostEstimate, estimate_cost, format_usd
-from ..providers.openai import BatchApi, describe_api_error
+from ..providers.openai import BatchApi
 from ..requests import write_shards
 from ..requests.request_hashes import line_requests
 from ..state.ledger import Ledger, new_run_id, request_sha256
@@ -68,14 +67,19 @@ def table_requests(config: Config) -> TableRequests:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def choose_rows(requests: list[PilotRequest], held: dict[str, dict[str, str]], *, rows: int, seed: int | None):
-    """The rows to pilot: of those whose request the run does not hold yet, the first `rows`, or a seeded sample."""
+def choose_rows(
+    requests: list[PilotRequest], held: dict[str, dict[str, str]], *, rows: int, seed: int | None
+) -> tuple[list[PilotRequest], list[PilotRequest]]:
+    """(the pilot's rows, those of them to send): the first `rows` rows of the table, or a sample drawn
+    with `seed`; a row whose request the run holds already (answered by an earlier pilot, or in a batch)
+    is not sent again, so a pilot run again after an interruption sends only what it had not got."""
+    if seed is None or rows >= len(requests):
+        chosen = requests[:rows]
+    else:
+        picked = set(random.Random(seed).sample(range(len(requests)), rows))
+        chosen = [r for i, r in enumerate(requests) if i in picked]  # in input order
     known = {(custom_id, digest) for requests_of in held.values() for custom_id, digest in requests_of.items()}
-    open_rows = [r for r in requests if (r.custom_id, r.request_sha256) not in known]
-    if seed is None or rows >= len(open_rows):
-        return open_rows[:rows]
-    picked = set(random.Random(seed).sample(range(len(open_rows)), rows))
-    return [r for i, r in enumerate(open_rows) if i in picked]  # in input order
+    return chosen, [r for r in chosen if (r.custom_id, r.request_sha256) not in known]
 
 
 def new_pilot_ledger(config: Config, *, input_hash: str, token_method: str) -> Ledger:
@@ -111,13 +115,11 @@ def answer_rows(api: BatchApi, store: RunStore, config: Config, chosen: list[Pil
     calls = PilotCalls()
 
     def answer(request: PilotRequest) -> None:
-        try:
-            body = api.answer_now(config.endpoint, request.body)
-        except openai.APIStatusError as exc:
-            if exc.status_code >= 500 or exc.status_code == 429:
-                raise  # the server's trouble, not the row's: the pilot stops (what it has is kept)
+        # The server's trouble (5xx, 429 after the retries) stops the pilot, keeping what it has.
+        body, refused = api.answer_now(config.endpoint, request.body)
+        if body is None:  # the row's own trouble: reported, and left for the batch
             with calls.lock:
-                calls.failures.append(PilotFailure(request.custom_id, describe_api_error(exc)))
+                calls.failures.append(PilotFailure(request.custom_id, refused or "refused"))
             return
         line = orjson.dumps(
             {
@@ -216,14 +218,18 @@ def pilot_table(config: Config, answers: list[PilotAnswer], order: list[str]) ->
     ids = [custom_id for custom_id in order if custom_id in results.index]
     results = results.reindex(pd.Index(ids))
     table = pd.DataFrame({config.id_column: ids})
-    for column in (columns.OUTPUT, columns.COMPLETION_TOKENS):
-        table[column] = results[column].to_numpy()
     structured = expand_structured_answers(
         results[columns.OUTPUT].reset_index(drop=True),
         response_format=answer_format(config),
         prefix=config.answer_column_prefix,
     )
-    for column in structured.columns:
+    fields = [c for c in structured.columns if c != columns.JSON_ERROR]
+    if not fields:  # no JSON schema: the answer's text (with a schema, its fields say it)
+        table[columns.OUTPUT] = results[columns.OUTPUT].to_numpy()
+    for column in fields:
         table[column] = structured[column].to_numpy()
+    if columns.JSON_ERROR in structured and structured[columns.JSON_ERROR].notna().any():
+        table[columns.JSON_ERROR] = structured[columns.JSON_ERROR].to_numpy()
+    table[columns.COMPLETION_TOKENS] = results[columns.COMPLETION_TOKENS].to_numpy()
     return table
 

@@ -332,14 +332,20 @@ class BatchApi:
 
     # Answers at once
 
-    def answer_now(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    def answer_now(self, endpoint: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """One request answered synchronously at `endpoint` (e.g. /v1/chat/completions), at full price.
 
-        Returns the response body. Retried under the policy as every call is: a 429 or a 5xx is not
-        billed, and a connection lost mid-call may be (a pilot's at most one call in flight per worker).
+        Returns (the response body, None), or (None, why) when the server refused the request itself (a
+        4xx other than 429). Retried under the policy as every call is: a 429 or a 5xx is not billed, and
+        a connection lost mid-call may be (a pilot's at most one call in flight per worker).
         """
         path = endpoint.removeprefix("/v1")  # the client's base URL ends in /v1
-        return self._call(lambda: self.client.post(path, body=body, cast_to=object))
+        try:
+            return self._call(lambda: self.client.post(path, body=body, cast_to=object)), None
+        except openai.APIStatusError as exc:
+            if exc.status_code == 429 or exc.status_code >= 500:
+                raise
+            return None, describe_api_error(exc)
 
     def retrieve_batch(self, batch_id: str) -> Batch:
         return self._call(lambda: self.client.batches.retrieve(batch_id))
