@@ -320,7 +320,7 @@ class BatchEngine:
         try:
             return self._upstream.post(endpoint, body)
         except UpstreamUnreachable as exc:
-            return 502, error_body(f"The upstream could not be reached: {exc}", type="server_error")
+            return 502, error_body(str(exc), type="server_error")
 
     def _answer_chunk(self, batch: sqlite3.Row) -> bool:
         run = self._run_of(batch)
