@@ -340,13 +340,11 @@ def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[
 
 def next_lines(status: RunStatus, *, config_arg: str) -> list[str]:
     """The command to run next, as status-jobs ends."""
-    from ..utils.lifecycle.submission import in_doubt_shards
-
     if status.progress.finished and status.ledger.collated_at:
         return [f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}"]
     if status.progress.finished:
         return [f"next: {next_command('collate-output', config_arg)}"]
-    if in_doubt := in_doubt_shards(status.ledger):
+    if in_doubt := status.ledger.in_doubt_shards():
         return [
             f"next: {next_command('status-jobs', config_arg, '--wait')} (it settles the "
             f"{plural(len(in_doubt), 'shard')} an interrupted create-batch left uploading or creating: each is "
