@@ -61,6 +61,8 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         "most request lines in one batch input file, to imitate another provider (default 50000; Azure: 100000)",
     ),
     "max_file_bytes": (int, "most bytes in one batch input file (default 200 MB, 209715200)"),
+    "max_requests_per_message_batch": (int, "most requests in one Anthropic message batch (default 100000)"),
+    "max_message_batch_bytes": (int, "most bytes in one Anthropic message batch (default 256 MB, 268435456)"),
     "empty_error_file": (
         bool,
         "give every completed batch an error file, empty when no line failed, as Azure OpenAI does",
@@ -88,6 +90,8 @@ METAVARS = {
     "seed": "N",
     "max_requests_per_file": "N",
     "max_file_bytes": "BYTES",
+    "max_requests_per_message_batch": "N",
+    "max_message_batch_bytes": "BYTES",
 }
 
 
