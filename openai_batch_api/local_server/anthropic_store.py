@@ -55,8 +55,8 @@ class MessageBatchStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Made with the first message batch: a state dir that never had one looks as it always did.
         self.folder = store.root / FOLDER_NAME
-        self.folder.mkdir(exist_ok=True)
         with store.transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -69,6 +69,8 @@ class MessageBatchStore:
 
     def _remove_orphans(self) -> None:
         """Files of no stored batch (a create cut short, a delete cut short) and temporary names go."""
+        if not self.folder.is_dir():
+            return
         known = {row["id"] for row in self._query("SELECT id FROM message_batches")}
         for path in self.folder.iterdir():
             match = OWN_NAME.fullmatch(path.name)
@@ -84,6 +86,7 @@ class MessageBatchStore:
     def create(self, lines: list[bytes], *, window_seconds: float) -> sqlite3.Row:
         """Store a batch of requests (one JSON line each) and its row, in progress from now."""
         batch_id = new_id("msgbatch_")
+        self.folder.mkdir(exist_ok=True)
         write_atomically(self.requests_path(batch_id), (line + b"\n" for line in lines))
         now = time.time()
         with self.store.transaction() as db:
