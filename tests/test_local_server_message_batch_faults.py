@@ -3,6 +3,7 @@ official anthropic SDK over loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import anthropic
 import pytest
 from anthropic_support import *  # noqa: F403 - the shared fixtures
-from anthropic_support import claude, ended, error_body, invalid, requests, results
+from anthropic_support import claude, ended, error_body, invalid, params, requests, results
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
 
 from openai_batch_api.local_server import LocalServer
@@ -217,3 +218,57 @@ def test_removing_the_state_removes_message_batches(start_server, tmp_path):
     assert (tmp_path / "state" / "message_batches" / f"{done.id}.results.jsonl").is_file()
     server.remove_state()
     assert not (tmp_path / "state").exists()
+
+
+def test_upstream_answers_message_batch_requests_through_its_chat_endpoint(start_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("UPSTREAM_KEY", "secret")
+    upstream = start_server(state_dir=tmp_path / "upstream")
+    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url, upstream_key_env="UPSTREAM_KEY")
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    with claude(server) as client:
+        structured = {"format": {"type": "json_schema", "schema": schema}}
+        batch = client.messages.batches.create(
+            requests=[
+                *requests(3),
+                {"custom_id": "structured", "params": params("Paris", system="Be brief.", output_config=structured)},
+                {"custom_id": "bad", "params": params(max_tokens=0)},
+            ]
+        )
+        done = ended(client, batch.id)
+        found = results(client, batch.id)
+    assert (done.request_counts.succeeded, done.request_counts.errored) == (4, 1)
+    texts = {
+        custom_id: result["message"]["content"][0]["text"] for custom_id, result in found.items() if custom_id != "bad"
+    }
+    assert {texts[f"row-{i}"] for i in range(3)} == {f"Answer to: question {i}" for i in range(3)}
+    assert set(json.loads(texts["structured"])) == {"city"}
+    assert found["row-0"]["message"]["usage"]["input_tokens"] > 0
+    # Refused by the backend's own checks: never sent upstream.
+    assert found["bad"] == {
+        "type": "errored",
+        "error": invalid("max_tokens: Input should be greater than or equal to 1"),
+    }
+
+
+def test_upstream_refusing_a_message_batch_request_ends_it_errored(start_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("UPSTREAM_KEY", "not-the-key")
+    upstream = start_server_with_key(tmp_path / "upstream")
+    try:
+        server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url, upstream_key_env="UPSTREAM_KEY")
+        with claude(server) as client:
+            batch = client.messages.batches.create(requests=requests(1))
+            ended(client, batch.id)
+            [result] = results(client, batch.id).values()
+    finally:
+        upstream.stop()
+    upstream_refusal = (
+        "Incorrect API key provided: ***. This local backend accepts only the key it was started with "
+        "(--api-key or OPENAI_BATCH_API_LOCAL_KEY)."
+    )
+    assert result == {"type": "errored", "error": invalid(upstream_refusal, "authentication_error")}
+
+
+def start_server_with_key(state_dir) -> LocalServer:
+    server = LocalServer(state_dir=state_dir, api_key=KEY)
+    server.start()
+    return server

@@ -21,8 +21,10 @@ import orjson
 from .anthropic_messages import message_answer, params_problem
 from .anthropic_objects import ended_line, errored_line, succeeded_line
 from .anthropic_store import MessageBatchStore
+from .anthropic_upstream import CHAT, chat_body, message_from_chat
 from .faults import FaultInjector
 from .options import ServerOptions
+from .upstream import UpstreamClient, UpstreamUnreachable, upstream_key
 
 # A step answers at most this many requests, or for about this long, before other batches get a turn.
 CHUNK_REQUESTS = 1000
@@ -61,6 +63,7 @@ class MessageBatchEngine:
         self._runs: dict[str, Run] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._upstream = UpstreamClient(options.upstream, key=upstream_key(options)) if options.upstream else None
 
     def start(self) -> None:
         for batch_id in self.batches.active_ids():
@@ -157,8 +160,28 @@ class MessageBatchEngine:
         problem = params_problem(params)
         if problem is not None:
             return "errored", errored_line(custom_id, "invalid_request_error", problem)
+        if self._upstream is not None:
+            return self._ask_upstream(custom_id, params)
         try:
             return "succeeded", succeeded_line(custom_id, message_answer(params))
         except Exception as exc:  # a bug met on one request must not fail the batch's others
             traceback.print_exc(file=sys.stderr)
             return "errored", errored_line(custom_id, "api_error", f"The local backend failed on this request: {exc!r}")
+
+    def _ask_upstream(self, custom_id: str, params: dict) -> tuple[str, bytes]:
+        """(result type, result line) of a request the upstream answers, one at a time."""
+        try:
+            status, body = self._upstream.post(CHAT, chat_body(params))
+        except UpstreamUnreachable as exc:
+            return "errored", errored_line(custom_id, "api_error", str(exc))
+        if status == 200:
+            try:
+                return "succeeded", succeeded_line(custom_id, message_from_chat(params, body))
+            except (KeyError, IndexError, TypeError, AttributeError):
+                return "errored", errored_line(
+                    custom_id, "api_error", "The upstream server's answer is not a chat completion."
+                )
+        error = body.get("error") if isinstance(body, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        error_type = FAILURE_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return "errored", errored_line(custom_id, error_type, str(message or f"The upstream server answered {status}."))
