@@ -272,3 +272,24 @@ def start_server_with_key(state_dir) -> LocalServer:
     server = LocalServer(state_dir=state_dir, api_key=KEY)
     server.start()
     return server
+
+
+def test_restart_removes_message_batch_files_nothing_needs_and_keeps_the_users(start_server, tmp_path):
+    first = start_server(state_dir=tmp_path / "state")
+    with claude(first) as client:
+        done = ended(client, client.messages.batches.create(requests=requests(2)).id)
+    first.stop()
+    folder = tmp_path / "state" / "message_batches"
+    # What a create or an end cut short by a killed process leaves, beside a file of the user's.
+    leftovers = [
+        folder / "msgbatch_0123456789abcdef01234567.requests.jsonl",
+        folder / f".{done.id}.results.jsonl.0123456789abcdef.part",
+        folder / f"{done.id}.requests.jsonl",
+    ]
+    for path in [*leftovers, folder / "notes.txt"]:
+        path.write_text("{}\n")
+    second = start_server(state_dir=tmp_path / "state")
+    with claude(second) as client:
+        assert set(results(client, done.id)) == {"row-0", "row-1"}
+    assert [path.exists() for path in leftovers] == [False, False, False]
+    assert (folder / "notes.txt").read_text() == "{}\n"

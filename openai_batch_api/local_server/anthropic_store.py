@@ -23,7 +23,7 @@ from .store import Store, remove_if_empty
 FOLDER_NAME = "message_batches"
 # The names of the files written here: a batch's requests and its results (msgbatch_ + 24 hex digits),
 # and the temporary names atomic_files gives a file being written.
-OWN_NAME = re.compile(r"\.?(?P<id>msgbatch_[0-9a-f]{24})\.(requests|results)\.jsonl(\.[0-9a-f]{16}\.part)?")
+OWN_NAME = re.compile(r"\.?(?P<id>msgbatch_[0-9a-f]{24})\.(?P<kind>requests|results)\.jsonl(\.[0-9a-f]{16}\.part)?")
 COUNTERS = ("succeeded", "errored", "canceled", "expired")
 
 SCHEMA = """
@@ -71,10 +71,13 @@ class MessageBatchStore:
         """Files of no stored batch (a create cut short, a delete cut short) and temporary names go."""
         if not self.folder.is_dir():
             return
-        known = {row["id"] for row in self._query("SELECT id FROM message_batches")}
+        rows = self._query("SELECT id, status FROM message_batches")
+        # An ended batch needs only its results (its requests file goes just after it ends).
+        needed = {(row["id"], "results") for row in rows}
+        needed |= {(row["id"], "requests") for row in rows if row["status"] != "ended"}
         for path in self.folder.iterdir():
             match = OWN_NAME.fullmatch(path.name)
-            if match and (path.name.startswith(".") or match["id"] not in known) and path.is_file():
+            if match and (path.name.startswith(".") or (match["id"], match["kind"]) not in needed) and path.is_file():
                 path.unlink(missing_ok=True)
 
     def requests_path(self, batch_id: str) -> Path:
