@@ -16,7 +16,8 @@ from .options import HTTP_ERROR_KINDS, ServerOptions, option_problem
 from .server import LocalServer
 
 DESCRIPTION = (
-    "Serve the OpenAI Files and Batches API locally (on loopback no key is needed): batches are answered by a "
+    "Serve the OpenAI Files and Batches API, and Anthropic's Message Batches API, locally (on loopback no key is "
+    "needed): batches are answered by a "
     "deterministic built-in responder or by an upstream OpenAI-compatible server, and state is kept on "
     "disk so batches survive a restart. Point the SDK or the config's base_url at the printed URL."
 )
