@@ -27,7 +27,7 @@ import openai
 from .step_results import Cancelled, Collated, Created, Deleted, Piloted, Retried, RunStatus, Submitted
 from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
 from .utils.errors import ApiError, BatchApiToolError, CostOverLimitError, RunLockedError
-from .utils.lifecycle.result_files import download_results, run_result_files
+from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk, run_result_files
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.providers.openai import (
     BatchApi,
@@ -56,6 +56,8 @@ from .utils.state.run_store import (
 if TYPE_CHECKING:
     from .utils.lifecycle.waiting import WaitUpdate
 
+# The result files status() reads: enough to say why requests failed.
+ERROR_FILES = ("errors",)
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
 MAPPING_NAME = "<mapping>"
 
@@ -386,6 +388,11 @@ class Run:
             except RunLockedError:
                 writable = False
             store = stack.enter_context(self._store(writable=writable))
+            if not store.ledger.running_shards() and results_on_disk(
+                store.ledger, self.config.data_path, kinds=ERROR_FILES
+            ):
+                # Finished batches never change: a finished run is read from its store, no API opened.
+                return self._status(None, store, calls=0)
             api = stack.enter_context(self._api())
             refresh(api, store, workers=self.config.concurrency)
             return self._status(api, store, calls=api.calls)
@@ -542,13 +549,16 @@ class Run:
             self._hashed = (key, input_sha256(self.config))
         return self._hashed[1]
 
-    def _status(self, api: BatchApi, store: RunStore, *, calls: int) -> RunStatus:
+    def _status(self, api: BatchApi | None, store: RunStore, *, calls: int) -> RunStatus:
         ledger = store.ledger
         # Why requests failed, from the error files of the finished batches (each downloaded once).
-        error_files = download_results(api, store, workers=self.config.concurrency, kinds=("errors",))
+        if api is None:  # every one is on disk
+            error_files = recorded_result_files(store, kinds=ERROR_FILES)
+        else:
+            error_files = download_results(api, store, workers=self.config.concurrency, kinds=ERROR_FILES)
         failures = []
         if error_files:
-            from .utils.answers.latest_attempts import latest_failure_groups
+            from .utils.answers.failures import latest_failure_groups
 
             failures = latest_failure_groups(ledger, self.config.data_path)
         usage = [s.batch.usage for s in ledger.shards if s.batch is not None and s.batch.usage]
