@@ -74,6 +74,8 @@ def test_create_batch_grown_and_edited_table_sends_only_new_and_edited_rows(proj
     )
     assert collated["api_attempts"].tolist() == [1] * 12
     assert max(requests_sent(project).values()) == 1
+    status = project.run("status-jobs")
+    assert "rows: 12 done, 0 failed, 0 pending of 12; batches: 4 of 4 finished" in status.out
 
 
 def test_create_batch_again_on_a_continued_run_sends_nothing(project):

@@ -105,6 +105,8 @@ def test_pilot_rows_are_not_bought_again_and_provenance_says_where_answers_came_
     first_line = orjson.loads((project.data_path / shard.path).read_bytes().splitlines()[0])
     assert output.loc["3", "api_request_hash"] == hashlib.sha256(orjson.dumps(first_line["body"])).hexdigest()
     assert output["api_request_hash"].str.fullmatch("[0-9a-f]{64}").all()
+    status = project.run("status-jobs")
+    assert "rows: 6 done, 0 failed, 0 pending of 6; batches: 1 of 1 finished" in status.out
 
 
 def test_provenance_is_off_by_default(project):

@@ -189,8 +189,13 @@ class RunProgress:
 
 
 def run_progress(ledger: Ledger) -> RunProgress:
-    """Where the run stands; a row succeeds at most once, retries hold only rows that failed."""
-    done = pending = 0
+    """Where the run stands; a row succeeds at most once, retries hold only rows that failed.
+
+    A run that took up a changed table counts the pilot's answers as done, and not its shards' requests
+    the table no longer asks (taken as answered: most are; one that failed shows as a row failed).
+    """
+    done = ledger.pilot_rows - ledger.stale_rows
+    pending = 0
     for shard in ledger.shards:
         counts = shard.batch.request_counts if shard.batch is not None else None
         completed, failed = (counts.completed, counts.failed) if counts else (0, 0)
@@ -201,7 +206,7 @@ def run_progress(ledger: Ledger) -> RunProgress:
         shards=len(ledger.shards),
         finished_shards=sum(s.finished for s in ledger.shards),
         queued_shards=sum(s.status == "queued" for s in ledger.shards),
-        rows=ledger.rows,
-        rows_done=done,
+        rows=max(ledger.rows, done + pending),
+        rows_done=max(done, 0),
         rows_pending=pending,
     )

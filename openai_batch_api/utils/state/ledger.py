@@ -187,6 +187,10 @@ class Ledger:
     collated_at: int | None = None
     cancelled_at: int | None = None  # set by a cancel: nothing more is submitted
     version: int = LEDGER_VERSION
+    # Read from the run's per-row records (row_requests.py), not the run table: rows the pilot answered
+    # that the table still asks, and requests in shards that the table no longer asks (edited, removed).
+    pilot_rows: int = 0
+    stale_rows: int = 0
 
     def upload_name(self, shard: ShardRecord) -> str:
         """The filename a shard is uploaded under: how a re-run finds an upload it lost track of."""
@@ -246,15 +250,30 @@ class Ledger:
         self.collated_at = None
         self.cancelled_at = None  # asking for a retry takes a cancelled run up again
 
-    def take_up_table(self, *, input_sha256: str, rows: int, attempt: int | None, shards: list[ShardRecord]) -> None:
+    def take_up_table(
+        self,
+        *,
+        input_sha256: str,
+        rows: int,
+        attempt: int | None,
+        shards: list[ShardRecord],
+        pilot_rows: int,
+        stale_rows: int,
+    ) -> None:
         """The run continues with a changed table (its new hash and row count), to be collated again; with
         `attempt`, the shards sending its new and edited rows join it."""
         self.input_sha256 = input_sha256
         self.rows = rows
+        self.pilot_rows = pilot_rows
+        self.stale_rows = stale_rows
         self.collated_at = None
         if attempt is not None:
             self.shards.extend(shards)
             self.attempts = attempt
+
+    def pilot_answered(self) -> None:
+        """One more row answered by the pilot."""
+        self.pilot_rows += 1
 
     def adopt_run(self, run_id: str, *, created_at: int) -> None:
         """Become run `run_id` again, found on the API after its state was lost."""

@@ -59,6 +59,7 @@ def _ensure_tables(db: sqlite3.Connection) -> None:
 def save_pilot_answer(store: RunStore, answer: PilotAnswer) -> None:
     """Keep one pilot answer, in its own transaction: a pilot killed later keeps it."""
     with store.step() as db:
+        store.ledger.pilot_answered()
         if store.writable:
             _ensure_tables(db)
             db.execute(
@@ -109,8 +110,16 @@ def record_continuation(
 ) -> None:
     """The run takes up a changed table, in one step: its new hash and row count, the requests it made
     stale, and (`attempt`, when rows go out) the attempt holding its new and edited rows."""
+    stale_pilot = stale.get(PILOT, set())
     with store.step() as db:
-        store.take_up_table(input_sha256=input_sha256, rows=rows, attempt=attempt, shards=shards)
+        store.take_up_table(
+            input_sha256=input_sha256,
+            rows=rows,
+            attempt=attempt,
+            shards=shards,
+            pilot_rows=sum(1 for answer in pilot_answers(store) if answer.custom_id not in stale_pilot),
+            stale_rows=sum(len(ids) for source, ids in stale.items() if source != PILOT),
+        )
         if store.writable:
             replace_stale_requests(db, stale)
 

@@ -384,12 +384,26 @@ class RunStore:
                 db.execute("UPDATE run SET collated_at = NULL, cancelled_at = NULL WHERE id = 1")
 
     def take_up_table(
-        self, *, input_sha256: str, rows: int, attempt: int | None, shards: list[ShardRecord]
+        self,
+        *,
+        input_sha256: str,
+        rows: int,
+        attempt: int | None,
+        shards: list[ShardRecord],
+        pilot_rows: int,
+        stale_rows: int,
     ) -> None:
         """The run takes up a changed table (`Ledger.take_up_table`), saved in one step with what the caller
         saves inside the same `step()` (the requests the table made stale)."""
         with self.step() as db:
-            self.ledger.take_up_table(input_sha256=input_sha256, rows=rows, attempt=attempt, shards=shards)
+            self.ledger.take_up_table(
+                input_sha256=input_sha256,
+                rows=rows,
+                attempt=attempt,
+                shards=shards,
+                pilot_rows=pilot_rows,
+                stale_rows=stale_rows,
+            )
             self.save_run()
             if self.writable and attempt is not None:
                 db.execute("INSERT INTO attempts (attempt, created_at) VALUES (?, ?)", (attempt, int(time.time())))
@@ -507,7 +521,23 @@ def load(db: sqlite3.Connection, path: Path) -> tuple[Ledger, str | None]:
     except (sqlite3.DatabaseError, orjson.JSONDecodeError) as exc:
         raise damaged(path, exc) from None
     values = dict(zip(columns, run[:-1], strict=True))
-    return Ledger(shards=shards, attempts=attempts, **values), run[-1]
+    ledger = Ledger(shards=shards, attempts=attempts, **values)
+    ledger.pilot_rows, ledger.stale_rows = row_record_counts(db)
+    return ledger, run[-1]
+
+
+def row_record_counts(db: sqlite3.Connection) -> tuple[int, int]:
+    """(rows the pilot answered that the table still asks, shards' requests it no longer asks), from the
+    per-row tables of row_requests.py when the run has them."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"pilot_answers", "stale_requests"} <= tables:
+        return 0, 0
+    pilot = db.execute(
+        "SELECT COUNT(*) FROM pilot_answers WHERE custom_id NOT IN "
+        "(SELECT custom_id FROM stale_requests WHERE source = 'pilot')"
+    ).fetchone()[0]
+    stale = db.execute("SELECT COUNT(*) FROM stale_requests WHERE source != 'pilot'").fetchone()[0]
+    return pilot, stale
 
 
 def write_shard(db: sqlite3.Connection, shard: ShardRecord) -> None:
