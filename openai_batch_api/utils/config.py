@@ -7,10 +7,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from . import endpoints
+from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
 
@@ -56,6 +58,8 @@ CONFIG_KEYS: dict[str, str] = {
     "answer_column_prefix": "prefix of the columns made from a JSON schema's properties",
     "concurrency": "how many uploads, creations and downloads run at once",
     "poll_interval": "seconds between polls of `status-jobs --wait` at first (it backs off)",
+    "notify": "a shell command run once when the run ends, told how in OPENAI_BATCH_API_* variables",
+    "notify_url": "an https:// URL sent one POST of JSON when the run ends (Slack, Teams incoming webhooks)",
 }
 LEGACY_KEYS = {
     "image_url": "image_url_column",  # older spelling, same meaning
@@ -103,6 +107,8 @@ class Config:
     answer_column_prefix: str = "answer_"
     concurrency: int = 4
     poll_interval: float = 30.0
+    notify: str | None = None  # a shell command run when the run ends
+    notify_url: str | None = None  # https://, or http:// to this machine
 
     @property
     def model(self) -> str:
@@ -134,6 +140,27 @@ def interval_problem(value: Any, *, shown: str | None = None) -> str | None:
         got = repr(shown) if shown is not None else repr(value)
         return f"must be a number of seconds above 0 and at most {MAX_POLL_INTERVAL} (a day), got {got}"
     return None
+
+
+def notify_url_problem(value: Any) -> str | None:
+    """What is wrong with notify_url, or None.
+
+    Plain http:// would show the run's name and counts to the network: only to this machine. A
+    webhook URL often holds its secret, so a message names only its scheme and host.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return f"must be an https:// URL, got {_type_name(value)}"
+    parts = urlsplit(value.strip())
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname:
+        if is_loopback(parts.hostname):
+            return None
+        return (
+            "must be an https:// URL (plain http:// only to this machine: localhost, 127.x.x.x, ::1), "
+            f"got http://{parts.hostname}/..."
+        )
+    return "must be an https:// URL such as https://hooks.slack.com/services/..."
 
 
 def parse_duration(value: Any) -> int | None:
@@ -221,6 +248,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a positive number, got {value!r}"
     elif key == "poll_interval":
         return interval_problem(value)
+    elif key == "notify":
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a shell command as a non-empty string, got {_type_name(value)}"
+    elif key == "notify_url":
+        return notify_url_problem(value)
     return None
 
 
@@ -381,9 +413,9 @@ def validate_config_mapping(
             )
     if "result_retention" in values:
         values["result_retention"] = parse_duration(values["result_retention"])
-    base_url = values.get("base_url")
-    if base_url is not None:
-        values["base_url"] = base_url.strip()
+    for key in ("base_url", "notify_url"):
+        if values.get(key) is not None:
+            values[key] = values[key].strip()
     return Config(path=path, **values)
 
 
