@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
-from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
+from .utils.config import (
+    REQUIRED_KEYS,
+    Config,
+    interval_problem,
+    load_config,
+    refuse_unsubmittable,
+    validate_config_mapping,
+)
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
 from .utils.lifecycle.result_files import download_results
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
@@ -113,6 +120,7 @@ class Run:
     @contextmanager
     def _api(self) -> Iterator[BatchApi]:
         """The API for one step; the SDK's errors leave it as ApiError with the same one line."""
+        refuse_unsubmittable(self.config)
         try:
             with open_api(self.config) as api:
                 yield api
@@ -129,6 +137,7 @@ class Run:
 
     def check_api_settings(self) -> None:
         """Raise ConfigError when the API cannot be called (no key), before anything is written."""
+        refuse_unsubmittable(self.config)
         check_api_settings(self.config)
 
     def check_inputs(self, *, input_hash: str | None = None) -> None:

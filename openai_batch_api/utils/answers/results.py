@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import BatchToolError
 from . import result_columns as columns
+from .message_results import is_message_result, message_answer, message_failure
 
 # Codes of failures that a later attempt can fix: capacity, limits, outages, time running out, and
 # a server behind the local backend that could not be reached (it may be up by the next attempt).
@@ -164,6 +165,13 @@ class _ResultLines:
                     error = record.get("error")
                     if response is not None and error is None and response.get("status_code") == 200:
                         answer = _answer(response.get("body") or {})
+                    elif is_message_result(record):  # Anthropic's Message Batches
+                        result = record["result"]
+                        if result["type"] == "succeeded":
+                            answer = message_answer(result["message"])
+                        else:
+                            add_failure((len(self.ids), *message_failure(result)))
+                            answer = _NO_ANSWER
                     else:
                         add_failure((len(self.ids), *_failure(response, error)))
                         answer = _NO_ANSWER

@@ -421,7 +421,12 @@ def api_key_for(config: Config) -> str:
 def check_api_settings(config: Config) -> None:
     """Fail before any work on what open_api would refuse: a missing key, bad local_backend options."""
     if not config.is_local:
-        api_key_for(config)
+        if config.provider == "anthropic":
+            from .anthropic_key import anthropic_api_key
+
+            anthropic_api_key(config)
+        else:
+            api_key_for(config)
         return
     from ...local_server import ServerOptions
     from ...local_server.upstream import upstream_key_problem
