@@ -14,6 +14,7 @@ from .confirm import confirm
 from .reporting import cancelled_lines, collated_lines, plural, status_json, status_lines
 
 if TYPE_CHECKING:
+    from ..run import Run
     from ..step_results import Cancelled
     from ..utils.config import Config
     from ..utils.lifecycle.waiting import WaitUpdate
@@ -111,6 +112,11 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
         raise UsageError("--collate goes with --wait: status-jobs --wait --collate")
     run = Run(config, config_arg=args.config, command="status-jobs")
     run.require()
+    with run.session():  # one API session, and one local backend, for every step below
+        return show_steps(run, args, config, json_stream=json_stream)
+
+
+def show_steps(run: Run, args: argparse.Namespace, config: Config, *, json_stream=None) -> int:
     if args.cancel:
 
         def ask(plan: Cancelled) -> bool:
