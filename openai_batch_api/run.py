@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
 from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
 from .utils.errors import BatchApiToolError, RunLockedError
-from .utils.lifecycle.result_files import download_results
+from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs
 from .utils.state.run_lock import LOCK_NAME, run_lock
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from .utils.lifecycle.waiting import WaitUpdate
     from .utils.providers.base import Provider
 
+# The result files status() reads: enough to say why requests failed.
+ERROR_FILES = ("errors",)
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
 MAPPING_NAME = "<mapping>"
 
@@ -318,6 +320,11 @@ class Run:
             except RunLockedError:
                 writable = False
             store = stack.enter_context(self._store(writable=writable))
+            if not store.ledger.running_shards() and results_on_disk(
+                store.ledger, self.config.data_path, kinds=ERROR_FILES
+            ):
+                # Finished batches never change: a finished run is read from its store, no API opened.
+                return self._status(None, store, since_calls=0)
             api = stack.enter_context(self._api())
             calls = api.calls
             refresh(api, store, workers=self.config.concurrency)
@@ -479,13 +486,16 @@ class Run:
             self._hashed = (key, input_sha256(self.config))
         return self._hashed[1]
 
-    def _status(self, api: Provider, store: RunStore, *, since_calls: int) -> RunStatus:
+    def _status(self, api: Provider | None, store: RunStore, *, since_calls: int) -> RunStatus:
         ledger = store.ledger
         # Why requests failed, from the error files of the finished batches (each downloaded once).
-        error_files = download_results(api, store, workers=self.config.concurrency, kinds=("errors",))
+        if api is None:  # every one is on disk
+            error_files = recorded_result_files(store, kinds=ERROR_FILES)
+        else:
+            error_files = download_results(api, store, workers=self.config.concurrency, kinds=ERROR_FILES)
         failures = []
         if error_files:
-            from .utils.answers.latest_attempts import latest_failure_groups
+            from .utils.answers.failures import latest_failure_groups
 
             failures = latest_failure_groups(ledger, self.config.data_path)
         batches = [s.batch for s in ledger.shards if s.batch is not None]
@@ -495,7 +505,7 @@ class Run:
             failures=failures,
             input_tokens=sum(b.input_tokens for b in batches),
             output_tokens=sum(b.output_tokens for b in batches),
-            api_calls=api.calls - since_calls,
+            api_calls=api.calls - since_calls if api is not None else 0,
         )
 
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:

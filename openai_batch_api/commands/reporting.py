@@ -280,7 +280,7 @@ def batch_table(rows: list[dict[str, Any]]) -> str:
 def progress_line(progress: RunProgress) -> str:
     return (
         f"rows: {progress.rows_done:,} done, {progress.rows_failed:,} failed, {progress.rows_pending:,} pending "
-        f"of {progress.rows:,}; batches: {progress.finished_shards} of {progress.shards} finished"
+        f"of {progress.rows:,}; batches: {progress.finished_shards:,} of {progress.shards:,} finished"
     )
 
 
@@ -312,7 +312,6 @@ def status_json(status: RunStatus) -> str:
 
 def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[str]:
     """status-jobs: the table of batches, the counts, warnings, the cost so far and the next command."""
-
     progress = status.progress
     lines = [f"run {status.run_id}", batch_table([batch_row(s) for s in status.ledger.shards]), progress_line(progress)]
     lines += batch_warnings(status.ledger, data_path=config.data_path) + failure_lines(status.failures)
@@ -325,19 +324,22 @@ def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[
                 prices=config.prices,
             )
         )
-    if progress.finished and status.ledger.collated_at:
-        lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
-    elif progress.finished:
-        lines.append(f"next: {next_command('collate-output', config_arg)}")
-    elif in_doubt := status.ledger.in_doubt_shards():
-        lines.append(
+    return lines + next_lines(status, config_arg=config_arg)
+
+
+def next_lines(status: RunStatus, *, config_arg: str) -> list[str]:
+    """The command to run next, as status-jobs ends."""
+    if status.progress.finished and status.ledger.collated_at:
+        return [f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}"]
+    if status.progress.finished:
+        return [f"next: {next_command('collate-output', config_arg)}"]
+    if in_doubt := status.ledger.in_doubt_shards():
+        return [
             f"next: {next_command('status-jobs', config_arg, '--wait')} (it settles the "
             f"{plural(len(in_doubt), 'shard')} an interrupted create-batch left uploading or creating: each is "
             "found on the API side or submitted, once)"
-        )
-    else:
-        lines.append(f"next: {next_command('status-jobs', config_arg, '--wait')} (or run status-jobs again later)")
-    return lines
+        ]
+    return [f"next: {next_command('status-jobs', config_arg, '--wait')} (or run status-jobs again later)"]
 
 
 def cancelled_lines(cancelled: Cancelled) -> list[str]:

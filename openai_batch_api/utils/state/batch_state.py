@@ -42,6 +42,11 @@ class BatchState:
     error_file_id: str | None = None
     in_progress_at: int | None = None
     expires_at: int | None = None
+    # When it ended, by the provider's clock: the one of these its outcome names.
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelled_at: int | None = None
     # Request counts; all 0 until the provider reports them.
     completed: int = 0
     failed: int = 0
@@ -94,6 +99,10 @@ class BatchState:
             "error_file_id": self.error_file_id,
             "in_progress_at": self.in_progress_at,
             "expires_at": self.expires_at,
+            "completed_at": self.completed_at,
+            "failed_at": self.failed_at,
+            "expired_at": self.expired_at,
+            "cancelled_at": self.cancelled_at,
             "completed": self.completed,
             "failed": self.failed,
             "total": self.total,
@@ -134,6 +143,10 @@ def batch_state_from_openai(data: Mapping[str, Any]) -> BatchState:
         error_file_id=data.get("error_file_id"),
         in_progress_at=data.get("in_progress_at"),
         expires_at=data.get("expires_at"),
+        completed_at=data.get("completed_at"),
+        failed_at=data.get("failed_at"),
+        expired_at=data.get("expired_at"),
+        cancelled_at=data.get("cancelled_at"),
         completed=counts.get("completed") or 0,
         failed=counts.get("failed") or 0,
         total=counts.get("total") or 0,
