@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from ..providers.openai import BatchApi
+from ..files.parallel import run_in_parallel
+from ..providers.base import Provider
 from ..state.ledger import Ledger, ShardRecord
 from ..state.run_store import RunStore
-from .submission import run_in_parallel
 
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
@@ -39,7 +39,7 @@ def finished_result_files(
 
 
 def download_results(
-    api: BatchApi, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
+    api: Provider, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
 ) -> list[Path]:
     """Download what is not on disk yet, in parallel; result files never change, so each is fetched once.
 
@@ -51,7 +51,7 @@ def download_results(
     """
     files = recorded_result_files(store, kinds=kinds)
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
-    run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
+    run_in_parallel(lambda item: api.download(item[0], item[1]), missing, workers=workers)
     return [path for _, path in files]
 
 

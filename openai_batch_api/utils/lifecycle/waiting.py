@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import BatchToolError
-from ..providers.openai import BatchApi
+from ..providers.base import Provider
 from ..state.ledger import Ledger
 from ..state.run_store import RunStore
 from .notify import notify_run_end
@@ -41,7 +41,7 @@ class WaitUpdate:
 
 
 def wait_for_run(
-    api: BatchApi,
+    api: Provider,
     store: RunStore,
     config: Config,
     *,
