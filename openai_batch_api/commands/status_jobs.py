@@ -16,6 +16,7 @@ from .reporting import cancelled_lines, collated_lines, plural, status_json, sta
 from .summary import is_compact, summary_lines, wait_line
 
 if TYPE_CHECKING:
+    from ..run import Run
     from ..step_results import Cancelled
     from ..utils.config import Config
     from ..utils.lifecycle.waiting import WaitUpdate
@@ -106,6 +107,11 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
         raise UsageError("--collate goes with --wait: status-jobs --wait --collate")
     run = Run(config, config_arg=args.config, command="status-jobs")
     run.require()
+    with run.session():  # one API session, and one local backend, for every step below
+        return show_steps(run, args, config, json_stream=json_stream)
+
+
+def show_steps(run: Run, args: argparse.Namespace, config: Config, *, json_stream=None) -> int:
     if args.cancel:
 
         def ask(plan: Cancelled) -> bool:

@@ -71,14 +71,12 @@ def bar_line(progress: RunProgress, rate: float | None) -> str:
 def attention_cells(item: Attention) -> list[str]:
     shard = item.shard
     batch = shard.batch
-    counts = batch.request_counts if batch is not None else None
-    done, failed = (counts.completed, counts.failed) if counts else (0, 0)
-    total = (counts.total if counts else 0) or shard.rows
+    done, failed = (batch.completed, batch.failed) if batch is not None else (0, 0)
+    total = (batch.total if batch is not None else 0) or shard.rows
     if batch is None:
         detail = "never submitted"
     elif item.reason == "failed":
-        errors = batch.errors.data if batch.errors and batch.errors.data else []
-        first = errors[0] if errors else None
+        first = batch.errors[0] if batch.errors else None
         detail = f"{first.code}: {first.message}" if first is not None else "no reason given"
         if len(detail) > ERROR_CHARS:
             detail = detail[: ERROR_CHARS - 3] + "..."

@@ -23,13 +23,13 @@ import orjson
 
 from ..config import Config
 from ..costs.pricing import CostEstimate, estimate_cost, format_usd
-from ..providers.openai import BatchApi
+from ..files.parallel import run_in_parallel
+from ..providers.base import Provider
 from ..requests import write_shards
 from ..requests.request_hashes import line_requests
 from ..state.ledger import Ledger, new_run_id, request_sha256
 from ..state.row_requests import PilotAnswer, save_pilot_answer
 from ..state.run_store import RunStore
-from .submission import run_in_parallel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,7 +110,7 @@ class PilotCalls:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def answer_rows(api: BatchApi, store: RunStore, config: Config, chosen: list[PilotRequest]) -> PilotCalls:
+def answer_rows(api: Provider, store: RunStore, config: Config, chosen: list[PilotRequest]) -> PilotCalls:
     """Send each chosen row's request synchronously; each answer is saved as it arrives."""
     calls = PilotCalls()
 

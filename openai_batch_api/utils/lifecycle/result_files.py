@@ -9,11 +9,11 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ..files.atomic_files import write_atomically
-from ..providers.openai import BatchApi
+from ..files.parallel import run_in_parallel
+from ..providers.base import Provider
 from ..state.ledger import Ledger, ShardRecord
 from ..state.row_requests import PILOT, pilot_answers
 from ..state.run_store import RunStore
-from .submission import run_in_parallel
 
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
@@ -43,7 +43,7 @@ def finished_result_files(
 
 
 def download_results(
-    api: BatchApi, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
+    api: Provider, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
 ) -> list[Path]:
     """Download what is not on disk yet, in parallel; result files never change, so each is fetched once.
 
@@ -55,7 +55,7 @@ def download_results(
     """
     files = recorded_result_files(store, kinds=kinds)
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
-    run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
+    run_in_parallel(lambda item: api.download(item[0], item[1]), missing, workers=workers)
     return [path for _, path in files]
 
 
@@ -73,7 +73,7 @@ def result_sources(ledger: Ledger, data_path: Path) -> dict[Path, tuple[str, str
     return sources
 
 
-def run_result_files(api: BatchApi, store: RunStore, *, workers: int) -> list[Path]:
+def run_result_files(api: Provider, store: RunStore, *, workers: int) -> list[Path]:
     """The run's result files, oldest first: the pilot's answers (when it had a pilot), then the batches'."""
     files = download_results(api, store, workers=workers)
     answers = pilot_answers(store)
