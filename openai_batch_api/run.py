@@ -342,37 +342,51 @@ class Run:
                 store.save_shard(shard)
             return Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=True)
 
-    def collate(self) -> Collated:
+    def collate(self, *, table: bool = True) -> Collated:
         """Download the finished batches' results and join them onto the input rows, in input order.
 
         Returns the table with the answer columns (`api_status`, `api_output`, ...), and writes it
         to output_file when the config names one. A run still going is collated as far as it goes
-        (its rows `pending`).
+        (its rows `pending`). `table=False` writes output_file a shard at a time and returns no
+        table (`Collated.table` is None), so the rows need never fit in memory at once.
         """
-        from .utils.lifecycle.collation import check_output_format, collate_results, write_table
+        from .utils.lifecycle.collation import check_output_format, collate_results, collate_to_file
 
         config = self.config
         check_output_format(config)
+        if not table and config.output_file is None:
+            raise BatchApiToolError(
+                f"{config.path}: collate(table=False) writes the table to output_file, and the config names none; "
+                "set output_file, or call collate() for the table"
+            )
         with self.locked("Run.collate"), self._store(writable=True) as store:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             with self._api() as api:
                 refresh(api, store, workers=config.concurrency)
                 files = download_results(api, store, workers=config.concurrency)
-            collation = collate_results(config, ledger, files)
             if config.output_file is not None:
-                write_table(collation.table, config.output_file)
+                collation = collate_to_file(config, ledger, files, path=config.output_file, keep_table=table)
+            else:
+                collation = collate_results(config, ledger, files)
             counts = collation.status_counts()
             if not counts.get("pending"):
                 ledger.collated_at = int(time.time())
                 store.save_run()
+        summary = collation.summary
         return Collated(
             table=collation.table,
             output_file=config.output_file,
             status_counts=counts,
             failures=collation.failures,
-            retryable_rows=int(collation.retryable.sum()),
+            retryable_rows=summary.retryable_rows,
             ledger=ledger,
+            rows=summary.rows,
+            json_errors=summary.json_errors,
+            finish_reasons=dict(summary.finish_reasons),
+            refusals=summary.refusals,
+            input_tokens=summary.input_tokens,
+            output_tokens=summary.output_tokens,
         )
 
     def delete(

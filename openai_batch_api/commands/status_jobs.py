@@ -141,7 +141,7 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
     else:
         print("\n".join(status_lines(status, config, config_arg=args.config)))
     if args.wait and args.collate:
-        print("\n".join(collated_lines(run.collate(), config, config_arg=args.config)))
+        print("\n".join(collated_lines(run.collate(table=False), config, config_arg=args.config)))
     return 0
 
 

@@ -294,15 +294,125 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     else:
         table = _read_jsonl(path)
     if id_column is not None:
-        label = _frame_column(path, table, id_column, "id_column")
-        column = table[label]
-        if isinstance(column.dtype, pd.StringDtype):
-            # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
-            # through id_text would make a Python string of every id, seconds at a million rows.
-            table[label] = column.fillna("").astype(str)
-        else:
-            table[label] = pd.Series([id_text(value) for value in column.tolist()], index=table.index, dtype=str)
+        _ids_as_text(path, table, id_column)
     return table
+
+
+def _ids_as_text(path: Path, table: pd.DataFrame, id_column: str) -> None:
+    """Make `id_column` of `table` text in place: str() of each original value, "" where the cell is missing."""
+    label = _frame_column(path, table, id_column, "id_column")
+    column = table[label]
+    if isinstance(column.dtype, pd.StringDtype):
+        # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
+        # through id_text would make a Python string of every id, seconds at a million rows.
+        table[label] = column.fillna("").astype(str)
+    else:
+        table[label] = pd.Series([id_text(value) for value in column.tolist()], index=table.index, dtype=str)
+
+
+def iter_input_frames(path: Path, *, id_column: str, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+    """The whole input table as DataFrames of consecutive rows, `sizes[0]` rows, then `sizes[1]`, ...
+
+    Every column is read as read_input_table reads it, and `id_column` becomes text. Rows left after
+    the last size come as one more frame; a table shorter than the sizes ends early. CSV, JSONL and
+    Parquet are streamed, so memory follows the largest size, not the table; a pickle is loaded whole.
+    Each frame's index continues the previous one's (0, 1, ... over the table), except a pickle's or
+    a Parquet file's own index, which is kept.
+    """
+    path = Path(path)
+    fmt = input_format(path)
+    _check_is_file(path)
+    if fmt == "pickle":
+        frames: Iterator[pd.DataFrame] = _pickle_frames(path, sizes)
+    elif fmt == "JSONL":
+        frames = _jsonl_frames(path, sizes)
+    else:
+        frames = (table.to_pandas() for table in _sized_tables(path, fmt, sizes))
+    offset = 0
+    with _reading(path, fmt):
+        for frame in frames:
+            if fmt != "pickle" and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
+                frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            _ids_as_text(path, frame, id_column)
+            yield frame
+
+
+def _sizes_then_rest(sizes: Sequence[int]) -> Iterator[int | None]:
+    yield from sizes
+    yield None  # whatever is left
+
+
+def _sized_tables(path: Path, fmt: str, sizes: Sequence[int]) -> Iterator[pa.Table]:
+    """Arrow tables of `sizes` rows each (then the rest), cut from the file's record batches as they stream."""
+    if fmt == "CSV":
+        header = _csv_header(path)
+        schema = pa.schema([(name, pa.string()) for name in header])
+        batches = _csv_batches(path, header)
+    else:
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        schema = parquet.schema_arrow
+        check_unique_columns(path, schema.names)
+        batches = parquet.iter_batches(batch_size=CHUNK_ROWS)
+    buffer: list[pa.RecordBatch] = []
+    buffered = 0
+    for size in _sizes_then_rest(sizes):
+        for batch in batches:
+            buffer.append(batch)
+            buffered += batch.num_rows
+            if size is not None and buffered >= size:
+                break
+        if not buffered:
+            return
+        table = pa.Table.from_batches(buffer, schema=schema)
+        if size is not None and buffered > size:
+            table, rest = table.slice(0, size), table.slice(size)
+            buffer, buffered = rest.to_batches(), rest.num_rows
+        else:
+            buffer, buffered = [], 0
+        yield table
+
+
+def _csv_batches(path: Path, header: list[str]) -> Iterator[pa.RecordBatch]:
+    """Every column of the CSV as text, a block at a time; read again with larger blocks when a row is longer."""
+    block_size = CSV_BLOCK_BYTES
+    rows_done = 0
+    while True:
+        try:
+            skip = rows_done  # after a re-read, the rows already given out
+            for batch in pacsv.open_csv(path, **_csv_options(header, block_size=block_size)):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                rows_done += batch.num_rows - skip
+                yield batch.slice(skip)
+                skip = 0
+            return
+        except pa.ArrowInvalid as exc:
+            if not _is_row_longer_than_block(exc, block_size):
+                raise
+            block_size *= 8
+
+
+def _jsonl_frames(path: Path, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+    """Frames of the JSONL records, each made by pandas of its own records (their types are its own)."""
+    records = _jsonl_records(path)
+    for size in _sizes_then_rest(sizes):
+        chunk = list(islice(records, size))
+        if not chunk:
+            return
+        yield pd.DataFrame(chunk)
+
+
+def _pickle_frames(path: Path, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+    table = _load_pickle(path)
+    start = 0
+    for size in _sizes_then_rest(sizes):
+        if start >= len(table):
+            return
+        stop = len(table) if size is None else start + size
+        yield table.iloc[start:stop].copy()
+        start = stop
 
 
 def _arrow_chunks(batches: Iterable[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
