@@ -17,7 +17,8 @@ setup(
         "pandas>=2.0",
         "pyyaml>=6.0",
         "tabulate>=0.9",
-        # Parquet input and output, and streaming CSV reads of large tables.
+        # Parquet input and output, streaming CSV reads of large tables, and tables in object storage
+        # (its S3, Google Cloud Storage and Azure filesystems ship in the wheel).
         "pyarrow>=14",
         # Serialising and parsing millions of request and result lines.
         "orjson>=3.9",
@@ -35,6 +36,8 @@ setup(
             "pytest>=8",
             "jsonschema>=4.18",
             "ruff>=0.5",
+            # An S3 server on loopback (ThreadedMotoServer) for the tests of tables in object storage.
+            "moto[server]>=5",
         ],
     },
     entry_points={

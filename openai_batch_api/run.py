@@ -455,8 +455,13 @@ class Run:
         """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
         from .utils.lifecycle.planning import input_sha256
 
+        path = self.config.input_file
+        if not isinstance(path, Path) or not path.is_file():
+            # A URL (its digest is a request per object, not a read), a dataset, or a missing file: the
+            # digest raises the error naming it.
+            return input_sha256(self.config)
         try:
-            stat = self.config.input_file.stat()
+            stat = path.stat()
         except OSError:
             return input_sha256(self.config)  # raises the error naming the missing file
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)

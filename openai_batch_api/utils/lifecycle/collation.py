@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import errno
+import io
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import orjson
@@ -26,7 +27,9 @@ from ..answers.results import (
 from ..config import OUTPUT_FORMATS, Config
 from ..endpoints import EMBEDDINGS, MODERATIONS, RESPONSES
 from ..errors import BatchToolError, ConfigError, with_filename
+from ..files import storage
 from ..files.atomic_files import atomic_path
+from ..files.storage import ObjectUrl
 from ..files.table import iter_input_frames, read_input_table
 from ..state.ledger import Ledger, ShardRecord
 from .result_files import (  # noqa: F401 - where callers have found them
@@ -339,7 +342,7 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
 
 
 def collate_to_file(
-    config: Config, ledger: Ledger, result_files: list[Path], *, path: Path, keep_table: bool = True
+    config: Config, ledger: Ledger, result_files: list[Path], *, path: Path | ObjectUrl, keep_table: bool = True
 ) -> Collation:
     """Join the results onto every input row and write the table to `path`, a group of shards at a time.
 
@@ -356,7 +359,7 @@ def collate_to_file(
 
 
 def _collate_to_file(
-    config: Config, ledger: Ledger, result_files: list[Path], *, path: Path, keep_table: bool, whole: bool
+    config: Config, ledger: Ledger, result_files: list[Path], *, path: Path | ObjectUrl, keep_table: bool, whole: bool
 ) -> Collation:
     summary = CollationSummary()
     kept: list[CollatedChunk] = []
@@ -402,45 +405,36 @@ class _ShapeChanged(Exception):
     """A chunk's columns or their types cannot join those of the chunks written before it."""
 
 
-def write_table(table: pd.DataFrame, path: Path) -> None:
+def write_table(table: pd.DataFrame, path: Path | ObjectUrl) -> None:
     """Write the collated table in the format its extension names, atomically."""
     write_tables([table], path)
 
 
-def write_tables(tables: Iterable[pd.DataFrame], path: Path, *, config: Config | None = None) -> None:
+def write_tables(tables: Iterable[pd.DataFrame], path: Path | ObjectUrl, *, config: Config | None = None) -> None:
     """Write `tables`, consecutive rows of one table, in the format `path`'s extension names, atomically.
 
-    Each table is written as it comes (a Parquet row group, CSV rows, JSONL lines) into a temporary
-    file beside `path`, renamed over it once all are written: a crash leaves the old file or the new
-    one. A pickle is one object: the tables are joined and written whole. Embedding vectors stay
+    Each table is written as it comes (a Parquet row group, CSV rows, JSONL lines) under a temporary
+    name beside `path`, which replaces `path` once all are written: a crash leaves the old file or the
+    new one. A pickle is one object: the tables are joined and written whole. Embedding vectors stay
     float32 arrays in pickle and Parquet (a list<float> column); CSV holds each as JSON text, JSONL
     as a JSON array. `config` gives the types of result columns a first table holds no value of.
     Raises _ShapeChanged when a table's columns or types cannot follow the first's.
     """
-    suffix = path.suffix.lower()
+    if isinstance(path, ObjectUrl):
+        try:
+            with storage.atomic_output(path) as stream:
+                _write_into(tables, stream, path.suffix.lower(), config)
+        except OSError as exc:
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise BatchToolError(
+                f"{path}: cannot write the output_file ({lines[0]}); check the URL and the credentials, or choose "
+                "another output_file in the config"
+            ) from exc
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            if suffix in (".pkl", ".pickle"):
-                frames = list(tables)
-                whole = frames[0] if len(frames) == 1 else pd.concat(frames)
-                del frames
-                whole.to_pickle(tmp, compression=None)
-            elif suffix == ".parquet":
-                _write_parquet(tables, tmp, config=config)
-            else:
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    header: list[str] | None = None
-                    for table in tables:
-                        first = header is None
-                        if first:
-                            header = [str(name) for name in table.columns]
-                        elif [str(name) for name in table.columns] != header:
-                            raise _ShapeChanged(f"columns {list(table.columns)} after {header}")
-                        if suffix == ".csv":
-                            _vectors_as_json(table, as_text=True).to_csv(fh, index=False, header=first)
-                        else:
-                            _write_jsonl(_vectors_as_json(table, as_text=False), fh)
+            _write_into(tables, tmp, path.suffix.lower(), config)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise with_filename(exc, path) from None  # the commands name a full disk the same way everywhere
@@ -453,6 +447,40 @@ def write_tables(tables: Iterable[pd.DataFrame], path: Path, *, config: Config |
         ) from exc
 
 
+def _write_into(tables: Iterable[pd.DataFrame], target: Any, suffix: str, config: Config | None) -> None:
+    """Write the tables into `target`, a local path or an open binary stream of an object store."""
+    if suffix in (".pkl", ".pickle"):
+        frames = list(tables)
+        whole = frames[0] if len(frames) == 1 else pd.concat(frames)
+        del frames
+        whole.to_pickle(target, compression=None)
+        return
+    if suffix == ".parquet":
+        _write_parquet(tables, target, config=config)
+        return
+    if isinstance(target, Path):
+        fh: TextIO = open(target, "w", encoding="utf-8", newline="")
+    else:
+        fh = io.TextIOWrapper(target, encoding="utf-8", newline="")
+    try:
+        header: list[str] | None = None
+        for table in tables:
+            first = header is None
+            if first:
+                header = [str(name) for name in table.columns]
+            elif [str(name) for name in table.columns] != header:
+                raise _ShapeChanged(f"columns {list(table.columns)} after {header}")
+            if suffix == ".csv":
+                _vectors_as_json(table, as_text=True).to_csv(fh, index=False, header=first)
+            else:
+                _write_jsonl(_vectors_as_json(table, as_text=False), fh)
+    finally:
+        if isinstance(target, Path):
+            fh.close()
+        else:
+            fh.detach()  # flushed into the stream, which whoever opened it closes
+
+
 def _write_jsonl(table: pd.DataFrame, fh: TextIO) -> None:
     # pandas builds the whole JSON text in memory, about 10 KB a row on the way (10 GB at a million
     # rows): write the lines a slice of rows at a time.
@@ -462,7 +490,7 @@ def _write_jsonl(table: pd.DataFrame, fh: TextIO) -> None:
         fh.write(text if text.endswith("\n") else text + "\n")
 
 
-def _write_parquet(tables: Iterable[pd.DataFrame], path: Path, *, config: Config | None) -> None:
+def _write_parquet(tables: Iterable[pd.DataFrame], path: Any, *, config: Config | None) -> None:
     """One row group per table, all of the first table's schema (with types for the columns it left empty)."""
     writer: pq.ParquetWriter | None = None
     try:
