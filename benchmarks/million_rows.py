@@ -311,11 +311,12 @@ def scaling(sizes: list[int], fmt: str, root: Path) -> str:
         work.mkdir(parents=True)
         bench = Benchmark(rows, fmt, work, naive=False)
         reports.append(bench.run())
+        print(reports[-1] + "\n", flush=True)  # each size as soon as it is measured: the largest takes long
         runs.append(bench)
         progress(f"{rows:,} rows done; removing its files")
         shutil.rmtree(work, ignore_errors=True)  # the next size needs the disk
     first = runs[0]
-    lines = [*reports, "", f"scaling from {first.rows:,} rows ({fmt}); time per row and peak memory against it"]
+    lines = [f"scaling from {first.rows:,} rows ({fmt}); time per row and peak memory against it"]
     lines.append(f"{'rows':>12} {'phase':<28} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'us/row':>7} "
                  f"{'x/row':>6} {'peak MB':>8} {'x peak':>7}")
     for bench in runs:
