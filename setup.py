@@ -18,8 +18,9 @@ setup(
         "pyyaml>=6.0",
         "tabulate>=0.9",
         # Parquet input and output, streaming CSV reads of large tables, and tables in object storage
-        # (its S3, Google Cloud Storage and Azure filesystems ship in the wheel).
-        "pyarrow>=14",
+        # (its S3, Google Cloud Storage and Azure filesystems ship in the wheel; Azure's from 16, which
+        # also takes AWS_ENDPOINT_URL from the environment as 15 does).
+        "pyarrow>=16",
         # Serialising and parsing millions of request and result lines.
         "orjson>=3.9",
         # Token counts for the cost estimate and the enqueued-token queue.
