@@ -98,7 +98,7 @@ def _new_filesystem(url: ObjectUrl) -> Any:
         raise ConfigError(f"{url}: cannot open its object store ({_first_line(exc)})") from None
 
 
-def _path_in_store(url: ObjectUrl) -> str:
+def path_in_store(url: ObjectUrl) -> str:
     if url.scheme in ("abfs", "abfss"):
         # abfs://container@account.dfs.core.windows.net/key -> container/key
         container, _, rest = url.key.partition("/")
@@ -114,7 +114,7 @@ def _first_line(exc: BaseException) -> str:
 def object_info(url: ObjectUrl) -> Any:
     """pyarrow's FileInfo of the object or folder at `url` (type NotFound when there is none)."""
     try:
-        return filesystem(url).get_file_info(_path_in_store(url))
+        return filesystem(url).get_file_info(path_in_store(url))
     except OSError as exc:
         raise InputError(f"{url}: cannot reach it ({_first_line(exc)}); check the URL and the credentials") from None
 
@@ -139,7 +139,7 @@ def open_input(location: Location) -> IO[bytes]:
     """The bytes of a table, read front to back in a buffer (for CSV, JSONL and pickle)."""
     if isinstance(location, ObjectUrl):
         try:
-            stream = filesystem(location).open_input_stream(_path_in_store(location))
+            stream = filesystem(location).open_input_stream(path_in_store(location))
         except FileNotFoundError:
             raise InputError(f"{location}: no such input file; fix input_file in the config") from None
         return io.BufferedReader(stream, buffer_size=READ_BUFFER_BYTES)
@@ -150,7 +150,7 @@ def arrow_source(location: Location) -> Any:
     """What pyarrow's readers take: a local path as text, or an open random-access file of the store."""
     if isinstance(location, ObjectUrl):
         try:
-            return filesystem(location).open_input_file(_path_in_store(location))
+            return filesystem(location).open_input_file(path_in_store(location))
         except FileNotFoundError:
             raise InputError(f"{location}: no such input file; fix input_file in the config") from None
     return str(location)
@@ -165,9 +165,9 @@ def dataset_files(location: Location) -> list[Location]:
         import pyarrow.fs as pafs
 
         store = filesystem(location)
-        path = _path_in_store(location)
+        path = path_in_store(location)
         pattern = path if has_glob(location) else None
-        base = _folder_before_glob(path) if pattern else path
+        base = folder_before_glob(path) if pattern else path
         infos = store.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         keys = [info.path for info in infos if info.type == pafs.FileType.File]
         if pattern is not None:
@@ -182,7 +182,7 @@ def dataset_files(location: Location) -> list[Location]:
     return sorted(files, key=str)
 
 
-def _folder_before_glob(path: str) -> str:
+def folder_before_glob(path: str) -> str:
     parts = []
     for part in path.split("/"):
         if any(character in part for character in GLOB_CHARACTERS):
@@ -210,7 +210,7 @@ def fingerprint(url: ObjectUrl, files: list[Location] | None = None) -> str:
         assert isinstance(item, ObjectUrl)
         store = filesystem(item)
         try:
-            with store.open_input_file(_path_in_store(item)) as handle:
+            with store.open_input_file(path_in_store(item)) as handle:
                 size = handle.size()
                 metadata = handle.metadata()
         except FileNotFoundError:
@@ -229,7 +229,7 @@ def atomic_output(url: ObjectUrl) -> Iterator[Any]:
     crash or an error leaves the old object or the new one, never half of it.
     """
     store = filesystem(url)
-    final = _path_in_store(url)
+    final = path_in_store(url)
     folder, _, name = final.rpartition("/")
     temporary = f"{folder}/.{name}.{secrets.token_hex(8)}.part"
     stream = store.open_output_stream(temporary)

@@ -145,7 +145,7 @@ def _dataset_root(path: Location) -> Location:
     if not storage.has_glob(path):
         return path
     if isinstance(path, ObjectUrl):
-        return path.with_key(storage._folder_before_glob(path.key))
+        return path.with_key(storage.folder_before_glob(path.key))
     parts = []
     for part in Path(path).parts:
         if any(character in part for character in storage.GLOB_CHARACTERS):
@@ -172,11 +172,11 @@ def _parquet_batches(
     if isinstance(path, ObjectUrl):
         store = storage.filesystem(path)
         dataset = ds.dataset(
-            [storage._path_in_store(f) for f in files],  # type: ignore[arg-type]
+            [storage.path_in_store(f) for f in files],  # type: ignore[arg-type]
             filesystem=store,
             format="parquet",
             partitioning="hive",
-            partition_base_dir=storage._path_in_store(root),  # type: ignore[arg-type]
+            partition_base_dir=storage.path_in_store(root),  # type: ignore[arg-type]
         )
     else:
         dataset = ds.dataset(
