@@ -52,6 +52,8 @@ def test_readme_config_with_every_key_is_accepted():
         endpoint="/v1/responses",
         examples=[{"user": "a", "assistant": "b"}],
         provider="openai",
+        notify="echo done",
+        notify_url="https://hooks.example.com/run",
     )
     # content_template replaces content_column: the two are never given together
     assert set(every) | {"content_template"} == set(CONFIG_KEYS)

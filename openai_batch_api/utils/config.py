@@ -7,12 +7,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from . import endpoints
+from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
+from .files.storage import ObjectUrl, is_url
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
@@ -64,6 +67,8 @@ CONFIG_KEYS: dict[str, str] = {
     "answer_column_prefix": "prefix of the columns made from a JSON schema's properties",
     "concurrency": "how many uploads, creations and downloads run at once",
     "poll_interval": "seconds between polls of `status-jobs --wait` at first (it backs off)",
+    "notify": "a shell command run once when the run ends, told how in OPENAI_BATCH_API_* variables",
+    "notify_url": "an https:// URL sent one POST of JSON when the run ends (Slack, Teams incoming webhooks)",
 }
 LEGACY_KEYS = {
     "image_url": "image_url_column",  # older spelling, same meaning
@@ -85,10 +90,10 @@ class Config:
     """A validated config; paths are absolute, resolved against the config file's folder."""
 
     path: Path
-    input_file: Path
+    input_file: Path | ObjectUrl  # a local path, or an s3://, gs:// or az:// URL
     id_column: str
     model_params: dict[str, Any]
-    output_file: Path | None  # None only for a run made from Python that returns its table
+    output_file: Path | ObjectUrl | None  # None only for a run made from Python that returns its table
     data_path: Path
     content_column: str | None = None  # exactly one of content_column and content_template is set
     content_template: str | None = None
@@ -112,6 +117,8 @@ class Config:
     concurrency: int = 4
     poll_interval: float = 30.0
     provider: str = DEFAULT_PROVIDER
+    notify: str | None = None  # a shell command run when the run ends
+    notify_url: str | None = None  # https://, or http:// to this machine
 
     @property
     def model(self) -> str:
@@ -145,6 +152,27 @@ def interval_problem(value: Any, *, shown: str | None = None) -> str | None:
     return None
 
 
+def notify_url_problem(value: Any) -> str | None:
+    """What is wrong with notify_url, or None.
+
+    Plain http:// would show the run's name and counts to the network: only to this machine. A
+    webhook URL often holds its secret, so a message names only its scheme and host.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return f"must be an https:// URL, got {_type_name(value)}"
+    parts = urlsplit(value.strip())
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname:
+        if is_loopback(parts.hostname):
+            return None
+        return (
+            "must be an https:// URL (plain http:// only to this machine: localhost, 127.x.x.x, ::1), "
+            f"got http://{parts.hostname}/..."
+        )
+    return "must be an https:// URL such as https://hooks.slack.com/services/..."
+
+
 def parse_duration(value: Any) -> int | None:
     """Seconds from a whole number of seconds or a text like "3600", "90m", "12h" or "7d"; None if neither."""
     if _is_int(value):
@@ -167,6 +195,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a non-empty string, got {_type_name(value)}"
         if key == "output_file" and Path(value).suffix.lower() not in OUTPUT_FORMATS:
             return f"must end in {', '.join(OUTPUT_FORMATS)}, got {value!r}"
+        if key == "data_path" and is_url(value.strip()):
+            return (
+                f"must be a local folder, got {value!r}: the run's state and locks need a real filesystem "
+                "(input_file and output_file may be URLs)"
+            )
         if key == "base_url" and value.strip() != LOCAL_BASE_URL and not value.strip().startswith(("http://", "https://")):
             return f"must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, got {value!r}"
     elif key == "prompt":
@@ -235,6 +268,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a positive number, got {value!r}"
     elif key == "poll_interval":
         return interval_problem(value)
+    elif key == "notify":
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a shell command as a non-empty string, got {_type_name(value)}"
+    elif key == "notify_url":
+        return notify_url_problem(value)
     return None
 
 
@@ -267,7 +305,7 @@ def _path_problems(values: dict[str, Any]) -> list[str]:
     """Resolved paths that cannot be what they name: found at load, before a run pays for rows."""
     problems = []
     output_file = values.get("output_file")
-    if output_file is not None:
+    if output_file is not None and not isinstance(output_file, ObjectUrl):
         if output_file.is_dir():
             problems.append(f"output_file {output_file} is a folder; name the file collate-output writes")
         elif (blocker := _file_in_the_way(output_file.parent)) is not None:
@@ -377,7 +415,9 @@ def validate_config_mapping(
     folder = path.parent
     values.setdefault("output_file", None)
     for key in ("input_file", "output_file", "data_path"):
-        if values[key] is not None:
+        if values[key] is not None and is_url(values[key].strip()):
+            values[key] = ObjectUrl(values[key].strip())
+        elif values[key] is not None:
             values[key] = (folder / Path(values[key]).expanduser()).resolve()
     path_problems = _path_problems(values)
     if path_problems:
@@ -398,9 +438,9 @@ def validate_config_mapping(
             )
     if "result_retention" in values:
         values["result_retention"] = parse_duration(values["result_retention"])
-    base_url = values.get("base_url")
-    if base_url is not None:
-        values["base_url"] = base_url.strip()
+    for key in ("base_url", "notify_url"):
+        if values.get(key) is not None:
+            values[key] = values[key].strip()
     if provider == "anthropic":
         values["endpoint"] = endpoints.MESSAGES
         values.setdefault("max_requests_per_batch", endpoints.ANTHROPIC_MAX_REQUESTS)
@@ -428,11 +468,13 @@ def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
 OWNED_FOLDERS = ("tasks", "results", "local_backend")
 
 
-def owned_folder(file: Path | None, *, data_path: Path) -> Path | None:
+def owned_folder(file: Path | ObjectUrl | None, *, data_path: Path) -> Path | None:
     """The folder of data_path the tool owns that holds `file`, or None."""
+    if not isinstance(file, Path):
+        return None  # a URL in object storage
     for name in OWNED_FOLDERS:
         folder = data_path / name
-        if file is not None and (file == folder or folder in file.parents):
+        if file == folder or folder in file.parents:
             return folder
     return None
 
