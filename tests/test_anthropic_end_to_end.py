@@ -55,6 +55,8 @@ def test_anthropic_run_through_the_four_commands(project):
     assert "rows: 6 done, 0 failed, 0 pending of 6" in waited.out
     collated = project.run("collate-output")
     assert collated.exit_code == 0, collated.err
+    assert "the input estimate before submitting was about " in collated.out
+    assert "(approximate: tiktoken o200k_base tokens x 1.2, as Claude's tokenizer is not public): " in collated.out
     output = project.output()
     assert list(output["id"]) == ROW_IDS
     assert set(output["api_status"]) == {"ok"}

@@ -233,6 +233,7 @@ def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> li
         lines.append(
             actual_cost_line(model=config.model, input_tokens=used_in, output_tokens=used_out, prices=config.prices)
         )
+        lines += estimate_check_lines(collated, used_in)
     if collated.pending:
         lines.append(
             f"{plural(collated.pending, 'row')} still pending: run collate-output again once "
@@ -244,6 +245,16 @@ def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> li
     else:
         lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
     return lines
+
+
+def estimate_check_lines(collated: Collated, reported: int) -> list[str]:
+    """An approximate estimate (Claude's) beside the input tokens the API reported for the same rows."""
+    ledger = collated.ledger
+    if not ledger.token_method.startswith("approximate") or collated.pending or not reported:
+        return []
+    estimated = sum(shard.prompt_tokens for shard in ledger.shards if shard.attempt == 1)
+    off = (estimated - reported) / reported
+    return [f"the input estimate before submitting was about {estimated:,} tokens ({ledger.token_method}): {off:+.0%}"]
 
 
 BATCH_HEADERS = ["shard", "batch id", "status", "created", "in progress since", "done / failed / total", "expires"]
