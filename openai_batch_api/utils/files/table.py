@@ -245,8 +245,11 @@ def _load_pickle(path: Path) -> pd.DataFrame:
     return table
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path, raw_ids: list[Any] | None = None, id_column: str = "") -> pd.DataFrame:
     """The JSONL table, as pandas makes it of the list of every record, built a slice of records at a time.
+
+    `raw_ids` gets each record's `id_column` value as the file has it (pandas would make 1 and 1.0 both
+    1.0 in a float column).
 
     A million records as dicts take about four times the memory of the frame pandas makes of them.
     Each slice infers its columns' types from its own rows: where the slices disagree (a column empty
@@ -256,6 +259,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     records = _jsonl_records(path)
     slices = []
     while chunk := list(islice(records, CHUNK_ROWS)):
+        if raw_ids is not None:
+            raw_ids.extend(record.get(id_column) for record in chunk)
         slices.append(pd.DataFrame(chunk))
     if len(slices) <= 1:
         return slices[0] if slices else pd.DataFrame()
@@ -281,22 +286,31 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     path = Path(path)
     fmt = input_format(path)
     _check_is_file(path)
+    # The id cells as iter_input_chunks gives them to create-batch, where pandas would change them (a
+    # Parquet duration, JSONL's 1 beside 1.0): the custom ids are made of these, by id_text, both times.
+    raw_ids: list[Any] | None = None
     if fmt == "CSV":
         with _reading(path, fmt):
             table = _read_csv(path).to_pandas()
     elif fmt == "Parquet":
         with _reading(path, fmt):
-            table = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
-            check_unique_columns(path, table.column_names)
-            table = table.to_pandas()
+            arrow = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+            check_unique_columns(path, arrow.column_names)
+            if id_column is not None and id_column in arrow.column_names:
+                raw_ids = arrow.column(id_column).to_pylist()
+            table = arrow.to_pandas()
+            del arrow
     elif fmt == "pickle":
         table = _load_pickle(path)
     else:
-        table = _read_jsonl(path)
+        raw_ids = [] if id_column is not None else None
+        table = _read_jsonl(path, raw_ids, id_column or "")
     if id_column is not None:
         label = _frame_column(path, table, id_column, "id_column")
         column = table[label]
-        if isinstance(column.dtype, pd.StringDtype):
+        if raw_ids is not None:
+            table[label] = pd.Series([id_text(value) for value in raw_ids], index=table.index, dtype=str)
+        elif isinstance(column.dtype, pd.StringDtype):
             # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
             # through id_text would make a Python string of every id, seconds at a million rows.
             table[label] = column.fillna("").astype(str)
