@@ -147,7 +147,7 @@ def _check_columns(
     raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
 
 
-def check_unique_columns(path: Path, names: Sequence[Any]) -> None:
+def check_unique_columns(path: Path | str, names: Sequence[Any]) -> None:
     """Raise naming the columns that appear more than once: a repeated name would send one, collate another."""
     counts: dict[str, int] = {}
     for name in names:
