@@ -186,7 +186,14 @@ class Api:
         # Streamed to a temporary file beside the blobs: an upload never sits in memory whole.
         spool = self.store.new_upload_path()
         try:
-            form = parse_multipart(request.content_type, request.stream or io.BytesIO(request.body), file_path=spool)
+            try:
+                form = parse_multipart(
+                    request.content_type, request.stream or io.BytesIO(request.body), file_path=spool
+                )
+            except OSError as exc:
+                if exc.filename is None:
+                    exc.filename = str(spool)  # a write to the spool failed (a full disk): the file to name
+                raise
             purpose = form["purpose"].data.decode("utf-8", "replace") if "purpose" in form else None
             upload = form.get("file")
             check_upload(

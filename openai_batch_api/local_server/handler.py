@@ -17,10 +17,12 @@ import orjson
 
 from .access import key_error
 from .api_error import ApiError
+from .disk_full import disk_full_error, disk_full_file
 from .endpoints import Api, Request, Response
 from .faults import DEFAULT_FAULT_PATHS, FaultInjector
 from .ids import new_id
 from .request_body import MAX_JSON_BODY_BYTES, MAX_UPLOAD_BODY_BYTES, BodyError, RequestBody
+from .store import DATABASE_NAME
 
 # An idle keep-alive connection is closed after this many seconds.
 IDLE_TIMEOUT = 120
@@ -232,9 +234,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         except ApiError as exc:
             response = Response(exc.status, orjson.dumps(exc.body()), headers=exc.headers)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            error = ApiError(500, f"The local backend failed on this request: {exc!r}", type="server_error")
-            response = Response(500, orjson.dumps(error.body()))
+            full = disk_full_file(exc, database=self.server.api.store.root / DATABASE_NAME)
+            if full is None:
+                traceback.print_exc(file=sys.stderr)
+                error = ApiError(500, f"The local backend failed on this request: {exc!r}", type="server_error")
+            else:
+                error = disk_full_error(full)  # every later request would fail the same way: no traceback
+            response = Response(error.status, orjson.dumps(error.body()))
         if fault == "drop_after":
             self.close_connection = True  # done and committed, but the client never hears of it
             if response.file is not None:
