@@ -110,6 +110,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         # client's delayed ACK add ~40 ms to every answer on a kept-alive connection.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, by the server's clock (moved by clock_offset, as its objects' times are)."""
+        if timestamp is None:
+            timestamp = time.time() + self.server.api.clock_offset
+        return super().date_time_string(timestamp)
+
     def version_string(self) -> str:
         return self.server_version
 

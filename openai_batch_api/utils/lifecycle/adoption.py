@@ -50,12 +50,17 @@ class EarlierRuns:
         return next(iter(self.runs.items()), None)
 
 
-def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None = None) -> EarlierRuns:
-    """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first."""
-    since = (time.time() if now is None else now) - SEARCH_DAYS * 86400
+def find_earlier_runs(api: BatchApi, *, tags: dict[str, str]) -> EarlierRuns:
+    """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first.
+
+    The days are counted back from the newest batch, by the server's clock: this machine's may differ.
+    """
+    since: int | None = None
     runs: dict[str, list[Batch]] = {}
     try:
         for batch in api.list_batches():
+            if since is None:
+                since = batch.created_at - SEARCH_DAYS * 86400
             if batch.created_at < since:
                 break
             meta = batch.metadata or {}

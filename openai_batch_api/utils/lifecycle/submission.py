@@ -72,7 +72,6 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
         if shard.state == CREATING:
             batch = api.find_batch(
                 metadata=ledger.batch_metadata(shard),
-                since=ledger.created_at,
                 input_file_id=shard.file_id,
                 exclude=shard.requeued_batch_ids,
             )
@@ -197,7 +196,6 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
             input_file_id=shard.file_id,
             endpoint=config.endpoint,
             metadata={**ledger.batch_metadata(shard), **origin},
-            since=ledger.created_at,
             exclude=shard.requeued_batch_ids,
         )
         shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED

@@ -40,7 +40,9 @@ from ..files.atomic_files import atomic_writer
 T = TypeVar("T")
 log = logging.getLogger("openai_batch_api")
 API_KEY_ENV = "OPENAI_API_KEY"
-# Batches created this long before the run started are not looked at when reconciling.
+# Looking for a batch made from an input file, the listing is read back to that file's creation, less
+# this margin: both times are the server's (this machine's clock is never compared with them), the
+# margin is for its machines' clocks among themselves.
 CLOCK_SKEW_SECONDS = 300
 # Seconds a local in-process backend gets to finish its batches before the command exits.
 LOCAL_SETTLE_SECONDS = 3.0
@@ -264,20 +266,22 @@ class BatchApi:
         self,
         *,
         metadata: dict[str, str],
-        since: int,
-        input_file_id: str | None = None,
+        input_file_id: str,
         exclude: Collection[str] = (),
     ) -> Batch | None:
-        """The batch tagged with `metadata`, looking back no further than `since` (newest first).
+        """The batch tagged with `metadata` and made from `input_file_id`, newest first.
 
+        The listing is read back to the creation of `input_file_id` by the server's own clock (no batch
+        made from a file is older than it), or to its end when the file cannot be read.
         On a server that keeps no metadata, the batch made from `input_file_id` (an upload of this
         run's, used by no other batch but those in `exclude`). When neither can tell, it refuses to
         guess, raising BatchToolError: creating the batch again could pay twice.
         """
+        since = self.file_created_at(input_file_id)
         untagged: list[Batch] = []
         try:
             for batch in self._each(lambda: self.client.batches.list(limit=100)):
-                if batch.created_at < since - CLOCK_SKEW_SECONDS:
+                if since is not None and batch.created_at < since - CLOCK_SKEW_SECONDS:
                     break
                 tags = batch.metadata or {}
                 if tags and all(tags.get(k) == v for k, v in metadata.items()):
@@ -304,6 +308,13 @@ class BatchApi:
             self._notice("the server keeps no batch metadata: batches are found again by their input file")
         return untagged[0] if untagged else None
 
+    def file_created_at(self, file_id: str) -> int | None:
+        """When the server made the file, by its clock; None when it cannot say (the file is gone)."""
+        try:
+            return self.retrieve_file(file_id).created_at
+        except (openai.NotFoundError, openai.UnprocessableEntityError):
+            return None
+
     def list_batches(self, *, page_size: int = 100) -> Iterator[Batch]:
         """Every batch, newest first, a page of `page_size` at a time."""
         return self._each(lambda: self.client.batches.list(limit=page_size))
@@ -314,7 +325,6 @@ class BatchApi:
         input_file_id: str,
         endpoint: str,
         metadata: dict[str, str],
-        since: int,
         exclude: Collection[str] = (),
     ) -> Batch:
         expiry: OutputExpiresAfter | Omit = omit
@@ -332,9 +342,7 @@ class BatchApi:
 
         return self._call(
             create,
-            recover=lambda: self.find_batch(
-                metadata=metadata, since=since, input_file_id=input_file_id, exclude=exclude
-            ),
+            recover=lambda: self.find_batch(metadata=metadata, input_file_id=input_file_id, exclude=exclude),
         )
 
     def retrieve_batch(self, batch_id: str) -> Batch:
