@@ -27,7 +27,7 @@ import openai
 
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
 from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
-from .utils.errors import ApiError, BatchApiToolError, RunLockedError
+from .utils.errors import ApiError, BatchApiToolError, LostCreationError, RunLockedError
 from .utils.lifecycle.result_files import download_results
 from .utils.lifecycle.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
 from .utils.providers.openai import (
@@ -54,6 +54,7 @@ from .utils.state.run_store import (
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
+    from .utils.lifecycle.settling import Settled
     from .utils.lifecycle.waiting import WaitUpdate
 
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
@@ -119,6 +120,8 @@ class Run:
                 yield api
         except openai.OpenAIError as exc:
             raise ApiError(describe_api_error(exc)) from exc
+        except LostCreationError as exc:
+            raise exc.for_config(self.config_arg) from None  # its way out names the config as given
 
     def require(self) -> None:
         """Raise an error saying how to start the run when data_path holds none."""
@@ -245,6 +248,21 @@ class Run:
                 found=found,
                 notices=list(api.notices),
             )
+
+    def settle(self, settlements: Mapping[str, str | None]) -> Settled:
+        """Say what became of batch creations whose answers were lost where the server lists no batches.
+
+        `settlements` maps a shard key to its batch id (the server must hold that batch, made from the
+        shard's input file) or to None: no batch was made, and the next `submit` submits the shard
+        again (where the server lists batches, that is checked too). Every settlement is checked
+        before any is recorded. A step of its own rather than a keyword of `create` or `submit`:
+        `wait`, `cancel` and `delete` meet the same unsettled shards, and each can follow it.
+        """
+        from .utils.lifecycle.settling import settle_shards
+
+        self.require()  # before the lock makes data_path
+        with self.locked("Run.settle"), self._store(writable=True) as store, self._api() as api:
+            return settle_shards(api, store, settlements)
 
     def retry(self, *, include_all: bool = False) -> Retried:
         """Add an attempt holding the rows whose last attempt failed retryably or has no result.

@@ -11,6 +11,7 @@ import openai
 from openai.types import Batch
 
 from ..config import Config
+from ..errors import LostCreationError
 from ..providers.openai import BatchApi, is_missing_listing
 from ..state.ledger import (
     CREATING,
@@ -56,10 +57,13 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
     """Settle the steps a crash may have left half-done; return what was found again.
 
     A shard caught `uploading` or `creating` may or may not have its file or batch on
-    the API side: look for it by the name or tags it was given, and adopt it if found.
+    the API side: look for it by the name or tags it was given, and adopt it if found. Shards
+    a server without a batches listing cannot settle are named together in one LostCreationError
+    (the user settles them: settling.py).
     """
     ledger = store.ledger
     found: list[str] = []
+    unsettled: list[LostCreationError] = []
     uploading = {ledger.upload_name(s): s.bytes for s in ledger.shards if s.state == UPLOADING}
     uploaded = api.find_files(uploading) if uploading else {}  # one listing for them all
     for shard in ledger.shards:
@@ -70,11 +74,15 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
             if item:
                 found.append(f"{shard.key}: file {item.id}")
         if shard.state == CREATING:
-            batch = api.find_batch(
-                metadata=ledger.batch_metadata(shard),
-                input_file_id=shard.file_id,
-                exclude=shard.requeued_batch_ids,
-            )
+            try:
+                batch = api.find_batch(
+                    metadata=ledger.batch_metadata(shard),
+                    input_file_id=shard.file_id,
+                    exclude=shard.requeued_batch_ids,
+                )
+            except LostCreationError as lost:
+                unsettled.append(lost)  # the others are settled still; all of these are named together
+                continue
             if batch:
                 shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED
             else:
@@ -82,6 +90,8 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
             store.settle(shard, kind="create", result_id=batch.id if batch else None)
             if batch:
                 found.append(f"{shard.key}: batch {batch.id}")
+    if unsettled:
+        raise LostCreationError([pair for lost in unsettled for pair in lost.shards], status=unsettled[0].status)
     return found
 
 
@@ -192,16 +202,23 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
             shard.file_id, shard.state = item.id, UPLOADED
             store.settle(shard, kind="upload", result_id=item.id)
         store.begin([shard], kind="create", state=CREATING)
-        batch = api.create_batch(
-            input_file_id=shard.file_id,
-            endpoint=config.endpoint,
-            metadata={**ledger.batch_metadata(shard), **origin},
-            exclude=shard.requeued_batch_ids,
-        )
+        try:
+            batch = api.create_batch(
+                input_file_id=shard.file_id,
+                endpoint=config.endpoint,
+                metadata={**ledger.batch_metadata(shard), **origin},
+                exclude=shard.requeued_batch_ids,
+            )
+        except LostCreationError as exc:
+            lost.append(exc)  # the other shards go on; all of these are named together
+            return
         shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED
         store.settle(shard, kind="create", result_id=batch.id)
 
+    lost: list[LostCreationError] = []
     run_in_parallel(submit, chosen, workers=config.concurrency)
+    if lost:
+        raise LostCreationError(sorted(pair for exc in lost for pair in exc.shards), status=lost[0].status)
     return chosen
 
 

@@ -34,7 +34,7 @@ from openai.types.batch_create_params import OutputExpiresAfter
 
 from ..addresses import is_loopback_url
 from ..config import Config
-from ..errors import ApiError, BatchToolError, ConfigError, with_filename
+from ..errors import ApiError, BatchToolError, ConfigError, LostCreationError, with_filename
 from ..files.atomic_files import atomic_writer
 
 T = TypeVar("T")
@@ -291,12 +291,7 @@ class BatchApi:
         except openai.APIStatusError as exc:
             if not is_missing_listing(exc):
                 raise
-            raise ApiError(
-                f"shard {metadata.get('shard', '?')}: a batch creation's answer was lost and the server does not "
-                f"list batches ({exc.status_code}), so whether it made a batch from input file {input_file_id} "
-                "cannot be checked; create-batch will not create another for this shard (that could pay twice): "
-                "look on the server for a batch of that input file"
-            ) from None
+            raise LostCreationError([(metadata.get("shard", "?"), input_file_id)], status=exc.status_code) from None
         if len(untagged) > 1:
             ids = ", ".join(batch.id for batch in untagged)
             raise ApiError(
