@@ -44,6 +44,8 @@ class EarlierRuns:
     searched: bool  # False: the server does not list batches
     runs: dict[str, list[Batch]] = field(default_factory=dict)  # run id -> its batches, newest run first
     notices: list[str] = field(default_factory=list)
+    # Batches with no metadata at all (a server that keeps none), by input file id: upload_search.py.
+    untagged: dict[str, list[Batch]] = field(default_factory=dict)
 
     @property
     def newest(self) -> tuple[str, list[Batch]] | None:
@@ -57,6 +59,7 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str]) -> EarlierRuns:
     """
     since: int | None = None
     runs: dict[str, list[Batch]] = {}
+    untagged: dict[str, list[Batch]] = {}
     try:
         for batch in api.list_batches():
             if since is None:
@@ -66,6 +69,8 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str]) -> EarlierRuns:
             meta = batch.metadata or {}
             if meta.get(RUN_TAG) and all(meta.get(k) == v for k, v in tags.items()):
                 runs.setdefault(meta[RUN_TAG], []).append(batch)
+            elif not meta:
+                untagged.setdefault(batch.input_file_id, []).append(batch)
     except openai.APIStatusError as exc:
         if not is_missing_listing(exc):
             raise
@@ -77,7 +82,7 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str]) -> EarlierRuns:
             ],
         )
     runs = {run: batches for run, batches in runs.items() if not cleaned_up(api, batches)}
-    return EarlierRuns(searched=True, runs=runs)
+    return EarlierRuns(searched=True, runs=runs, untagged=untagged)
 
 
 def cleaned_up(api: BatchApi, batches: list[Batch]) -> bool:
@@ -131,6 +136,8 @@ def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) 
                 f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
                 "look for the run's batches on the server and cancel them, or run create-batch without --adopt"
             )
+        if earlier.newest is None and earlier.untagged:
+            check_uploads(api, config, draft, earlier, adopt=adopt)
         if earlier.newest is not None and not adopt:
             raise refusal(config, earlier, config_arg=config_arg)
         if earlier.newest is None and adopt:
@@ -148,6 +155,23 @@ def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) 
             adopted = adopt_batches(api, config, ledger, run_id=run_id, batches=batches)
     store = RunStore.create(config.data_path, ledger)
     return StartedRun(store, plan, cost, adopted, earlier.notices)
+
+
+def check_uploads(api: BatchApi, config: Config, draft: Ledger, earlier: EarlierRuns, *, adopt: bool) -> None:
+    """On a server that keeps no batch metadata, refuse when a lost run of this input is found by its uploads."""
+    from .upload_search import FilesNotListed, find_run_by_uploads
+    from .upload_search import refusal as uploads_refusal
+
+    try:
+        found = find_run_by_uploads(api, tag=draft.upload_tag(data_path=config.data_path), untagged=earlier.untagged)
+    except FilesNotListed:
+        earlier.notices.append(
+            "the server keeps no batch metadata and does not list files: whether a run of this input and data_path "
+            "was already submitted (and its run state lost) cannot be checked"
+        )
+        return
+    if found is not None:
+        raise uploads_refusal(config, found, adopt=adopt)
 
 
 def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str, batches: list[Batch]) -> int:

@@ -64,11 +64,12 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
     ledger = store.ledger
     found: list[str] = []
     unsettled: list[LostCreationError] = []
-    uploading = {ledger.upload_name(s): s.bytes for s in ledger.shards if s.state == UPLOADING}
+    names = {s.key: ledger.upload_name(s, data_path=store.data_path) for s in ledger.shards if s.state == UPLOADING}
+    uploading = {names[s.key]: s.bytes for s in ledger.shards if s.state == UPLOADING}
     uploaded = api.find_files(uploading) if uploading else {}  # one listing for them all
     for shard in ledger.shards:
         if shard.state == UPLOADING:
-            item = uploaded.get(ledger.upload_name(shard))
+            item = uploaded.get(names[shard.key])
             shard.file_id, shard.state = (item.id, UPLOADED) if item else (None, PENDING)
             store.settle(shard, kind="upload", result_id=item.id if item else None)
             if item:
@@ -198,7 +199,8 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
 
     def submit(shard: ShardRecord) -> None:
         if shard.state == UPLOADING:
-            item = api.upload_file(config.data_path / shard.path, filename=ledger.upload_name(shard))
+            name = ledger.upload_name(shard, data_path=config.data_path)
+            item = api.upload_file(config.data_path / shard.path, filename=name)
             shard.file_id, shard.state = item.id, UPLOADED
             store.settle(shard, kind="upload", result_id=item.id)
         store.begin([shard], kind="create", state=CREATING)

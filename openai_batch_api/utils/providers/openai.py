@@ -223,6 +223,10 @@ class BatchApi:
             )
         return found
 
+    def list_files(self) -> Iterator[FileObject]:
+        """Every uploaded batch input file, newest first."""
+        return self._each(lambda: self.client.files.list(purpose="batch"))
+
     def upload_file(self, path: Path, *, filename: str) -> FileObject:
         size = path.stat().st_size
 
