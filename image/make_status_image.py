@@ -1,7 +1,7 @@
 """Make image/status_jobs_sample.png again from real output of `status-jobs`.
 
-Runs the bundled example against the local backend in a scratch folder (one row made to fail,
-so the failure summary shows), captures what status-jobs prints, and draws it as a terminal.
+Runs the bundled example as it is against the local backend in a scratch folder, waits for its
+batches to finish, captures what status-jobs then prints, and draws it as a terminal.
 Needs Pillow, which the package itself does not: `pip install pillow`, then
 `python image/make_status_image.py`.
 """
@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from openai_batch_api.commands import create_batch, status_jobs
@@ -29,11 +28,9 @@ def status_output() -> str:
         folder = Path(scratch) / "example"
         shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("data", "output.*"))
         config_path = folder / "config.yaml"
-        config = yaml.safe_load(config_path.read_text())
-        config["local_backend"] = {"line_failure_pattern": "^7$", "line_failure_status": 500, "seed": 1}
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             create_batch.main(["--config", str(config_path)])
+            status_jobs.main(["--config", str(config_path), "--wait", "--interval", "1"])
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
             status_jobs.main(["--config", str(config_path)])

@@ -75,9 +75,9 @@ def test_immutable_data_path_create_batch_says_so_in_one_line(project, server):
 
 def test_full_disk_under_the_local_backend_upload_is_one_line_at_once(project, mount_tmpfs):
     # Rows enough for a shard larger than the local backend's disk: its copy of the upload fills it.
-    project.write_table(pd.DataFrame({"id": [str(i) for i in range(300)], "content": ["word " * 150] * 300}))
+    project.write_table(pd.DataFrame({"id": [str(i) for i in range(600)], "content": ["word " * 150] * 600}))
     project.write_config(base_url="local", batch_size=1000)
-    mount_tmpfs(project.data_path / "local_backend", "128k")
+    mount_tmpfs(project.data_path / "local_backend", "256k")
     result = project.run("create-batch")
     assert result.exit_code == 1
     folder = re.escape(str(project.data_path / "local_backend" / "files"))

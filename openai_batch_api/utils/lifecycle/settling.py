@@ -16,7 +16,7 @@ import openai
 
 from ..errors import BatchToolError, LostCreationError, UsageError
 from ..providers.openai import BatchApi
-from ..state.ledger import CREATING, SUBMITTED, UPLOADED, ShardRecord
+from ..state.ledger import ShardRecord
 from ..state.run_store import RunStore
 
 # How a settlement says that the lost creation made no batch.
@@ -63,7 +63,7 @@ def settle_shards(api: BatchApi, store: RunStore, settlements: Mapping[str, str 
         if shard is None:
             known = ", ".join(list(shards)[:MAX_LISTED_SHARDS]) + (", ..." if len(shards) > MAX_LISTED_SHARDS else "")
             raise BatchToolError(f"{flag(key, batch_id)}: run {ledger.run_id} has no shard {key} (its shards: {known})")
-        if shard.state != CREATING:
+        if shard.open_intent != "create":
             now = f"batch {shard.batch_id}" if shard.batch_id else shard.state
             raise BatchToolError(
                 f"{flag(key, batch_id)}: shard {key} has no lost batch creation to settle (it stands at {now}); "
@@ -77,13 +77,12 @@ def settle_shards(api: BatchApi, store: RunStore, settlements: Mapping[str, str 
     taken_up: dict[str, str] = {}
     resubmitted: list[str] = []
     for shard, batch_id in chosen:
+        # None: its upload stays, and the next submit creates its batch.
+        store.settle_create(shard, api.retrieve_batch(batch_id) if batch_id is not None else None)
         if batch_id is None:
-            shard.state = UPLOADED  # its upload stays; the next submit creates its batch
             resubmitted.append(shard.key)
         else:
-            shard.batch_id, shard.batch, shard.state = batch_id, api.retrieve_batch(batch_id), SUBMITTED
             taken_up[shard.key] = batch_id
-        store.settle(shard, kind="create", result_id=batch_id)
     return Settled(run_id=ledger.run_id, taken_up=taken_up, resubmitted=resubmitted)
 
 
