@@ -136,11 +136,11 @@ def test_find_batch_names_every_untagged_batch_of_the_same_file(limited):
     ]
     api = BatchApi(client)
     with pytest.raises(BatchToolError) as caught:
-        api.find_batch(metadata={"shard": "0001"}, input_file_id=file.id)
+        api.find_batch(metadata={"shard": "0001"}, since=0, input_file_id=file.id)
     ids = ", ".join(batch.id for batch in reversed(made))
     assert str(caught.value) == (
         f"shard 0001: batches {ids} were all made from input file {file.id} and the server keeps no metadata "
         "to tell which is this run's; check them and cancel the extra ones before going on"
     )
-    found = api.find_batch(metadata={"shard": "0001"}, input_file_id=file.id, exclude=[made[0].id])
+    found = api.find_batch(metadata={"shard": "0001"}, since=0, input_file_id=file.id, exclude=[made[0].id])
     assert found.id == made[1].id

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import openai
-
 from ..errors import BatchToolError, LostCreationError, UsageError
-from ..providers.openai import BatchApi
+from ..providers.base import Provider, ProviderError
+from ..state.batch_state import BatchState
 from ..state.ledger import ShardRecord
 from ..state.run_store import RunStore
 
@@ -53,7 +52,7 @@ def flag(key: str, batch_id: str | None) -> str:
     return f"--settle {key}={batch_id or NO_BATCH}"
 
 
-def settle_shards(api: BatchApi, store: RunStore, settlements: Mapping[str, str | None]) -> Settled:
+def settle_shards(api: Provider, store: RunStore, settlements: Mapping[str, str | None]) -> Settled:
     """Check every settlement against the run and the server, then record them all (or none)."""
     ledger = store.ledger
     shards = {s.key: s for s in ledger.shards}
@@ -78,7 +77,7 @@ def settle_shards(api: BatchApi, store: RunStore, settlements: Mapping[str, str 
     resubmitted: list[str] = []
     for shard, batch_id in chosen:
         # None: its upload stays, and the next submit creates its batch.
-        store.settle_create(shard, api.retrieve_batch(batch_id) if batch_id is not None else None)
+        store.settle_create(shard, retrieve(api, batch_id) if batch_id is not None else None)
         if batch_id is None:
             resubmitted.append(shard.key)
         else:
@@ -86,14 +85,16 @@ def settle_shards(api: BatchApi, store: RunStore, settlements: Mapping[str, str 
     return Settled(run_id=ledger.run_id, taken_up=taken_up, resubmitted=resubmitted)
 
 
-def check_batch(api: BatchApi, shard: ShardRecord, batch_id: str, *, taken: set[str]) -> None:
+def check_batch(api: Provider, shard: ShardRecord, batch_id: str, *, taken: set[str]) -> None:
     """Refuse a batch that does not exist, belongs to another shard, or was made from another file."""
     where = flag(shard.key, batch_id)
     if batch_id in taken or batch_id in shard.requeued_batch_ids:
         raise BatchToolError(f"{where}: batch {batch_id} is already another submission's of this run; check the id")
     try:
-        batch = api.retrieve_batch(batch_id)
-    except (openai.NotFoundError, openai.BadRequestError):
+        batch = retrieve(api, batch_id)
+    except ProviderError as exc:
+        if exc.status not in (400, 404):
+            raise
         raise BatchToolError(f"{where}: the server has no batch {batch_id}; check the id") from None
     if batch.input_file_id != shard.file_id:
         raise BatchToolError(
@@ -102,16 +103,26 @@ def check_batch(api: BatchApi, shard: ShardRecord, batch_id: str, *, taken: set[
         )
 
 
-def check_no_batch(api: BatchApi, store: RunStore, shard: ShardRecord) -> None:
+def check_no_batch(api: Provider, store: RunStore, shard: ShardRecord) -> None:
     """Where the server lists batches, refuse "none" for a shard whose input file has a batch."""
+    ledger = store.ledger
     try:
-        found = api.find_batch(
-            metadata=store.ledger.batch_metadata(shard), input_file_id=shard.file_id, exclude=shard.requeued_batch_ids
+        lookup = api.find_submission(
+            tags=ledger.batch_metadata(shard), since=ledger.created_at, input_file_id=shard.file_id,
+            exclude=shard.requeued_batch_ids,
         )
     except LostCreationError:
         return  # the server cannot be searched: the user's word is taken
+    if lookup.unknowable:
+        raise BatchToolError(f"{flag(shard.key, None)}: {lookup.unknowable}")
+    found = lookup.batch
     if found is not None:
         raise BatchToolError(
             f"{flag(shard.key, None)}: the server holds batch {found.id}, made from shard {shard.key}'s input file "
             f"{shard.file_id}; settle it with {flag(shard.key, found.id)}"
         )
+
+
+def retrieve(api: Provider, batch_id: str) -> BatchState:
+    """One batch as it stands, through the provider's poll (one GET for one batch)."""
+    return api.poll({batch_id: 0}, workers=1)[batch_id]

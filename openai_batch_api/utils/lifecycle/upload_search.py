@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import openai
-from openai.types import Batch, FileObject
-
 from ..config import Config
 from ..errors import LostRunError
-from ..providers.openai import BatchApi, is_missing_listing
+from ..providers.base import Provider
+from ..state.batch_state import BatchState
 from ..state.run_store import STORE_NAME
 
 UPLOAD_NAME = re.compile(r"(?P<run>.+)-(?P<shard>a\d+-s\d+)-(?P<tag>[0-9a-f]{16})\.jsonl")
@@ -28,37 +26,32 @@ class RunByUploads:
     """A run of this input and data_path whose uploads batches were made from."""
 
     run_id: str
-    uploads: list[FileObject]
-    batches: list[Batch]
+    uploads: list[str]  # their names, newest first
+    batches: list[BatchState]
 
 
-class FilesNotListed(Exception):
-    """The server does not list files: its uploads cannot be searched."""
+def find_run_by_uploads(api: Provider, *, tag: str, untagged: dict[str, list[BatchState]]) -> RunByUploads | None:
+    """The newest run whose uploads carry `tag` and have batches among `untagged` (input file id -> batches).
 
-
-def find_run_by_uploads(api: BatchApi, *, tag: str, untagged: dict[str, list[Batch]]) -> RunByUploads | None:
-    """The newest run whose uploads carry `tag` and have batches among `untagged` (input file id -> batches)."""
-    uploads: dict[str, list[FileObject]] = {}
-    try:
-        for item in api.list_files():
-            match = UPLOAD_NAME.fullmatch(item.filename or "")
-            if match and match["tag"] == tag:
-                uploads.setdefault(match["run"], []).append(item)
-    except openai.APIStatusError as exc:
-        if not is_missing_listing(exc):
-            raise
-        raise FilesNotListed from None
+    Raises ListingMissing when the server does not list files.
+    """
+    uploads: dict[str, list[tuple[str, str]]] = {}
+    for file_id, name in api.list_uploads():  # type: ignore[attr-defined]  # providers that upload list them
+        match = UPLOAD_NAME.fullmatch(name or "")
+        if match and match["tag"] == tag:
+            uploads.setdefault(match["run"], []).append((file_id, name))
     for run_id, files in uploads.items():  # newest first, as the listing is
-        batches = [batch for item in files for batch in untagged.get(item.id, [])]
+        batches = [batch for file_id, _ in files for batch in untagged.get(file_id, [])]
         if batches:
-            return RunByUploads(run_id, files, sorted(batches, key=lambda b: b.created_at, reverse=True))
+            newest = sorted(batches, key=lambda b: b.created_at, reverse=True)
+            return RunByUploads(run_id, [name for _, name in files], newest)
     return None
 
 
 def refusal(config: Config, found: RunByUploads, *, adopt: bool) -> LostRunError:
     count = len(found.batches)
     ids = ", ".join(b.id for b in found.batches[:LISTED]) + (", ..." if count > LISTED else "")
-    names = ", ".join(f.filename for f in found.uploads[:LISTED]) + (", ..." if len(found.uploads) > LISTED else "")
+    names = ", ".join(found.uploads[:LISTED]) + (", ..." if len(found.uploads) > LISTED else "")
     what = (
         f"the API holds {count} {'batch' if count == 1 else 'batches'} ({ids}) made from the uploads of run "
         f"{found.run_id} of this input and data_path"
