@@ -56,6 +56,14 @@ def find_earlier_runs(api: Provider, *, tags: dict[str, str]) -> EarlierRuns:
     since: int | None = None
     runs: dict[str, list[BatchState]] = {}
     untagged: dict[str, list[BatchState]] = {}
+    if not api.capabilities.tags_kept:
+        return EarlierRuns(
+            searched=False,
+            notices=[
+                "the API keeps no batch metadata: whether a run of this input and data_path was already "
+                "submitted (and its run state lost) cannot be checked"
+            ],
+        )
     try:
         for batch in api.list_batches():
             if since is None:
@@ -118,6 +126,11 @@ def start_run(api: Provider, config: Config, *, input_hash: str, adopt: bool, co
         token_method="",
     )
     earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+    if not earlier.searched and adopt and not api.capabilities.tags_kept:
+        raise LostRunError(
+            f"{config.data_path}: --adopt finds a run's batches by the tags they carry, which this API does not "
+            "keep; look for the run's batches on the server and cancel them, or run create-batch without --adopt"
+        )
     if not earlier.searched and adopt:
         raise LostRunError(
             f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
