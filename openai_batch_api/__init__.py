@@ -48,7 +48,7 @@ LAZY = {
     "Collated": "step_results",
     "Deleted": "step_results",
     "Settled": "utils.lifecycle.settling",
-    "WaitUpdate": "utils.waiting",
+    "WaitUpdate": "utils.lifecycle.waiting",
 }
 
 __all__ = [
