@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
-from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
-from .utils.errors import BatchApiToolError, RunLockedError
+from .utils.config import (
+    REQUIRED_KEYS,
+    Config,
+    interval_problem,
+    load_config,
+    validate_config_mapping,
+)
+from .utils.errors import BatchApiToolError, LostCreationError, RunLockedError
 from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs
@@ -45,6 +51,7 @@ from .utils.words import next_command, plural
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
+    from .utils.lifecycle.settling import Settled
     from .utils.lifecycle.waiting import WaitUpdate
     from .utils.providers.base import Provider
 
@@ -137,17 +144,20 @@ class Run:
     @contextmanager
     def _api(self, *, own: bool = False) -> Iterator[Provider]:
         """The provider session of the step: the block's (`session`), or (`own`, or outside one) its own."""
-        if self._provider is not None and not own:
-            yield self._provider
-            return
-        from .utils.providers.openai import open_api
+        try:
+            if self._provider is not None and not own:
+                yield self._provider
+                return
+            from .utils.providers.sessions import open_api
 
-        if self._scope is not None and not own:
-            self._provider = self._scope.enter_context(open_api(self.config))
-            yield self._provider
-            return
-        with open_api(self.config) as provider:
-            yield provider
+            if self._scope is not None and not own:
+                self._provider = self._scope.enter_context(open_api(self.config))
+                yield self._provider
+                return
+            with open_api(self.config) as provider:
+                yield provider
+        except LostCreationError as exc:
+            raise exc.for_config(self.config_arg) from None  # its way out names the config as given
 
     def require(self) -> None:
         """Raise an error saying how to start the run when data_path holds none."""
@@ -164,7 +174,7 @@ class Run:
         """
         if self._settings_checked:
             return
-        from .utils.providers.openai import check_api_settings
+        from .utils.providers.sessions import check_api_settings
 
         check_api_settings(self.config)
         self._settings_checked = True
@@ -284,6 +294,21 @@ class Run:
                 notices=list(api.notices),
             )
 
+    def settle(self, settlements: Mapping[str, str | None]) -> Settled:
+        """Say what became of batch creations whose answers were lost where the server lists no batches.
+
+        `settlements` maps a shard key to its batch id (the server must hold that batch, made from the
+        shard's input file) or to None: no batch was made, and the next `submit` submits the shard
+        again (where the server lists batches, that is checked too). Every settlement is checked
+        before any is recorded. A step of its own rather than a keyword of `create` or `submit`:
+        `wait`, `cancel` and `delete` meet the same unsettled shards, and each can follow it.
+        """
+        from .utils.lifecycle.settling import settle_shards
+
+        self.require()  # before the lock makes data_path
+        with self.locked("Run.settle"), self._store(writable=True) as store, self._api() as api:
+            return settle_shards(api, store, settlements)
+
     def retry(self, *, include_all: bool = False) -> Retried:
         """Add an attempt holding the rows whose last attempt failed retryably or has no result.
 
@@ -381,36 +406,50 @@ class Run:
             cancel_batches(api, store, running)
             return Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=True)
 
-    def collate(self) -> Collated:
+    def collate(self, *, table: bool = True) -> Collated:
         """Download the finished batches' results and join them onto the input rows, in input order.
 
         Returns the table with the answer columns (`api_status`, `api_output`, ...), and writes it
         to output_file when the config names one. A run still going is collated as far as it goes
-        (its rows `pending`).
+        (its rows `pending`). `table=False` writes output_file a shard at a time and returns no
+        table (`Collated.table` is None), so the rows need never fit in memory at once.
         """
-        from .utils.lifecycle.collation import check_output_format, collate_results, write_table
+        from .utils.lifecycle.collation import check_output_format, collate_results, collate_to_file
 
         config = self.config
         check_output_format(config)
+        if not table and config.output_file is None:
+            raise BatchApiToolError(
+                f"{config.path}: collate(table=False) writes the table to output_file, and the config names none; "
+                "set output_file, or call collate() for the table"
+            )
         with self.locked("Run.collate"), self._store(writable=True) as store:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             with self._api() as api:
                 refresh(api, store, workers=config.concurrency)
                 files = download_results(api, store, workers=config.concurrency)
-            collation = collate_results(config, ledger, files)
             if config.output_file is not None:
-                write_table(collation.table, config.output_file)
+                collation = collate_to_file(config, ledger, files, path=config.output_file, keep_table=table)
+            else:
+                collation = collate_results(config, ledger, files)
             counts = collation.status_counts()
             if not counts.get("pending"):
                 store.mark_collated()
+        summary = collation.summary
         return Collated(
             table=collation.table,
             output_file=config.output_file,
             status_counts=counts,
             failures=collation.failures,
-            retryable_rows=int(collation.retryable.sum()),
+            retryable_rows=summary.retryable_rows,
             ledger=ledger,
+            rows=summary.rows,
+            json_errors=summary.json_errors,
+            finish_reasons=dict(summary.finish_reasons),
+            refusals=summary.refusals,
+            input_tokens=summary.input_tokens,
+            output_tokens=summary.output_tokens,
         )
 
     def delete(
@@ -480,8 +519,13 @@ class Run:
         """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
         from .utils.lifecycle.planning import input_sha256
 
+        path = self.config.input_file
+        if not isinstance(path, Path) or not path.is_file():
+            # A URL (its digest is a request per object, not a read), a dataset, or a missing file: the
+            # digest raises the error naming it.
+            return input_sha256(self.config)
         try:
-            stat = self.config.input_file.stat()
+            stat = path.stat()
         except OSError:
             return input_sha256(self.config)  # raises the error naming the missing file
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)

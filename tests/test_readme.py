@@ -51,6 +51,9 @@ def test_readme_config_with_every_key_is_accepted():
         result_retention="7d",
         endpoint="/v1/responses",
         examples=[{"user": "a", "assistant": "b"}],
+        provider="openai",
+        notify="echo done",
+        notify_url="https://hooks.example.com/run",
     )
     # content_template replaces content_column: the two are never given together
     assert set(every) | {"content_template"} == set(CONFIG_KEYS)

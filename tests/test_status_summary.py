@@ -113,3 +113,16 @@ def test_status_jobs_many_batches_running_lists_the_longest_and_expiring(
         else:
             assert len(listed) <= 3
         assert lines[-1] == f"next: status-jobs --config {project.config_path} --wait (or run status-jobs again later)"
+
+
+def test_run_status_shows_as_html_in_a_notebook(failed_batches):
+    from openai_batch_api import Run
+
+    ids = batch_ids(failed_batches)
+    html = Run.from_config(failed_batches.config_path).status()._repr_html_()
+    assert "<div>batches: 23 completed, 12 failed</div>" in html
+    assert "<div>rows: 23 done, 12 failed, 0 pending of 35</div>" in html
+    assert '<progress value="35" max="35" style="width: 20em"></progress> 100%' in html
+    assert html.count("<tr><td>failed</td>") == 10
+    assert f"<td>a1-s0001</td><td>{ids['a1-s0001']}</td><td>0 / 0 / 1</td>" in html
+    assert "<div>... and 2 more</div>" in html

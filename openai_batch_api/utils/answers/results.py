@@ -21,6 +21,7 @@ from ..errors import BatchToolError
 from . import result_columns as columns
 from .failures import FailureGroup  # noqa: F401 - where callers have found it
 from .failures import request_failure as _failure
+from .message_results import is_message_result, message_answer, message_failure
 
 # Responses-API reasons a reply stopped early, in the chat completions' finish_reason words.
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
@@ -139,6 +140,13 @@ class _ResultLines:
                     error = record.get("error")
                     if response is not None and error is None and response.get("status_code") == 200:
                         answer = _answer(response.get("body") or {})
+                    elif is_message_result(record):  # Anthropic's Message Batches
+                        result = record["result"]
+                        if result["type"] == "succeeded":
+                            answer = message_answer(result["message"])
+                        else:
+                            add_failure((len(self.ids), *message_failure(result)))
+                            answer = _NO_ANSWER
                     else:
                         add_failure((len(self.ids), *_failure(response, error)))
                         answer = _NO_ANSWER

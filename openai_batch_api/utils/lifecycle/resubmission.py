@@ -10,7 +10,7 @@ from ..config import Config
 from ..errors import BatchToolError
 from ..providers.base import Provider
 from ..state.run_store import RunStore
-from .collation import collate_results, download_results
+from .collation import collated_chunks, download_results
 from .planning import CostReport, attempt_dir, plan_attempt, shard_records
 
 
@@ -24,11 +24,13 @@ def rows_to_retry(api: Provider, store: RunStore, config: Config, *, include_all
             "wait for them with status-jobs --wait before retrying"
         )
     files = download_results(api, store, workers=config.concurrency)
-    collation = collate_results(config, ledger, files)
-    failed = collation.table[columns.STATUS] != "ok"
-    if not include_all:
-        failed &= collation.retryable
-    return collation.table.loc[failed, config.id_column].astype(str).tolist()
+    ids: list[str] = []
+    for chunk in collated_chunks(config, ledger, files):  # a group of shards at a time: memory follows a shard
+        failed = chunk.table[columns.STATUS] != "ok"
+        if not include_all:
+            failed &= chunk.retryable
+        ids.extend(chunk.table.loc[failed, config.id_column].astype(str).tolist())
+    return ids
 
 
 def add_retry_attempt(

@@ -11,6 +11,7 @@ from ..errors import BatchToolError
 from ..providers.base import Provider
 from ..state.ledger import Ledger
 from ..state.run_store import RunStore
+from .notify import notify_run_end
 from .resubmission import add_retry_attempt
 from .submission import RunProgress, reconcile, refresh, run_progress, submit_waiting
 
@@ -52,7 +53,8 @@ def wait_for_run(
 
     Shards an interrupted create-batch left uploading or creating are settled first, as create-batch
     does (found on the API side, or submitted once); a run left with shards nothing will move is an
-    error at once, never an endless wait.
+    error at once, never an endless wait. At the end the config's notify command and notify_url are
+    told, once per run.
     """
     ledger = store.ledger
     reconcile(api, store)
@@ -88,6 +90,7 @@ def wait_for_run(
             )
         )
         if progress.finished:
+            notify_run_end(store, config, progress)  # once per run; a failure to tell is logged, never raised
             return progress
         check_moving(ledger, config)
         sleep(delay)
