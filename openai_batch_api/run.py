@@ -199,6 +199,7 @@ class Run:
         on their shards, and `submit` submits only the shards with no batch; with no such run found,
         it raises LostRunError and starts nothing.
         """
+        from .utils.costs.tokens import preload_estimator
         from .utils.lifecycle.adoption import start_run
         from .utils.lifecycle.planning import attempt_dir, plan_attempt
 
@@ -206,6 +207,8 @@ class Run:
         # A dry run refuses what the real run would refuse before any work (a missing key, bad
         # local_backend options): its "all clear" must hold for the real run.
         self.check_api_settings()  # before any task file or run state is written
+        if dry_run or not self.exists():
+            preload_estimator(config.model)  # loads while the API is searched and the table read
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
