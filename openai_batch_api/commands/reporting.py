@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..utils.config import Config
     from ..utils.files.table import LineBreakCells
     from ..utils.lifecycle.planning import CostReport
+    from ..utils.lifecycle.settling import Settled
     from ..utils.lifecycle.submission import RunProgress
     from ..utils.state.ledger import Ledger, ShardRecord
 
@@ -375,3 +376,10 @@ def cancelled_lines(cancelled: Cancelled) -> list[str]:
         f"cancelling {plural(cancelled.running, 'batch', 'batches')}; their finished rows are kept. "
         f"{plural(cancelled.queued, 'queued shard')} will not be submitted"
     ]
+
+
+def settled_lines(settled: Settled) -> list[str]:
+    """What create-batch --settle recorded, a line per shard."""
+    lines = [f"shard {key}: batch {batch_id} taken up as its batch" for key, batch_id in settled.taken_up.items()]
+    lines += [f"shard {key}: no batch was made; it is submitted again" for key in settled.resubmitted]
+    return lines
