@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import openai
+import pytest
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
 from test_local_server_support import chat_lines, read_lines, run_batch, sdk
 
@@ -91,3 +93,31 @@ def test_upstream_answer_too_large_is_a_failed_line_not_kept(start_server, tmp_p
         "param": None,
         "code": None,
     }
+
+
+def test_synchronous_requests_are_answered_by_the_upstream(start_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("UPSTREAM_KEY", "secret")
+    upstream = start_server(state_dir=tmp_path / "upstream")
+    server = start_server(state_dir=tmp_path / "front", upstream=upstream.base_url, upstream_key_env="UPSTREAM_KEY")
+    with sdk(server) as client:
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}]
+        )
+    assert answer.choices[0].message.content == "Answer to: hello there"
+    monkeypatch.delenv("UPSTREAM_KEY")  # the front sends no key now: the upstream's 401 comes back as it is
+    front = start_server(state_dir=tmp_path / "front-2", upstream=upstream.base_url, upstream_key_env="UPSTREAM_KEY")
+    with sdk(front) as client:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+    assert refused.value.body["message"].startswith("You didn't provide an API key.")
+
+
+def test_synchronous_request_with_the_upstream_unreachable_is_a_502(start_server, tmp_path):
+    server = start_server(upstream=f"http://127.0.0.1:{free_port()}/v1")
+    with sdk(server) as client:
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.with_options(max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+            )
+    assert failed.value.status_code == 502
+    assert failed.value.body["message"].startswith("cannot reach the upstream server at http://127.0.0.1:")

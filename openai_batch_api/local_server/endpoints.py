@@ -1,4 +1,4 @@
-"""The API's routes: files, batches, and the synchronous endpoints the responder answers."""
+"""The API's routes: files, batches, and the synchronous endpoints (answered by the responder, or the upstream)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .api_error import ApiError, not_found
 from .multipart import Readable, parse_multipart
 from .objects import batch_object, file_deleted, file_object, list_page
 from .options import ServerOptions
-from .responder import HANDLERS, respond
+from .responder import HANDLERS
 from .store import Store
 from .validation import BATCH_ENDPOINTS, UNSUPPORTED_BATCH_ENDPOINTS, check_upload
 from .worker import BatchEngine
@@ -343,5 +343,5 @@ class Api:
 
     def answer_now(self, request: Request) -> Response:
         body = _json_body(request)
-        status, answer = respond(request.path.rstrip("/"), body)
+        status, answer = self.engine.answer_now(request.path.rstrip("/"), body)
         return json_response(answer, status)

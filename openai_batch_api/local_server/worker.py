@@ -319,6 +319,20 @@ class BatchEngine:
         used_in, used_out = usage_tokens(body) if ok else (0, 0)
         return ok, result_line(request.custom_id, status, body), used_in, used_out
 
+    def answer_now(self, endpoint: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """A synchronous request, answered as a batch's line is: after --line-latency, by the upstream when set."""
+        if self.options.line_latency:
+            time.sleep(self.options.line_latency)
+        if self._upstream is None or not isinstance(body, dict):
+            return respond(endpoint, body)
+        problem = body_problem(endpoint, body)
+        if problem is not None:  # the API's own 400: not worth a round trip
+            return 400, problem
+        try:
+            return self._upstream.post(endpoint, body)
+        except UpstreamUnreachable as exc:
+            return 502, error_body(str(exc), type="server_error")
+
     def _answer_chunk(self, batch: sqlite3.Row) -> bool:
         run = self._run_of(batch)
         if not isinstance(run, BatchRun):
