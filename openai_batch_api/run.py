@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, 
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
 from .utils.lifecycle.result_files import download_results
 from .utils.lifecycle.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
+from .utils.next_steps import next_step, option
 from .utils.providers.openai import (
     BatchApi,
     check_api_settings,
@@ -37,7 +38,8 @@ from .utils.providers.openai import (
     open_api,
     remove_local_backend_state,
 )
-from .utils.state.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs
+from .utils.state.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs, request_shape
+from .utils.state.run_inputs import record_inputs
 from .utils.state.run_lock import LOCK_NAME, run_lock
 from .utils.state.run_store import (
     IMPORTED_SUFFIX,
@@ -82,15 +84,26 @@ class Run:
         return cls(load_config(path), config_arg=config_arg or str(path))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], *, base_dir: str | Path = ".") -> Run:
+    def from_mapping(
+        cls,
+        mapping: Mapping[str, Any],
+        *,
+        base_dir: str | Path = ".",
+        source: str = "Run.from_mapping()",
+        keywords: Sequence[str] | None = None,
+    ) -> Run:
         """The run of a config given as a mapping, checked by the same schema as the YAML.
 
         Relative paths are relative to `base_dir`; output_file may be left out (collate then
-        returns the table without writing it).
+        returns the table without writing it). Messages name `source` (the call the mapping was
+        given to) and the methods to call next; `keywords` are that call's own keyword arguments,
+        among which a mistyped key is matched too.
         """
         path = Path(base_dir).expanduser().resolve() / MAPPING_NAME
         required = tuple(key for key in REQUIRED_KEYS if key != "output_file")
-        return cls(validate_config_mapping(dict(mapping), path=path, required=required))
+        return cls(
+            validate_config_mapping(dict(mapping), path=path, required=required, source=source, keywords=keywords)
+        )
 
     # The lock, the store and the API
 
@@ -132,10 +145,15 @@ class Run:
         """Raise ConfigError when the API cannot be called (no key), before anything is written."""
         check_api_settings(self.config)
 
-    def check_inputs(self, *, input_hash: str | None = None) -> None:
-        """Raise RunChangedError when the table or the request settings differ from the run's."""
+    def check_inputs(self, *, input_hash: str | None = None, input_file: Path | None = None) -> None:
+        """Raise RunChangedError when the table or the request settings differ from the run's.
+
+        `input_hash` and `input_file`: the table to compare, when it is not (yet) the config's input_file.
+        """
         with open_run(self.config, config_arg=self.config_arg, writable=False) as store:
-            check_same_inputs(store.ledger, self.config, input_sha256=input_hash or self._input_hash())
+            check_same_inputs(
+                store.ledger, self.config, input_sha256=input_hash or self._input_hash(), input_file=input_file
+            )
 
     # The steps
 
@@ -198,6 +216,8 @@ class Run:
                 raise ApiError(describe_api_error(exc)) from exc
             plan = started.plan
             with started.store as store:
+                with store.step() as db:  # what the run is made from, so a refusal can say what changed
+                    record_inputs(db, config, shape=request_shape(config))
                 return Created(
                     run_id=store.ledger.run_id,
                     rows=plan.rows,
@@ -229,7 +249,7 @@ class Run:
             if ledger.cancelled_at:
                 raise BatchApiToolError(
                     f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
-                    f"unanswered rows again with create-batch --config {self.config_arg} --retry"
+                    f"unanswered rows again with {next_step(config, self.config_arg, 'create-batch', '--retry')}"
                 )
             was_waiting = len(waiting_shards(ledger))
             submitted = submit_waiting(api, store, config)
@@ -258,7 +278,8 @@ class Run:
         with self.locked("Run.retry"):
             if not self.exists():
                 raise BatchApiToolError(
-                    f"{config.data_path}: no run to retry yet; run create-batch --config {self.config_arg} first"
+                    f"{config.data_path}: no run to retry yet; run "
+                    f"{next_step(config, self.config_arg, 'create-batch')} first"
                 )
             with self._store(writable=True) as store, self._api() as api:
                 ledger = store.ledger
@@ -470,22 +491,24 @@ class Run:
         )
 
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
-        from .commands.reporting import next_command, plural
+        from .commands.reporting import plural
 
         if force:
             return
+        config, config_arg = self.config, self.config_arg
+        force_option = option(config, "--force", "force=True")
         running = [s for s in ledger.shards if s.batch_id and not s.finished]
         if running:
             raise BatchApiToolError(
-                f"{self.config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
-                f"running; wait for them ({next_command('status-jobs', self.config_arg, '--wait')}), cancel them "
-                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force to cancel them "
-                "and delete the run"
+                f"{config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
+                f"running; wait for them ({next_step(config, config_arg, 'status-jobs', '--wait')}), cancel them "
+                f"({next_step(config, config_arg, 'status-jobs', '--cancel')}), or pass {force_option} to cancel "
+                "them and delete the run"
             )
         if ledger.collated_at is None:
             raise BatchApiToolError(
-                f"{self.config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
-                f"{next_command('collate-output', self.config_arg)} first, or pass --force"
+                f"{config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
+                f"{next_step(config, config_arg, 'collate-output')} first, or pass {force_option}"
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,13 @@ class Config:
     answer_column_prefix: str = "answer_"
     concurrency: int = 4
     poll_interval: float = 30.0
+    # How messages name a config given from Python ("batch()"): a mapping has no file to name.
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The config as messages name it: its file, or the call it was given to."""
+        return self.source or str(self.path)
 
     @property
     def model(self) -> str:
@@ -275,25 +283,26 @@ def _file_in_the_way(folder: Path) -> Path | None:
     return None
 
 
-def _unknown_key_message(key: str) -> str:
-    close = difflib.get_close_matches(key, [*CONFIG_KEYS, *LEGACY_KEYS], n=1, cutoff=0.6)
+def _unknown_key_message(key: str, *, keywords: Sequence[str] | None = None) -> str:
+    """`unknown key 'promt' (did you mean 'prompt'?)`; with `keywords` (a function's own), among those too."""
+    close = difflib.get_close_matches(key, [*(keywords or ()), *CONFIG_KEYS, *LEGACY_KEYS], n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key '{key}'{hint}"
+    return f"unknown {'key' if keywords is None else 'keyword'} '{key}'{hint}"
 
 
-def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
+def _check_endpoint_keys(raw: dict, values: dict[str, Any], *, noun: str = "key") -> list[str]:
     """Problems of keys that depend on each other and on the endpoint."""
     problems = []
     endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
     if "content_column" in raw and "content_template" in raw:
         problems.append("'content_column' and 'content_template' both given: keep one")
     elif "content_column" not in raw and "content_template" not in raw:
-        problems.append("missing key 'content_column' (or 'content_template')")
+        problems.append(f"missing {noun} 'content_column' (or 'content_template')")
     if raw.get("endpoint") is not None and "endpoint" not in values:
         return problems  # an unknown endpoint: the checks below would only guess
     if endpoint in endpoints.PROMPT_ENDPOINTS:
         if "prompt" not in raw:
-            problems.append("missing key 'prompt'")
+            problems.append(f"missing {noun} 'prompt'")
     elif "prompt" in raw:
         problems.append(f"'prompt' is not sent to {endpoint}, which has no system message: remove it")
     if "examples" in raw and endpoint not in endpoints.EXAMPLE_ENDPOINTS:
@@ -313,14 +322,24 @@ def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
 
 
 def validate_config_mapping(
-    raw: Any, *, path: Path, required: tuple[str, ...] = REQUIRED_KEYS
+    raw: Any,
+    *,
+    path: Path,
+    required: tuple[str, ...] = REQUIRED_KEYS,
+    source: str | None = None,
+    keywords: Sequence[str] | None = None,
 ) -> Config:
     """Check a parsed config against the schema; raise one error listing every problem.
 
     `required` is the keys that must be given: a run made from Python may leave out output_file.
+    A config given from Python names its `source` in messages ("batch()") rather than `path`, whose
+    folder relative paths are read from; with `keywords` (the calling function's own keyword
+    arguments) the keys are keywords, and a mistyped one is matched among those too.
     """
+    where = source or path
+    noun = "key" if keywords is None else "keyword"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of keys, got {_type_name(raw)}")
+        raise ConfigError(f"{where}: the config must be a mapping of {noun}s, got {_type_name(raw)}")
     values: dict[str, Any] = {}
     problems: list[str] = []
     # batch_size is checked against the server's limit, when that limit is itself valid.
@@ -338,7 +357,7 @@ def validate_config_mapping(
                 continue
             key = new_key
         if key not in CONFIG_KEYS:
-            problems.append(_unknown_key_message(key))
+            problems.append(_unknown_key_message(key, keywords=keywords))
             continue
         if value is None and key not in required and key not in CONDITIONAL_KEYS:
             continue  # an optional key left empty means its default
@@ -349,13 +368,13 @@ def validate_config_mapping(
             values[key] = value
     for key in required:
         if key not in raw:
-            problems.append(f"missing key '{key}'")
-    problems.extend(_check_endpoint_keys(raw, values))
+            problems.append(f"missing {noun} '{key}'")
+    problems.extend(_check_endpoint_keys(raw, values, noun=noun))
     if isinstance(values.get("model_params"), dict):
         problems.extend(_model_params_problems(values["model_params"]))
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
-        raise ConfigError(f"{path}: {count}{'; '.join(problems)}")
+        raise ConfigError(f"{where}: {count}{'; '.join(problems)}")
 
     folder = path.parent
     values.setdefault("output_file", None)
@@ -365,18 +384,18 @@ def validate_config_mapping(
     path_problems = _path_problems(values)
     if path_problems:
         count = f"{len(path_problems)} problems: " if len(path_problems) > 1 else ""
-        raise ConfigError(f"{path}: {count}{'; '.join(path_problems)}")
+        raise ConfigError(f"{where}: {count}{'; '.join(path_problems)}")
     if values["output_file"] == values["input_file"]:
         # collate-output would overwrite the table the run was made from, and the run with it.
         raise ConfigError(
-            f"{path}: output_file is the input_file ({values['input_file'].name}); collate-output would "
+            f"{where}: output_file is the input_file ({values['input_file'].name}); collate-output would "
             "overwrite the table the run was made from: choose another output_file"
         )
     for key in ("input_file", "output_file"):
         owner = owned_folder(values[key], data_path=values["data_path"])
         if owner is not None:
             raise ConfigError(
-                f"{path}: {key} {values[key]} is inside {owner}, where the tool writes and deletes its own "
+                f"{where}: {key} {values[key]} is inside {owner}, where the tool writes and deletes its own "
                 f"files; move it out of that folder (or set another data_path) and fix {key} in the config"
             )
     if "result_retention" in values:
@@ -384,7 +403,7 @@ def validate_config_mapping(
     base_url = values.get("base_url")
     if base_url is not None:
         values["base_url"] = base_url.strip()
-    return Config(path=path, **values)
+    return Config(path=path, source=source, **values)
 
 
 # The folders of data_path the tool writes and removes files in (task files, downloaded results, the

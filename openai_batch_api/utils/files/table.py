@@ -305,6 +305,30 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     return table
 
 
+def read_table_with_ids(path: Path, *, id_column: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The whole input table with its id column as the file holds it, and the text of each row's id.
+
+    The text is what the rows were sent under (`custom_id`, as `read_input_table` makes it); the table
+    keeps the id column's own dtype where the format has types (Parquet, pickle: int64 stays int64),
+    so the collated table joins back onto the caller's. CSV ids are text already; JSONL ids are
+    their text too, since pandas would read `1` and `1.0` as one float.
+    """
+    path = Path(path)
+    fmt = input_format(path)
+    if fmt == "pickle":
+        table = read_input_table(path)
+        label = _frame_column(path, table, id_column, "id_column")
+        texts = pd.Series([id_text(value) for value in table[label].tolist()], index=table.index, dtype=str)
+        return table, texts
+    table = read_input_table(path, id_column=id_column)
+    texts = table[id_column]
+    if fmt == "Parquet":
+        with _reading(path, fmt):
+            # One column read again: cheap beside the table, and its pandas dtype comes with it.
+            typed = pq.read_table(path, columns=[id_column]).to_pandas()[id_column]
+        table = table.assign(**{id_column: typed.set_axis(table.index)})
+    return table, texts
+
 def _arrow_chunks(batches: Iterable[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
     for batch in batches:
         for start in range(0, batch.num_rows, chunk_rows):

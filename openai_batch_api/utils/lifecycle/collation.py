@@ -16,7 +16,7 @@ from ..config import OUTPUT_FORMATS, Config
 from ..endpoints import MODERATIONS, RESPONSES
 from ..errors import BatchToolError, ConfigError, with_filename
 from ..files.atomic_files import atomic_path
-from ..files.table import read_input_table
+from ..files.table import read_table_with_ids
 from ..state.ledger import Ledger
 from .result_files import (  # noqa: F401 - where callers have found them
     RESULT_KINDS,
@@ -43,7 +43,7 @@ UNANSWERED = {
 def check_output_format(config: Config) -> None:
     if config.output_file is not None and config.output_file.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(
-            f"{config.path}: output_file {config.output_file.name} has an unknown format; "
+            f"{config.name}: output_file {config.output_file.name} has an unknown format; "
             f"end it with one of {', '.join(OUTPUT_FORMATS)}"
         )
 
@@ -97,6 +97,7 @@ class Collation:
     table: pd.DataFrame
     retryable: pd.Series  # per row: whether a retry may succeed
     failures: list[FailureGroup]
+    ids: pd.Series  # per row: the text of its id, as its requests were sent (custom_id)
 
     def status_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.table[columns.STATUS].value_counts().items()}
@@ -135,8 +136,8 @@ def column_clash_message(config: Config, clashes: list[str]) -> str:
 
 def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:
     """Join the results in `result_files` (oldest first) onto every input row, in input order."""
-    table = read_input_table(config.input_file, id_column=config.id_column)
-    ids = table[config.id_column]
+    # The ids' text matches rows to results; the table keeps the id column's own dtype (Parquet, pickle).
+    table, ids = read_table_with_ids(config.input_file, id_column=config.id_column)
     results = load_results(result_files)
     # Reindexing by an Index of the ids, not by an array of them, saves making a Python string of each.
     joined = results.reindex(pd.Index(ids))
@@ -188,7 +189,7 @@ def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) ->
     # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
     retryable = (joined[columns.RETRYABLE].fillna(True).astype(bool) | (out[columns.STATUS] == "cancelled")) & ~ok
     outcomes = joined.set_axis(pd.Index(ids))
-    return Collation(table=out, retryable=retryable, failures=summarize_failures(outcomes))
+    return Collation(table=out, retryable=retryable, failures=summarize_failures(outcomes), ids=ids)
 
 
 def _vectors_as_json(table: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..answers import result_columns as columns
 from ..config import Config
 from ..errors import BatchToolError
+from ..next_steps import next_step
 from ..providers.openai import BatchApi
 from ..state.run_store import RunStore
 from .collation import collate_results, download_results
@@ -21,14 +22,14 @@ def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all
     if running:
         raise BatchToolError(
             f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
-            "wait for them with status-jobs --wait before retrying"
+            f"wait for them with {next_step(config, None, 'status-jobs', '--wait')} before retrying"
         )
     files = download_results(api, store, workers=config.concurrency)
     collation = collate_results(config, ledger, files)
     failed = collation.table[columns.STATUS] != "ok"
     if not include_all:
         failed &= collation.retryable
-    return collation.table.loc[failed, config.id_column].astype(str).tolist()
+    return collation.ids[failed].tolist()
 
 
 def add_retry_attempt(
