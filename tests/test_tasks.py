@@ -11,12 +11,11 @@ import orjson
 import pandas as pd
 import pytest
 
-from openai_batch_api.utils import tasks
 from openai_batch_api.utils.config import Config, validate_config_mapping
 from openai_batch_api.utils.costs.tokens import estimate_body_tokens
 from openai_batch_api.utils.endpoints import CHAT as ENDPOINT
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.requests import build_request_body, write_shards
+from openai_batch_api.utils.requests import ShardPlan, build_request_body, write_shards
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 JPEG = b"\xff\xd8\xff\xe0 fake jpeg bytes"
@@ -43,7 +42,7 @@ def write_csv(rows: list[str], header: str = "id,content,image") -> Path:
     return path
 
 
-def read_lines(plan: tasks.ShardPlan) -> list[dict]:
+def read_lines(plan: ShardPlan) -> list[dict]:
     return [orjson.loads(line) for shard in plan.shards for line in shard.path.read_bytes().splitlines()]
 
 
