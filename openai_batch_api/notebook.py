@@ -70,9 +70,15 @@ def batch(
         mapping["input_file"] = os.path.join(os.fspath(data_path), TABLE_NAME)
     run = Run.from_mapping(mapping, base_dir=Path.cwd(), source="batch()", keywords=BATCH_KEYWORDS)
     with run.locked("batch()"):
+        saved_now = frame is not None and not run.config.input_file.exists()
         if frame is not None:
             save_table(run, frame)
-        created = run.create(adopt=adopt)
+        try:
+            created = run.create(adopt=adopt)
+        except BaseException:
+            if saved_now and not run.exists():  # a refused run leaves nothing behind, not even the table
+                run.config.input_file.unlink(missing_ok=True)
+            raise
         run.submit()
         # Rows a resumed run answered before this call are no part of this call's rate.
         with ProgressBar(enabled=progress, count_first_poll=created.new) as show:

@@ -51,6 +51,7 @@ from .utils.state.run_store import (
     sidecars,
     store_path,
 )
+from .utils.state.step_traces import StepTraces
 
 # The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
@@ -117,12 +118,16 @@ class Run:
         if self._lock_holder is not None:
             yield
             return
-        with run_lock(self.config.data_path, command=self.command or command):
-            self._lock_holder = command
-            try:
-                yield
-            finally:
-                self._lock_holder = None
+        traces = StepTraces(self.config)  # before the lock makes data_path
+        try:
+            with run_lock(self.config.data_path, command=self.command or command):
+                self._lock_holder = command
+                try:
+                    yield
+                finally:
+                    self._lock_holder = None
+        finally:
+            traces.remove_if_no_run()  # a refused or dry run, or no run found, leaves nothing behind
 
     @contextmanager
     def _api(self) -> Iterator[BatchApi]:

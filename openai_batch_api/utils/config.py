@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -257,6 +258,75 @@ def _model_params_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+# How messages name the JSON types of the request schema, in YAML's and Python's words.
+KIND_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true/false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, (list, tuple)) else "object" if isinstance(value, dict) else "other"
+
+
+def knows_request_fields(base_url: str | None) -> bool:
+    """Whether the server is one whose request schema is the spec's: OpenAI, Azure OpenAI or the local backend.
+
+    Another OpenAI-compatible server (vLLM, a gateway) may take fields of its own: only their types are checked.
+    """
+    if base_url is None or base_url.strip() == LOCAL_BASE_URL:
+        return True
+    host = urlsplit(base_url.strip()).hostname or ""
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
+
+
+def _model_params_schema_problems(endpoint: str, params: dict[str, Any], *, base_url: str | None) -> list[str]:
+    """model_params fields the endpoint's request schema does not have, or of a type it does not take.
+
+    The API refuses such a request line with a 400 (`Unrecognized request argument supplied`), after
+    the batch has waited its turn: here it is refused before anything is written.
+    """
+    from .request_fields import REQUEST_FIELDS
+
+    fields = REQUEST_FIELDS[endpoint]
+    built = set(endpoints.BUILT_FIELDS[endpoint]) | {"messages", "model"}  # refused or checked already
+    problems = []
+    for name, value in params.items():
+        if name in built:
+            continue
+        if name not in fields:
+            if knows_request_fields(base_url):
+                close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(f"unknown model_params field '{name}'{hint}: {endpoint} requests have no such field")
+            continue
+        kinds = fields[name]
+        if kinds is None or name in TOKEN_LIMIT_PARAMS:  # the token limits have their own check
+            continue
+        kind = _json_kind(value)
+        if kind in kinds or (kind == "integer" and "number" in kinds):
+            continue
+        words = [KIND_WORDS[k] for k in kinds]
+        expected = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+        problems.append(f"'model_params.{name}' must be {expected}, got {KIND_WORDS.get(kind, kind)} ({value!r:.40})")
+    return problems
+
+
 def _path_problems(values: dict[str, Any]) -> list[str]:
     """Resolved paths that cannot be what they name: found at load, before a run pays for rows."""
     problems = []
@@ -372,6 +442,11 @@ def validate_config_mapping(
     problems.extend(_check_endpoint_keys(raw, values, noun=noun))
     if isinstance(values.get("model_params"), dict):
         problems.extend(_model_params_problems(values["model_params"]))
+        if raw.get("endpoint") is None or "endpoint" in values:  # an unknown endpoint has no schema to check
+            endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
+            problems.extend(
+                _model_params_schema_problems(endpoint, values["model_params"], base_url=values.get("base_url"))
+            )
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
         raise ConfigError(f"{where}: {count}{'; '.join(problems)}")
