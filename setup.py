@@ -14,6 +14,8 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "openai>=1.40",
+        # Anthropic's Message Batches: the second provider, and the client its local backend is tested with.
+        "anthropic>=2.0,<3",
         "pandas>=2.0",
         "pyyaml>=6.0",
         "tabulate>=0.9",

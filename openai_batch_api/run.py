@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -29,7 +28,7 @@ from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunSta
 from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
 from .utils.errors import ApiError, BatchApiToolError, RunLockedError
 from .utils.lifecycle.result_files import download_results
-from .utils.lifecycle.submission import reconcile, refresh, run_progress, submit_waiting, waiting_shards
+from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.next_steps import next_step, option
 from .utils.providers.openai import (
     BatchApi,
@@ -38,7 +37,7 @@ from .utils.providers.openai import (
     open_api,
     remove_local_backend_state,
 )
-from .utils.state.ledger import CANCELLED, LEDGER_NAME, Ledger, check_same_inputs, request_shape
+from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs, request_shape
 from .utils.state.run_inputs import record_inputs
 from .utils.state.run_lock import LOCK_NAME, run_lock
 from .utils.state.run_store import (
@@ -256,7 +255,7 @@ class Run:
                     f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
                     f"unanswered rows again with {next_step(config, self.config_arg, 'create-batch', '--retry')}"
                 )
-            was_waiting = len(waiting_shards(ledger))
+            was_waiting = len(ledger.waiting_shards())
             submitted = submit_waiting(api, store, config)
             return Submitted(
                 run_id=ledger.run_id,
@@ -265,7 +264,7 @@ class Run:
                 batches=sum(1 for s in ledger.shards if s.batch_id),
                 submitted=len(submitted),
                 was_waiting=was_waiting,
-                queued=len(waiting_shards(ledger)),
+                queued=len(ledger.waiting_shards()),
                 requeued=len(requeued),
                 found=found,
                 notices=list(api.notices),
@@ -352,20 +351,14 @@ class Run:
             ledger = store.ledger
             reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
             refresh(api, store, workers=self.config.concurrency)  # batches finished since the last look
-            running = [s for s in ledger.shards if s.batch_id and not s.finished]
-            queued = waiting_shards(ledger)
+            running = ledger.running_shards()
+            queued = ledger.waiting_shards()
             plan = Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=False)
             if not running and not queued or (confirm is not None and not confirm(plan)):
                 return plan
             # Recorded first: a crash halfway leaves a cancelled run that submits nothing more.
-            ledger.cancelled_at = int(time.time())
-            store.save_run()
-            for shard in queued:
-                shard.state = CANCELLED
-            store.save_shards(queued)
-            for shard in running:
-                shard.batch = api.cancel_batch(shard.batch_id)
-                store.save_shard(shard)
+            store.cancel()
+            cancel_batches(api, store, running)
             return Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=True)
 
     def collate(self) -> Collated:
@@ -390,8 +383,7 @@ class Run:
                 write_table(collation.table, config.output_file)
             counts = collation.status_counts()
             if not counts.get("pending"):
-                ledger.collated_at = int(time.time())
-                store.save_run()
+                store.mark_collated()
         return Collated(
             table=collation.table,
             output_file=config.output_file,
@@ -428,14 +420,12 @@ class Run:
                     reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
                     refresh(api, store, workers=config.concurrency)
                     self._check_deletable(ledger, force=force)
-                    running = [s for s in ledger.shards if s.batch_id and not s.finished and s.status != "cancelling"]
+                    running = [s for s in ledger.running_shards() if s.status != "cancelling"]
                     remote = 0 if keep_remote else len(remote_file_ids(ledger))
                     plan = Deleted(run_id=ledger.run_id, remote_files=remote, cancelled_batches=len(running))
                     if confirm is not None and not confirm(plan):
                         return plan
-                    for shard in running:
-                        shard.batch = api.cancel_batch(shard.batch_id)
-                        store.save_shard(shard)
+                    cancel_batches(api, store, running)
                     deleted_remote = 0 if keep_remote else delete_remote_files(api, store, workers=config.concurrency)
                 local_files = delete_local_files(store, workers=config.concurrency)
             if config.is_local:
@@ -502,7 +492,7 @@ class Run:
             return
         config, config_arg = self.config, self.config_arg
         force_option = option(config, "--force", "force=True")
-        running = [s for s in ledger.shards if s.batch_id and not s.finished]
+        running = ledger.running_shards()
         if running:
             raise BatchApiToolError(
                 f"{config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "

@@ -8,7 +8,7 @@ import pytest
 
 from openai_batch_api.local_server import LocalServer, ServerOptions
 from openai_batch_api.utils.providers import openai as api_module
-from openai_batch_api.utils.state.ledger import CREATING, UPLOADING
+from openai_batch_api.utils.state.ledger import CREATING
 from openai_batch_api.utils.state.run_store import RunStore
 from openai_batch_api.utils.state.run_store import load_run as load_ledger
 from project_support import Project
@@ -74,8 +74,8 @@ def test_status_jobs_wait_settles_shards_left_creating_and_finishes(interrupted)
 def test_status_jobs_wait_settles_shards_left_uploading(interrupted):
     with RunStore.open(interrupted.data_path, writable=True) as store:
         shard = store.ledger.shards[2]
-        shard.file_id = None
-        store.begin([shard], kind="upload", state=UPLOADING)
+        shard.uploaded(None)  # as if its upload's answer had been lost
+        store.begin([shard], kind="upload")
     waited = interrupted.run("status-jobs", *WAIT)
     assert waited.exit_code == 0, waited.err
     assert "rows: 6 done, 0 failed, 0 pending of 6; batches: 3 of 3 finished" in waited.out

@@ -323,7 +323,6 @@ def status_json(status: RunStatus) -> str:
 
 def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[str]:
     """status-jobs: the table of batches, the counts, warnings, the cost so far and the next command."""
-    from ..utils.lifecycle.submission import in_doubt_shards
 
     progress = status.progress
     lines = [f"run {status.run_id}", batch_table([batch_row(s) for s in status.ledger.shards]), progress_line(progress)]
@@ -341,7 +340,7 @@ def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[
         lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
     elif progress.finished:
         lines.append(f"next: {next_command('collate-output', config_arg)}")
-    elif in_doubt := in_doubt_shards(status.ledger):
+    elif in_doubt := status.ledger.in_doubt_shards():
         lines.append(
             f"next: {next_command('status-jobs', config_arg, '--wait')} (it settles the "
             f"{plural(len(in_doubt), 'shard')} an interrupted create-batch left uploading or creating: each is "

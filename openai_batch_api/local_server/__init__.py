@@ -1,4 +1,5 @@
-"""A local OpenAI Files + Batches API backend: the whole batch workflow with no key and no network.
+"""A local OpenAI Files + Batches API backend, which also speaks Anthropic's Message Batches API:
+the whole batch workflow with no key and no network.
 
 `LocalServer` serves the API on loopback, keeps files, batches and progress on disk, and answers
 request lines with a deterministic built-in responder or an upstream OpenAI-compatible server;

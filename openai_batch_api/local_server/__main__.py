@@ -16,7 +16,8 @@ from .options import HTTP_ERROR_KINDS, ServerOptions, option_problem
 from .server import LocalServer
 
 DESCRIPTION = (
-    "Serve the OpenAI Files and Batches API locally (on loopback no key is needed): batches are answered by a "
+    "Serve the OpenAI Files and Batches API, and Anthropic's Message Batches API, locally (on loopback no key is "
+    "needed): batches are answered by a "
     "deterministic built-in responder or by an upstream OpenAI-compatible server, and state is kept on "
     "disk so batches survive a restart. Point the SDK or the config's base_url at the printed URL."
 )
@@ -61,6 +62,8 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
         "most request lines in one batch input file, to imitate another provider (default 50000; Azure: 100000)",
     ),
     "max_file_bytes": (int, "most bytes in one batch input file (default 200 MB, 209715200)"),
+    "max_requests_per_message_batch": (int, "most requests in one Anthropic message batch (default 100000)"),
+    "max_message_batch_bytes": (int, "most bytes in one Anthropic message batch (default 256 MB, 268435456)"),
     "empty_error_file": (
         bool,
         "give every completed batch an error file, empty when no line failed, as Azure OpenAI does",
@@ -88,6 +91,8 @@ METAVARS = {
     "seed": "N",
     "max_requests_per_file": "N",
     "max_file_bytes": "BYTES",
+    "max_requests_per_message_batch": "N",
+    "max_message_batch_bytes": "BYTES",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -38,6 +38,7 @@ class Request:
     body: bytes
     # A file upload's body, left unread for the route to stream (then `body` is empty).
     stream: Readable | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,6 +168,10 @@ class Api:
         ]
         for endpoint in HANDLERS:
             self.routes.append(("POST", re.compile(re.escape(endpoint)), self.answer_now))
+
+    def add_routes(self, routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]]) -> None:
+        """Serve another protocol's routes beside these (Anthropic's Message Batches)."""
+        self.routes.extend(routes)
 
     def dispatch(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"

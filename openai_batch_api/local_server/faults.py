@@ -10,8 +10,8 @@ from typing import Any
 from .api_error import ApiError, error_body
 from .options import ServerOptions
 
-# Without `http_error_paths`, only the files and batches endpoints get faults.
-DEFAULT_FAULT_PATHS = re.compile(r"^\w+ /v1/(files|batches)\b")
+# Without `http_error_paths`, only the files and batches endpoints (OpenAI's and Anthropic's) get faults.
+DEFAULT_FAULT_PATHS = re.compile(r"^\w+ /v1/(files|batches|messages/batches)\b")
 
 
 class FaultInjector:

@@ -16,6 +16,9 @@ from typing import Any
 import orjson
 
 from .access import key_error
+from .anthropic_access import anthropic_key_error
+from .anthropic_endpoints import BATCHES_PATH, is_anthropic_path
+from .anthropic_objects import as_anthropic
 from .api_error import ApiError
 from .endpoints import Api, Request, Response
 from .faults import DEFAULT_FAULT_PATHS, FaultInjector
@@ -119,7 +122,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def handle_expect_100(self) -> bool:
         """Ask for the body (100 Continue) only when the key lets the request in."""
-        if key_error(self.headers.get("Authorization", ""), self.server.api_key) is None:
+        if self._key_error(urllib.parse.urlsplit(self.path).path) is None:
             return super().handle_expect_100()
         return True  # no 100 Continue: the 401 follows, and the body is never asked for
 
@@ -169,7 +172,26 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     def _send_error(self, error: ApiError) -> None:
-        self._send(Response(error.status, orjson.dumps(error.body()), headers=error.headers))
+        self._send(self._error_response(error))
+
+    def _error_response(self, error: ApiError) -> Response:
+        if getattr(self, "_anthropic", False):
+            error = as_anthropic(error)
+        return Response(error.status, orjson.dumps(error.body()), headers=error.headers)
+
+    def _key_error(self, path: str) -> ApiError | None:
+        """Anthropic's routes take the key their way and need anthropic-version; the rest, OpenAI's."""
+        if is_anthropic_path(path.rstrip("/")):
+            return anthropic_key_error(self.headers, self.server.api_key)
+        return key_error(self.headers.get("Authorization", ""), self.server.api_key)
+
+    def _body_limit(self, path: str, *, upload: bool) -> int:
+        if upload:
+            return MAX_UPLOAD_BODY_BYTES
+        if self.command == "POST" and path.rstrip("/") == BATCHES_PATH:
+            # Requests come inline: a batch may be as large as the limit on one batch.
+            return max(MAX_JSON_BODY_BYTES, self.server.faults.options.max_message_batch_bytes)
+        return MAX_JSON_BODY_BYTES
 
     def _handle(self) -> None:
         self._started = time.monotonic()
@@ -186,13 +208,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(parts.query))
         # An upload is streamed to disk by its route; every other body is JSON, read whole.
         upload = self.command == "POST" and path.rstrip("/") == "/v1/files"
+        self._anthropic = is_anthropic_path(path.rstrip("/"))
         try:
             # Only its headers are looked at here: the key is checked before a byte of the body is
             # read, so a request nobody let in costs no memory, however large it says it is.
-            self._body = RequestBody(
-                self.rfile, self.headers, limit=MAX_UPLOAD_BODY_BYTES if upload else MAX_JSON_BODY_BYTES
-            )
-            error = key_error(self.headers.get("Authorization", ""), self.server.api_key)
+            self._body = RequestBody(self.rfile, self.headers, limit=self._body_limit(path, upload=upload))
+            error = self._key_error(path)
             if error is not None:
                 self._send_error(error)
                 return
@@ -223,18 +244,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type", ""),
             body,
             stream=self._body if upload else None,
+            headers=self.headers,
         )
         try:
             response = self.server.api.dispatch(request)
         except BodyError as exc:
             self.close_connection = True
-            response = Response(exc.status, orjson.dumps(ApiError(exc.status, str(exc)).body()))
+            response = self._error_response(ApiError(exc.status, str(exc)))
         except ApiError as exc:
-            response = Response(exc.status, orjson.dumps(exc.body()), headers=exc.headers)
+            response = self._error_response(exc)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             error = ApiError(500, f"The local backend failed on this request: {exc!r}", type="server_error")
-            response = Response(500, orjson.dumps(error.body()))
+            response = self._error_response(error)
         if fault == "drop_after":
             self.close_connection = True  # done and committed, but the client never hears of it
             if response.file is not None:

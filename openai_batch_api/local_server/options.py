@@ -18,6 +18,9 @@ MAX_DELAY_SECONDS = 86400  # a latency or a Retry-After of a day
 MAX_COMPLETION_WINDOW = 30 * 86400
 # Upstream threads are started at once, one per slot: a huge number would exhaust the process.
 MAX_UPSTREAM_CONCURRENCY = 256
+# Anthropic's limits on one message batch: 100,000 requests or 256 MB, whichever comes first.
+MAX_MESSAGE_BATCH_REQUESTS = 100_000
+MAX_MESSAGE_BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class ServerOptions:
     # (Azure OpenAI takes 100,000 requests per file). A file over either fails validation.
     max_requests_per_file: int = MAX_REQUESTS
     max_file_bytes: int = MAX_INPUT_BYTES
+    # Limits on one Anthropic message batch (its requests come inline): the API's by default.
+    max_requests_per_message_batch: int = MAX_MESSAGE_BATCH_REQUESTS
+    max_message_batch_bytes: int = MAX_MESSAGE_BATCH_BYTES
     # A completed batch names an error file even when no line failed (empty), as Azure OpenAI does.
     empty_error_file: bool = False
     # Imitate servers that implement less: no GET /v1/files or GET /v1/batches (405), or batches
@@ -154,7 +160,12 @@ def option_problem(name: str, value: Any) -> str | None:
     elif name == "upstream_key_env":
         if value is not None and (not isinstance(value, str) or not value):
             return f"must be the name of an environment variable or null, not {value!r}"
-    elif name in ("max_requests_per_file", "max_file_bytes"):
+    elif name in (
+        "max_requests_per_file",
+        "max_file_bytes",
+        "max_requests_per_message_batch",
+        "max_message_batch_bytes",
+    ):
         if not _is_int(value) or value < 1:
             return f"must be a whole number >= 1, not {value!r}"
     elif name in (

@@ -15,6 +15,9 @@ from ..utils.errors import BatchToolError
 from ..utils.files.atomic_files import atomic_writer
 from ..utils.files.file_lock import LockHeld, take_lock
 from .access import KEY_ENV, is_loopback
+from .anthropic_endpoints import MessageBatchesApi
+from .anthropic_store import MessageBatchStore, remove_message_batch_files
+from .anthropic_worker import MessageBatchEngine
 from .endpoints import Api
 from .faults import FaultInjector
 from .handler import ApiHTTPServer
@@ -125,6 +128,8 @@ class LocalServer:
         self._lock_fd: int | None = None
         self._store: Store | None = None
         self._engine: BatchEngine | None = None
+        self._message_batches: MessageBatchStore | None = None
+        self._message_engine: MessageBatchEngine | None = None
         self._httpd: ApiHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -172,6 +177,9 @@ class LocalServer:
             faults = FaultInjector(self.options)
             self._engine = BatchEngine(self._store, self.options, faults)
             api = Api(self._store, self._engine, self.options)
+            self._message_batches = MessageBatchStore(self._store)
+            self._message_engine = MessageBatchEngine(self._message_batches, self.options, faults)
+            api.add_routes(MessageBatchesApi(self._message_batches, self._message_engine, self.options).routes())
             try:
                 self._httpd = ApiHTTPServer((self.host, self.port), api, faults, api_key=self.api_key)
             except OSError as exc:
@@ -194,6 +202,7 @@ class LocalServer:
         self.port = port
         self.base_url = f"http://{shown}:{port}/v1"
         self._engine.start()
+        self._message_engine.start()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-batch-http", daemon=True
         )
@@ -222,7 +231,7 @@ class LocalServer:
             return True
         deadline = time.monotonic() + timeout
         while True:
-            if not self._store.active_batch_ids():
+            if not self._store.active_batch_ids() and not self._message_batches.active_ids():
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -238,6 +247,8 @@ class LocalServer:
             self._httpd.close_connections(STOP_GRACE_SECONDS)
         if self._engine is not None:
             self._engine.stop()
+        if self._message_engine is not None:
+            self._message_engine.stop()
         if self._thread is not None:
             self._thread.join()
         self._release()
@@ -256,6 +267,7 @@ class LocalServer:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
         self._store = self._engine = self._httpd = self._thread = None
+        self._message_batches = self._message_engine = None
         self._lock_fd = None
 
     def remove_state(self) -> None:
@@ -271,6 +283,7 @@ class LocalServer:
             return  # not a folder the backend has made its own: nothing in it is the backend's to remove
         self._take_lock()
         try:
+            remove_message_batch_files(self.state_dir)
             remove_store_files(self.state_dir)
             for path in self.state_dir.iterdir():
                 if ADDRESS_TEMP_NAME.fullmatch(path.name):

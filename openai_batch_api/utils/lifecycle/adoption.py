@@ -22,10 +22,9 @@ from ..errors import LostRunError
 from ..next_steps import next_step, option
 from ..providers.openai import BatchApi, is_missing_listing, open_api
 from ..requests import ShardPlan
-from ..state.ledger import CANCELLED, SUBMITTED, UPLOADED, Ledger, ShardRecord, file_sha256, request_sha256
+from ..state.ledger import ANSWERING_STATUSES, Ledger, ShardRecord, file_sha256, request_sha256
 from ..state.run_store import STORE_NAME, RunStore
 from .planning import CostReport, attempt_dir, new_ledger, plan_attempt
-from .submission import TOKEN_LIMIT_CODE, batch_error_codes, waiting_shards
 
 RUN_TAG = "openai_batch_api_run"
 # How far back the batches listing is searched: batches older than this have expired, and their
@@ -35,7 +34,7 @@ SEARCH_DAYS = 30
 DELETED_CHECKS = 3
 # Batches that still answer rows, and bill for them: a run holding one is never cleaned up, whatever
 # became of its files (delete-tasks --force cancels them; a cancelling batch answers no more rows).
-RUNNING_STATUSES = ("validating", "in_progress", "finalizing")
+RUNNING_STATUSES = tuple(sorted(ANSWERING_STATUSES))
 
 
 @dataclass
@@ -153,8 +152,7 @@ def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str,
     The first attempt's shards were just built again; a retry attempt's shard files are the input
     files of its batches, downloaded. Each is checked against the shard hash its batch carries.
     """
-    ledger.run_id = run_id
-    ledger.created_at = min(b.created_at for b in batches)
+    ledger.adopt_run(run_id, created_at=min(b.created_at for b in batches))
     by_shard: dict[str, list[Batch]] = {}
     for batch in batches:
         by_shard.setdefault((batch.metadata or {}).get("shard", ""), []).append(batch)
@@ -169,25 +167,12 @@ def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str,
                 "set another data_path to start a new run"
             )
         if key not in built:
-            ledger.shards.append(shard)
-            ledger.attempts = max(ledger.attempts, shard.attempt)
-        latest = found[-1]
-        shard.requeued_batch_ids = [b.id for b in found[:-1]]
-        shard.submission = submission_of(latest)
-        shard.file_id = latest.input_file_id
-        if latest.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(latest):
-            # The queue was full: as refresh does, the shard waits to be submitted again.
-            shard.requeued_batch_ids.append(latest.id)
-            shard.submission += 1
-            shard.state = UPLOADED
-        else:
-            shard.batch_id, shard.batch, shard.state = latest.id, latest, SUBMITTED
+            ledger.adopt_shard(shard)
+        shard.adopt(found, submission=submission_of(found[-1]))
     ledger.shards.sort(key=lambda s: (s.attempt, s.index))
     if any(s.batch is not None and s.batch.status in ("cancelling", "cancelled") for s in ledger.shards):
         # The lost run was cancelled: its shards with no batch stay unsubmitted, as a cancel leaves them.
-        ledger.cancelled_at = int(time.time())
-        for shard in waiting_shards(ledger):
-            shard.state = CANCELLED
+        ledger.cancel()
     return len(by_shard)
 
 

@@ -18,7 +18,7 @@ from .planning import CostReport, attempt_dir, plan_attempt, shard_records
 def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all: bool) -> list[str]:
     """Ids of the rows to submit again: failed retryably or unanswered (or, with include_all, any failure)."""
     ledger = store.ledger
-    running = [s for s in ledger.shards if not s.finished]
+    running = [s for s in ledger.shards if not s.finished]  # queued shards too: the run is not over
     if running:
         raise BatchToolError(
             f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "

@@ -12,26 +12,12 @@ from openai.types import Batch
 
 from ..config import Config
 from ..providers.openai import BatchApi, is_missing_listing
-from ..state.ledger import (
-    CREATING,
-    PENDING,
-    SUBMITTED,
-    UPLOADED,
-    UPLOADING,
-    Ledger,
-    ShardRecord,
-)
+from ..state.ledger import Ledger, ShardRecord
 from ..state.run_store import RunStore
 
-TOKEN_LIMIT_CODE = "token_limit_exceeded"
 # Batches a page of `GET /v1/batches` holds (the API's maximum).
 LIST_PAGE = 100
 T = TypeVar("T")
-
-
-def batch_error_codes(batch: Batch | None) -> list[str]:
-    errors = batch.errors.data if batch is not None and batch.errors and batch.errors.data else []
-    return [e.code or "" for e in errors]
 
 
 def run_in_parallel(work: Callable[[T], None], items: Iterable[T], *, workers: int) -> None:
@@ -60,39 +46,26 @@ def reconcile(api: BatchApi, store: RunStore) -> list[str]:
     """
     ledger = store.ledger
     found: list[str] = []
-    uploading = {ledger.upload_name(s): s.bytes for s in ledger.shards if s.state == UPLOADING}
+    in_doubt = ledger.in_doubt_shards()
+    uploading = {ledger.upload_name(s): s.bytes for s in in_doubt if s.open_intent == "upload"}
     uploaded = api.find_files(uploading) if uploading else {}  # one listing for them all
-    for shard in ledger.shards:
-        if shard.state == UPLOADING:
+    for shard in in_doubt:
+        if shard.open_intent == "upload":
             item = uploaded.get(ledger.upload_name(shard))
-            shard.file_id, shard.state = (item.id, UPLOADED) if item else (None, PENDING)
-            store.settle(shard, kind="upload", result_id=item.id if item else None)
+            store.settle_upload(shard, item.id if item else None)
             if item:
                 found.append(f"{shard.key}: file {item.id}")
-        if shard.state == CREATING:
+        if shard.open_intent == "create":
             batch = api.find_batch(
                 metadata=ledger.batch_metadata(shard),
                 since=ledger.created_at,
                 input_file_id=shard.file_id,
                 exclude=shard.requeued_batch_ids,
             )
-            if batch:
-                shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED
-            else:
-                shard.state = UPLOADED
-            store.settle(shard, kind="create", result_id=batch.id if batch else None)
+            store.settle_create(shard, batch)
             if batch:
                 found.append(f"{shard.key}: batch {batch.id}")
     return found
-
-
-def in_doubt_shards(ledger: Ledger) -> list[ShardRecord]:
-    """Shards caught between an upload or a creation and its answer: what `reconcile` settles."""
-    return [s for s in ledger.shards if s.state in (UPLOADING, CREATING)]
-
-
-def unfinished_shards(ledger: Ledger) -> list[ShardRecord]:
-    return [s for s in ledger.shards if s.state == SUBMITTED and not s.finished]
 
 
 def latest_batches(api: BatchApi, shards: list[ShardRecord], *, workers: int) -> dict[str, Batch]:
@@ -134,38 +107,28 @@ def refresh(api: BatchApi, store: RunStore, *, workers: int) -> list[ShardRecord
     Finished batches never change, so their stored snapshot is not fetched again.
     Returns the shards that were requeued.
     """
-    unfinished = unfinished_shards(store.ledger)
+    unfinished = store.ledger.running_shards()
     latest = latest_batches(api, unfinished, workers=workers)
-    requeued: list[ShardRecord] = []
     changed = [s for s in unfinished if s.batch is None or latest[s.batch_id] != s.batch]
-    for shard in changed:
-        batch = latest[shard.batch_id]
-        shard.batch = batch
-        if batch.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(batch):
-            # Not a failure of the rows: the organisation's queue was full. Try again later.
-            shard.requeued_batch_ids.append(batch.id)
-            shard.batch_id, shard.batch, shard.state = None, None, UPLOADED
-            shard.submission += 1
-            requeued.append(shard)
+    # A batch failed for the token limit is no failure of the rows: the queue was full, try again later.
+    requeued = [shard for shard in changed if shard.observe(latest[shard.batch_id])]
     store.save_shards(changed)
     return requeued
 
 
-def enqueued_tokens(ledger: Ledger) -> int:
-    """Prompt tokens of the batches the API is still holding for this run."""
-    return sum(s.prompt_tokens for s in ledger.shards if s.state in (CREATING, SUBMITTED) and not s.finished)
-
-
-def waiting_shards(ledger: Ledger) -> list[ShardRecord]:
-    return [s for s in ledger.shards if s.state in (PENDING, UPLOADED)]
+def cancel_batches(api: BatchApi, store: RunStore, shards: list[ShardRecord]) -> None:
+    """Cancel the shards' batches, one at a time, saving each as the API answers."""
+    for shard in shards:
+        shard.batch_cancelled(api.cancel_batch(shard.batch_id))
+        store.save_shard(shard)
 
 
 def shards_that_fit(ledger: Ledger, max_enqueued_tokens: int | None) -> list[ShardRecord]:
     """The waiting shards to submit now: in order, while their tokens fit under the limit."""
-    waiting = waiting_shards(ledger)
+    waiting = ledger.waiting_shards()
     if max_enqueued_tokens is None:
         return waiting
-    room = max_enqueued_tokens - enqueued_tokens(ledger)
+    room = max_enqueued_tokens - ledger.enqueued_tokens()
     chosen = []
     for shard in waiting:
         if shard.prompt_tokens > room:
@@ -185,14 +148,13 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
     ledger = store.ledger
     chosen = shards_that_fit(ledger, config.max_enqueued_tokens)
     origin = ledger.origin_tags(data_path=config.data_path)  # how a lost run is found again (adoption.py)
-    store.begin([s for s in chosen if s.state == PENDING], kind="upload", state=UPLOADING)
+    store.begin([s for s in chosen if s.needs_upload], kind="upload")
 
     def submit(shard: ShardRecord) -> None:
-        if shard.state == UPLOADING:
+        if shard.open_intent == "upload":
             item = api.upload_file(config.data_path / shard.path, filename=ledger.upload_name(shard))
-            shard.file_id, shard.state = item.id, UPLOADED
-            store.settle(shard, kind="upload", result_id=item.id)
-        store.begin([shard], kind="create", state=CREATING)
+            store.settle_upload(shard, item.id)
+        store.begin([shard], kind="create")
         batch = api.create_batch(
             input_file_id=shard.file_id,
             endpoint=config.endpoint,
@@ -200,8 +162,7 @@ def submit_waiting(api: BatchApi, store: RunStore, config: Config) -> list[Shard
             since=ledger.created_at,
             exclude=shard.requeued_batch_ids,
         )
-        shard.batch_id, shard.batch, shard.state = batch.id, batch, SUBMITTED
-        store.settle(shard, kind="create", result_id=batch.id)
+        store.settle_create(shard, batch)
 
     run_in_parallel(submit, chosen, workers=config.concurrency)
     return chosen

@@ -10,10 +10,10 @@ from ..config import Config
 from ..errors import BatchToolError
 from ..next_steps import next_step
 from ..providers.openai import BatchApi
-from ..state.ledger import CANCELLED, SUBMITTED, Ledger
+from ..state.ledger import Ledger
 from ..state.run_store import RunStore
 from .resubmission import add_retry_attempt
-from .submission import RunProgress, reconcile, refresh, run_progress, submit_waiting, waiting_shards
+from .submission import RunProgress, reconcile, refresh, run_progress, submit_waiting
 
 # The poll interval grows by this factor after each poll, up to MAX_INTERVAL (or the first interval).
 BACKOFF = 1.5
@@ -59,10 +59,7 @@ def wait_for_run(
     reconcile(api, store)
     if ledger.cancelled_at:
         # Settled shards of a cancelled run are not submitted: they are cancelled as the queued ones were.
-        leftover = waiting_shards(ledger)
-        for shard in leftover:
-            shard.state = CANCELLED
-        store.save_shards(leftover)
+        store.cancel_queued()
     started = time.monotonic()
     # The rate is measured from the first poll: what that poll learns was done before we watched.
     first_poll: tuple[float, int] | None = None
@@ -100,9 +97,9 @@ def wait_for_run(
 
 def check_moving(ledger: Ledger, config: Config) -> None:
     """An error when no batch is running and the shards left could not be submitted: waiting would be endless."""
-    if any(s.state == SUBMITTED and not s.finished for s in ledger.shards):
+    if ledger.running_shards():
         return
-    waiting = waiting_shards(ledger)
+    waiting = ledger.waiting_shards()
     limit = config.max_enqueued_tokens
     if waiting and limit is not None and waiting[0].prompt_tokens > limit:
         raise BatchToolError(

@@ -1,8 +1,10 @@
 """The records of a run: what was built, uploaded and submitted, as typed dataclasses.
 
-They live in the run store (`run_store.py`, an sqlite database in data_path); this module
-holds the records themselves, the hashes that tie a run to its inputs, and the reader of
-the `ledger.json` files earlier versions wrote, which the store imports once.
+A record changes only through its transition methods (`ShardRecord.requeue`, `Ledger.cancel_queued`,
+...): every step moves a shard the same way, and no module outside the state assigns a status.
+They live in the run store (`run_store.py`, an sqlite database in data_path), which persists them;
+this module also holds the hashes that tie a run to its inputs, and the reader of the `ledger.json`
+files earlier versions wrote, which the store imports once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ CANCELLED = "cancelled"  # cancelled while still queued: never to be submitted
 
 # Batch statuses after which a batch never changes again.
 FINISHED_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+# Batch statuses of a batch still answering rows, and billing for them (a cancelling one answers no more).
+ANSWERING_STATUSES = frozenset({"validating", "in_progress", "finalizing"})
+# The error code of a batch refused because the organisation's queue of enqueued tokens was full.
+TOKEN_LIMIT_CODE = "token_limit_exceeded"
+# The intents recorded before a call that changes the API side, and the state each puts a shard in.
+INTENT_STATES = {"upload": UPLOADING, "create": CREATING}
+
+
+def batch_error_codes(batch: Batch | None) -> list[str]:
+    errors = batch.errors.data if batch is not None and batch.errors and batch.errors.data else []
+    return [e.code or "" for e in errors]
+
+
+def failed_for_token_limit(batch: Batch) -> bool:
+    """A batch that failed only because the queue was full: not a failure of its rows."""
+    return batch.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(batch)
 
 
 @dataclass
@@ -68,6 +86,90 @@ class ShardRecord:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def is_running(self) -> bool:
+        """A batch was made and has not finished (cancelling counts: it may still answer a few rows)."""
+        return self.state == SUBMITTED and not self.finished
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued to be submitted: built, or uploaded, with no batch yet."""
+        return self.state in (PENDING, UPLOADED)
+
+    @property
+    def needs_upload(self) -> bool:
+        """Queued with no file on the API side yet."""
+        return self.state == PENDING
+
+    @property
+    def in_doubt(self) -> bool:
+        """Caught between an upload or a creation and its answer: what `reconcile` settles."""
+        return self.open_intent is not None
+
+    @property
+    def open_intent(self) -> str | None:
+        """The call begun and not settled ("upload" or "create"), if any."""
+        return next((kind for kind, state in INTENT_STATES.items() if state == self.state), None)
+
+    @property
+    def holds_enqueued_tokens(self) -> bool:
+        """Its prompt tokens count against max_enqueued_tokens: a batch is being made or still runs."""
+        return self.state in (CREATING, SUBMITTED) and not self.finished
+
+    # Transitions
+
+    def begin(self, kind: str) -> None:
+        """An upload or a creation (`kind`) is about to be made: until settled, it may or may not exist."""
+        self.state = INTENT_STATES[kind]
+
+    def uploaded(self, file_id: str | None) -> None:
+        """The upload's answer: its file, or None when it was lost and never made (uploaded again later)."""
+        self.file_id, self.state = (file_id, UPLOADED) if file_id else (None, PENDING)
+
+    def submitted(self, batch: Batch | None) -> None:
+        """The creation's answer: its batch, or None when none was made (the shard waits for another)."""
+        if batch is None:
+            self.state = UPLOADED
+            return
+        self.batch_id, self.batch, self.state = batch.id, batch, SUBMITTED
+
+    def observe(self, batch: Batch) -> bool:
+        """The batch as the API now shows it; True when that sent the shard back to the queue."""
+        self.batch = batch
+        if failed_for_token_limit(batch):
+            self.requeue(batch.id)
+            return True
+        return False
+
+    def batch_cancelled(self, batch: Batch) -> None:
+        """The batch as its cancel left it: the run is being cancelled, so nothing goes back to the queue."""
+        self.batch = batch
+
+    def requeue(self, batch_id: str) -> None:
+        """Back to the queue after `batch_id` was refused for the token limit: submitted again later,
+        under a new submission number, and never mistaken for that batch."""
+        self.requeued_batch_ids.append(batch_id)
+        self.batch_id, self.batch, self.state = None, None, UPLOADED
+        self.submission += 1
+
+    def adopt(self, batches: list[Batch], *, submission: int) -> None:
+        """Take up the batches of a lost run made for this shard (oldest first): the latest is its batch,
+        the earlier ones were requeued; a latest one refused for the token limit sends it back to the queue."""
+        latest = batches[-1]
+        self.requeued_batch_ids = [b.id for b in batches[:-1]]
+        self.submission = submission
+        self.file_id = latest.input_file_id
+        self.submitted(latest)
+        if failed_for_token_limit(latest):  # the queue was full: as a poll does, back to the queue
+            self.requeue(latest.id)
+
+    def cancel_queued(self) -> bool:
+        """Never to be submitted (the run was cancelled); False when the shard is not queued."""
+        if not self.is_waiting:
+            return False
+        self.state = CANCELLED
+        return True
 
 
 @dataclass
@@ -107,6 +209,52 @@ class Ledger:
 
     def shard(self, key: str) -> ShardRecord:
         return next(s for s in self.shards if s.key == key)
+
+    # Views
+
+    def running_shards(self) -> list[ShardRecord]:
+        return [s for s in self.shards if s.is_running]
+
+    def waiting_shards(self) -> list[ShardRecord]:
+        return [s for s in self.shards if s.is_waiting]
+
+    def in_doubt_shards(self) -> list[ShardRecord]:
+        return [s for s in self.shards if s.in_doubt]
+
+    def enqueued_tokens(self) -> int:
+        """Prompt tokens of the batches the API is still holding for this run."""
+        return sum(s.prompt_tokens for s in self.shards if s.holds_enqueued_tokens)
+
+    # Transitions
+
+    def cancel(self, now: int | None = None) -> list[ShardRecord]:
+        """Cancelled: nothing more is submitted; the queued shards are cancelled, and returned."""
+        self.cancelled_at = int(time.time()) if now is None else now
+        return self.cancel_queued()
+
+    def cancel_queued(self) -> list[ShardRecord]:
+        """Cancel the queued shards (a cancelled run's), returning them."""
+        return [s for s in self.shards if s.cancel_queued()]
+
+    def mark_collated(self, now: int | None = None) -> None:
+        self.collated_at = int(time.time()) if now is None else now
+
+    def add_attempt(self, attempt: int, shards: list[ShardRecord]) -> None:
+        """A retry attempt: its shards join the run, which is collated and running again."""
+        self.shards.extend(shards)
+        self.attempts = attempt
+        self.collated_at = None
+        self.cancelled_at = None  # asking for a retry takes a cancelled run up again
+
+    def adopt_run(self, run_id: str, *, created_at: int) -> None:
+        """Become run `run_id` again, found on the API after its state was lost."""
+        self.run_id = run_id
+        self.created_at = created_at
+
+    def adopt_shard(self, shard: ShardRecord) -> None:
+        """A retry attempt's shard of a lost run, rebuilt from its batch's input file."""
+        self.shards.append(shard)
+        self.attempts = max(self.attempts, shard.attempt)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ledger:

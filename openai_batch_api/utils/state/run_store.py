@@ -21,12 +21,16 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ..config import Config
 from ..errors import BatchToolError
 from .ledger import LEDGER_NAME, Ledger, ShardRecord, batch_from_json, read_legacy_ledger
+
+if TYPE_CHECKING:
+    from openai.types import Batch
 
 STORE_NAME = "run.sqlite3"
 SCHEMA_VERSION = 1
@@ -93,10 +97,33 @@ CREATE TABLE deleted_remote_files (
 );
 """
 
-RUN_COLUMNS = ("run_id", "created_at", "input_sha256", "request_sha256", "rows", "token_method")
-SHARD_COLUMNS = (
-    "key, attempt, idx, path, rows, bytes, sha256, prompt_tokens, state, submission, file_id, batch_id, "
-    "requeued_batch_ids"
+# The columns of the run and shards tables and the record fields they hold: the one place they are
+# listed besides SCHEMA. (column, field); the run's first ones never change after it is made.
+RUN_FIELDS = ("run_id", "created_at", "input_sha256", "request_sha256", "rows", "token_method")
+RUN_CHANGING_FIELDS = ("collated_at", "cancelled_at")
+SHARD_FIELDS = (
+    ("key", "key"),
+    ("attempt", "attempt"),
+    ("idx", "index"),
+    ("path", "path"),
+    ("rows", "rows"),
+    ("bytes", "bytes"),
+    ("sha256", "sha256"),
+    ("prompt_tokens", "prompt_tokens"),
+    ("state", "state"),
+    ("submission", "submission"),
+    ("file_id", "file_id"),
+    ("batch_id", "batch_id"),
+    ("requeued_batch_ids", "requeued_batch_ids"),
+)
+# What a shard's row may change to after it is made.
+SHARD_CHANGING = ("state", "submission", "file_id", "batch_id", "requeued_batch_ids")
+SHARD_COLUMNS = ", ".join(column for column, _ in SHARD_FIELDS)
+# Fields stored as JSON text.
+JSON_FIELDS = frozenset({"requeued_batch_ids"})
+SAVE_SHARD = (
+    f"INSERT INTO shards ({SHARD_COLUMNS}) VALUES ({', '.join('?' for _ in SHARD_FIELDS)}) "
+    f"ON CONFLICT (key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in SHARD_CHANGING)}"
 )
 
 
@@ -129,6 +156,7 @@ class RunStore:
         self.writable = writable
         self._db = db
         self._lock = threading.RLock()
+        self._depth = 0  # steps under way in the thread holding the lock: a step within one joins it
         # Group commit: steps committed so far, and how many of them an fsync of the WAL has covered.
         self._committed = 0
         self._synced = 0
@@ -148,11 +176,11 @@ class RunStore:
             try:
                 db.executescript(SCHEMA)
                 with transaction(db, tmp):
+                    columns = (*RUN_FIELDS, *RUN_CHANGING_FIELDS)
                     db.execute(
-                        f"INSERT INTO run (id, {', '.join(RUN_COLUMNS)}, collated_at, cancelled_at, imported_sha256)"
-                        " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*(getattr(ledger, c) for c in RUN_COLUMNS), ledger.collated_at, ledger.cancelled_at,
-                         imported_sha256),
+                        f"INSERT INTO run (id, {', '.join(columns)}, imported_sha256)"
+                        f" VALUES (1, {', '.join('?' for _ in columns)}, ?)",
+                        (*(getattr(ledger, c) for c in columns), imported_sha256),
                     )
                     db.executemany(
                         "INSERT INTO attempts (attempt, created_at) VALUES (?, ?)",
@@ -246,20 +274,22 @@ class RunStore:
     def step(self) -> Iterator[sqlite3.Connection]:
         """Apply a change in memory and save it in one transaction (nothing saved when read-only)."""
         with self._lock:
-            if not self.writable:
+            if not self.writable or self._depth:  # read only, or part of a step under way
                 yield self._db
                 return
-            with transaction(self._db, self.path):
-                yield self._db
+            self._depth += 1
+            try:
+                with transaction(self._db, self.path):
+                    yield self._db
+            finally:
+                self._depth -= 1
             self._committed += 1
 
     def save_shard(self, shard: ShardRecord) -> None:
-        with self.step() as db:
-            if self.writable:
-                write_shard(db, shard)
+        self.save_shards([shard])
 
     def save_shards(self, shards: list[ShardRecord]) -> None:
-        """Save several shards in one step, as a poll that learned about many batches does."""
+        """Save shards as they now stand, in one step (as a poll that learned about many batches does)."""
         if not shards:
             return
         with self.step() as db:
@@ -268,16 +298,37 @@ class RunStore:
                     write_shard(db, shard)
 
     def save_run(self) -> None:
+        """Save what changes of the run itself: when it was collated or cancelled."""
         ledger = self.ledger
         with self.step() as db:
             if self.writable:
                 db.execute(
-                    "UPDATE run SET collated_at = ?, cancelled_at = ? WHERE id = 1",
-                    (ledger.collated_at, ledger.cancelled_at),
+                    f"UPDATE run SET {', '.join(f'{c} = ?' for c in RUN_CHANGING_FIELDS)} WHERE id = 1",
+                    tuple(getattr(ledger, c) for c in RUN_CHANGING_FIELDS),
                 )
 
-    def begin(self, shards: list[ShardRecord], *, kind: str, state: str) -> None:
-        """Record the intent to upload or create for `shards` (their state becomes `state`) before the calls.
+    def cancel(self) -> list[ShardRecord]:
+        """Cancel the run: recorded first, with its queued shards cancelled, so a crash after it submits
+        nothing more. Returns the shards it cancelled."""
+        with self.step():
+            queued = self.ledger.cancel()
+            self.save_run()
+            self.save_shards(queued)
+        return queued
+
+    def cancel_queued(self) -> list[ShardRecord]:
+        """Cancel the queued shards of a cancelled run (settled after the cancel), returning them."""
+        with self.step():
+            queued = self.ledger.cancel_queued()
+            self.save_shards(queued)
+        return queued
+
+    def mark_collated(self) -> None:
+        self.ledger.mark_collated()
+        self.save_run()
+
+    def begin(self, shards: list[ShardRecord], *, kind: str) -> None:
+        """Record the intent to upload or create (`kind`) for `shards` before the calls.
 
         Returns once the intent is on disk, through a power cut too.
         """
@@ -285,7 +336,7 @@ class RunStore:
             return
         with self.step() as db:
             for shard in shards:
-                shard.state = state
+                shard.begin(kind)
             if self.writable:
                 for shard in shards:
                     write_shard(db, shard)
@@ -308,14 +359,20 @@ class RunStore:
                     (time.time(), result_id, shard.key, kind),
                 )
 
+    def settle_upload(self, shard: ShardRecord, file_id: str | None) -> None:
+        """The upload's answer (None: it was never made), applied to the shard and saved with its intent."""
+        shard.uploaded(file_id)
+        self.settle(shard, kind="upload", result_id=file_id)
+
+    def settle_create(self, shard: ShardRecord, batch: Batch | None) -> None:
+        """The creation's answer (None: no batch was made), applied to the shard and saved with its intent."""
+        shard.submitted(batch)
+        self.settle(shard, kind="create", result_id=batch.id if batch is not None else None)
+
     def add_attempt(self, attempt: int, shards: list[ShardRecord]) -> None:
         """A retry attempt: its shards join the run, which is collated and running again."""
-        ledger = self.ledger
         with self.step() as db:
-            ledger.shards.extend(shards)
-            ledger.attempts = attempt
-            ledger.collated_at = None
-            ledger.cancelled_at = None  # asking for a retry takes a cancelled run up again
+            self.ledger.add_attempt(attempt, shards)
             if self.writable:
                 db.execute("INSERT INTO attempts (attempt, created_at) VALUES (?, ?)", (attempt, int(time.time())))
                 for shard in shards:
@@ -416,61 +473,33 @@ def open_existing(path: Path, *, writable: bool) -> sqlite3.Connection:
 def load(db: sqlite3.Connection, path: Path) -> tuple[Ledger, str | None]:
     """The run in memory, and the hash of the ledger.json it was imported from (if it was)."""
     try:
-        run = db.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)}, collated_at, cancelled_at, imported_sha256 FROM run WHERE id = 1"
-        ).fetchone()
+        columns = (*RUN_FIELDS, *RUN_CHANGING_FIELDS)
+        run = db.execute(f"SELECT {', '.join(columns)}, imported_sha256 FROM run WHERE id = 1").fetchone()
         if run is None:
             raise damaged(path, "it holds no run")
         attempts = db.execute("SELECT COALESCE(MAX(attempt), 1) FROM attempts").fetchone()[0]
         snapshots = dict(db.execute("SELECT batch_id, snapshot FROM batches"))
         shards = []
         for row in db.execute(f"SELECT {SHARD_COLUMNS} FROM shards ORDER BY attempt, idx"):
-            key, attempt, idx, rel, rows, size, sha, tokens, state, submission, file_id, batch_id, requeued = row
-            snapshot = snapshots.get(batch_id) if batch_id else None
-            shards.append(
-                ShardRecord(
-                    key=key,
-                    attempt=attempt,
-                    index=idx,
-                    path=rel,
-                    rows=rows,
-                    bytes=size,
-                    sha256=sha,
-                    prompt_tokens=tokens,
-                    state=state,
-                    submission=submission,
-                    file_id=file_id,
-                    batch_id=batch_id,
-                    batch=batch_from_json(snapshot) if snapshot else None,
-                    requeued_batch_ids=orjson.loads(requeued),
-                )
-            )
+            values = {
+                name: orjson.loads(value) if name in JSON_FIELDS else value
+                for (_, name), value in zip(SHARD_FIELDS, row, strict=True)
+            }
+            snapshot = snapshots.get(values["batch_id"]) if values["batch_id"] else None
+            shards.append(ShardRecord(**values, batch=batch_from_json(snapshot) if snapshot else None))
     except (sqlite3.DatabaseError, orjson.JSONDecodeError) as exc:
         raise damaged(path, exc) from None
-    values = dict(zip((*RUN_COLUMNS, "collated_at", "cancelled_at"), run[:-1], strict=True))
+    values = dict(zip(columns, run[:-1], strict=True))
     return Ledger(shards=shards, attempts=attempts, **values), run[-1]
 
 
 def write_shard(db: sqlite3.Connection, shard: ShardRecord) -> None:
     """Save one shard and, when it has one, the snapshot of its batch."""
     db.execute(
-        f"INSERT INTO shards ({SHARD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET state = excluded.state, submission = excluded.submission, "
-        "file_id = excluded.file_id, batch_id = excluded.batch_id, requeued_batch_ids = excluded.requeued_batch_ids",
-        (
-            shard.key,
-            shard.attempt,
-            shard.index,
-            shard.path,
-            shard.rows,
-            shard.bytes,
-            shard.sha256,
-            shard.prompt_tokens,
-            shard.state,
-            shard.submission,
-            shard.file_id,
-            shard.batch_id,
-            orjson.dumps(shard.requeued_batch_ids).decode(),
+        SAVE_SHARD,
+        tuple(
+            orjson.dumps(getattr(shard, name)).decode() if name in JSON_FIELDS else getattr(shard, name)
+            for _, name in SHARD_FIELDS
         ),
     )
     if shard.batch is not None:
