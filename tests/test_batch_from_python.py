@@ -68,6 +68,13 @@ def test_batch_id_column_keeps_its_dtype(server, ids):
     assert answers["id"].tolist() == frame["id"].tolist()
 
 
+def test_batch_answers_line_up_on_a_repeated_index(server):
+    frame = pd.DataFrame({"id": pd.Series([1, 2, 3], dtype="int32"), "text": ["alpha", "beta", "gamma"]}, index=[0, 0, 1])
+    answers = ask(frame, server)
+    assert answers.index.tolist() == [0, 0, 1]
+    assert answers["id"].dtype == "int32" and answers["id"].tolist() == [1, 2, 3]
+
+
 def test_batch_id_as_the_index_comes_back_as_the_index(server):
     frame = words(ids=(5, 6, 7)).set_index("id")
     answers = ask(frame, server)
