@@ -104,7 +104,7 @@ def as_caller_frame(table: pd.DataFrame, frame: pd.DataFrame, *, id_column: str)
         return table.set_index(id_column).set_axis(frame.index)
     table.index = frame.index
     if table[id_column].dtype != frame[id_column].dtype:
-        table[id_column] = frame[id_column].array  # the same ids, as the caller's dtype holds them (no alignment)
+        table[id_column] = frame[id_column].set_axis(table.index)  # the same ids, in the caller's dtype
     return table
 
 

@@ -69,10 +69,13 @@ def test_batch_id_column_keeps_its_dtype(server, ids):
 
 
 def test_batch_answers_line_up_on_a_repeated_index(server):
-    frame = pd.DataFrame({"id": pd.Series([1, 2, 3], dtype="int32"), "text": ["alpha", "beta", "gamma"]}, index=[0, 0, 1])
+    ids = pd.array([1, 2, 3], dtype="Int32")
+    frame = pd.DataFrame({"id": ids, "text": ["alpha", "beta", "gamma"]}, index=[0, 0, 1])
     answers = ask(frame, server)
     assert answers.index.tolist() == [0, 0, 1]
-    assert answers["id"].dtype == "int32" and answers["id"].tolist() == [1, 2, 3]
+    assert answers["id"].dtype == "Int32" and answers["id"].tolist() == [1, 2, 3]
+    frame["answer"] = answers["api_output"].to_numpy()
+    assert frame["answer"].tolist() == ["Answer to: alpha", "Answer to: beta", "Answer to: gamma"]
 
 
 def test_batch_id_as_the_index_comes_back_as_the_index(server):
