@@ -22,21 +22,19 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import openai
-
 from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
-from .utils.config import REQUIRED_KEYS, Config, interval_problem, load_config, validate_config_mapping
-from .utils.errors import ApiError, BatchApiToolError, RunLockedError
-from .utils.lifecycle.result_files import download_results
+from .utils.config import (
+    REQUIRED_KEYS,
+    Config,
+    interval_problem,
+    load_config,
+    refuse_unsubmittable,
+    validate_config_mapping,
+)
+from .utils.errors import BatchApiToolError, RunLockedError
+from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.next_steps import next_step, option
-from .utils.providers.openai import (
-    BatchApi,
-    check_api_settings,
-    describe_api_error,
-    open_api,
-    remove_local_backend_state,
-)
 from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs, request_shape
 from .utils.state.run_inputs import record_inputs
 from .utils.state.run_lock import LOCK_NAME, run_lock
@@ -51,13 +49,17 @@ from .utils.state.run_store import (
     store_path,
 )
 from .utils.state.step_traces import StepTraces
+from .utils.words import plural
 
 # The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
     from .utils.lifecycle.waiting import WaitUpdate
+    from .utils.providers.base import Provider
 
+# The result files status() reads: enough to say why requests failed.
+ERROR_FILES = ("errors",)
 # The config path a mapping is reported under: the keys of a mapping have no file to name.
 MAPPING_NAME = "<mapping>"
 
@@ -77,6 +79,10 @@ class Run:
         self.command = command
         self._lock_holder: str | None = None
         self._hashed: tuple[tuple[int, int, int], str] | None = None
+        # The provider session (and local backend) of the `session()` block under way, opened at its first use.
+        self._scope: ExitStack | None = None
+        self._provider: Provider | None = None
+        self._settings_checked = False
 
     @classmethod
     def from_config(cls, path: str | Path, *, config_arg: str | None = None) -> Run:
@@ -119,7 +125,7 @@ class Run:
             return
         traces = StepTraces(self.config)  # before the lock makes data_path
         try:
-            with run_lock(self.config.data_path, command=self.command or command):
+            with run_lock(self.config.data_path, command=self.command or command), self.session():
                 self._lock_holder = command
                 try:
                     yield
@@ -129,13 +135,45 @@ class Run:
             traces.remove_if_no_run()  # a refused or dry run, or no run found, leaves nothing behind
 
     @contextmanager
-    def _api(self) -> Iterator[BatchApi]:
-        """The API for one step; the SDK's errors leave it as ApiError with the same one line."""
-        try:
-            with open_api(self.config) as api:
-                yield api
-        except openai.OpenAIError as exc:
-            raise ApiError(describe_api_error(exc)) from exc
+    def session(self) -> Iterator[Run]:
+        """Keep one provider session, and with `base_url: local` one local backend, for the steps in the block.
+
+        Opened at the first step that calls the API, closed when the block ends. Outside such a block
+        (and `locked`, which holds one) each step opens and closes its own.
+        """
+        if self._scope is not None:
+            yield self
+            return
+        with ExitStack() as stack:
+            self._scope = stack
+            try:
+                yield self
+            finally:
+                self._scope = None
+                self._provider = None
+
+    def __enter__(self) -> Run:
+        self._outer_session = self.session()
+        return self._outer_session.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._outer_session.__exit__(*exc)
+
+    @contextmanager
+    def _api(self, *, own: bool = False) -> Iterator[Provider]:
+        """The provider session of the step: the block's (`session`), or (`own`, or outside one) its own."""
+        if self._provider is not None and not own:
+            yield self._provider
+            return
+        from .utils.providers.openai import open_api
+
+        refuse_unsubmittable(self.config)
+        if self._scope is not None and not own:
+            self._provider = self._scope.enter_context(open_api(self.config))
+            yield self._provider
+            return
+        with open_api(self.config) as provider:
+            yield provider
 
     def require(self) -> None:
         """Raise an error saying how to start the run when data_path holds none."""
@@ -146,8 +184,16 @@ class Run:
         return has_run(self.config.data_path)
 
     def check_api_settings(self) -> None:
-        """Raise ConfigError when the API cannot be called (no key), before anything is written."""
+        """Raise ConfigError when the API cannot be called (no key), before anything is written.
+
+        Checked once per Run: the config does not change under it.
+        """
+        if self._settings_checked:
+            return
+        from .utils.providers.openai import check_api_settings
+
         check_api_settings(self.config)
+        self._settings_checked = True
 
     def check_inputs(self, *, input_hash: str | None = None, input_file: Path | None = None) -> None:
         """Raise RunChangedError when the table or the request settings differ from the run's.
@@ -180,7 +226,9 @@ class Run:
         config = self.config
         # A dry run refuses what the real run would refuse before any work (a missing key, bad
         # local_backend options): its "all clear" must hold for the real run.
-        check_api_settings(config)  # before any task file or run state is written
+        self.check_api_settings()  # before any task file or run state is written
+        if not dry_run:
+            refuse_unsubmittable(config)
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
@@ -214,10 +262,8 @@ class Run:
                         bytes=sum(s.bytes for s in ledger.shards),
                         new=False,
                     )
-            try:
-                started = start_run(config, input_hash=input_hash, adopt=adopt, config_arg=self.config_arg)
-            except openai.OpenAIError as exc:
-                raise ApiError(describe_api_error(exc)) from exc
+            with self._api() as api:
+                started = start_run(api, config, input_hash=input_hash, adopt=adopt, config_arg=self.config_arg)
             plan = started.plan
             with started.store as store:
                 with store.step() as db:  # what the run is made from, so a refusal can say what changed
@@ -244,7 +290,7 @@ class Run:
         stay queued (`wait` submits them as room frees). A cancelled run submits nothing.
         """
         config = self.config
-        check_api_settings(config)
+        self.check_api_settings()
         with self.locked("Run.submit"), self._store(writable=True) as store, self._api() as api:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
@@ -310,9 +356,15 @@ class Run:
             except RunLockedError:
                 writable = False
             store = stack.enter_context(self._store(writable=writable))
+            if not store.ledger.running_shards() and results_on_disk(
+                store.ledger, self.config.data_path, kinds=ERROR_FILES
+            ):
+                # Finished batches never change: a finished run is read from its store, no API opened.
+                return self._status(None, store, since_calls=0)
             api = stack.enter_context(self._api())
+            calls = api.calls
             refresh(api, store, workers=self.config.concurrency)
-            return self._status(api, store, calls=api.calls)
+            return self._status(api, store, since_calls=calls)
 
     def wait(
         self, *, interval: float | None = None, on_update: Callable[[WaitUpdate], None] | None = None
@@ -331,6 +383,7 @@ class Run:
         if problem:
             raise BatchApiToolError(f"interval {problem}")
         with self.locked("Run.wait"), self._store(writable=True) as store, self._api() as api:
+            calls = api.calls
             wait_for_run(
                 api,
                 store,
@@ -338,7 +391,7 @@ class Run:
                 interval=interval or config.poll_interval,
                 on_update=on_update or (lambda update: None),
             )
-            return self._status(api, store, calls=api.calls)
+            return self._status(api, store, since_calls=calls)
 
     def cancel(self, *, confirm: Callable[[Cancelled], bool] | None = None) -> Cancelled:
         """Cancel the run's unfinished batches and its queued shards; finished rows are kept.
@@ -416,7 +469,8 @@ class Run:
         with self.locked("Run.delete"):
             with self._store(writable=True) as store:
                 ledger = store.ledger
-                with self._api() as api:
+                # A session of its own: a local backend stops before its state is removed below.
+                with self._api(own=True) as api:
                     reconcile(api, store)  # a batch an interrupted create-batch made is cancelled too
                     refresh(api, store, workers=config.concurrency)
                     self._check_deletable(ledger, force=force)
@@ -429,6 +483,8 @@ class Run:
                     deleted_remote = 0 if keep_remote else delete_remote_files(api, store, workers=config.concurrency)
                 local_files = delete_local_files(store, workers=config.concurrency)
             if config.is_local:
+                from .utils.providers.local import remove_local_backend_state
+
                 remove_local_backend_state(config)
             # The run's state goes last: a crash before this line leaves a run delete can finish.
             database = store_path(config.data_path)
@@ -466,28 +522,29 @@ class Run:
             self._hashed = (key, input_sha256(self.config))
         return self._hashed[1]
 
-    def _status(self, api: BatchApi, store: RunStore, *, calls: int) -> RunStatus:
+    def _status(self, api: Provider | None, store: RunStore, *, since_calls: int) -> RunStatus:
         ledger = store.ledger
         # Why requests failed, from the error files of the finished batches (each downloaded once).
-        error_files = download_results(api, store, workers=self.config.concurrency, kinds=("errors",))
+        if api is None:  # every one is on disk
+            error_files = recorded_result_files(store, kinds=ERROR_FILES)
+        else:
+            error_files = download_results(api, store, workers=self.config.concurrency, kinds=ERROR_FILES)
         failures = []
         if error_files:
-            from .utils.answers.latest_attempts import latest_failure_groups
+            from .utils.answers.failures import latest_failure_groups
 
             failures = latest_failure_groups(ledger, self.config.data_path)
-        usage = [s.batch.usage for s in ledger.shards if s.batch is not None and s.batch.usage]
+        batches = [s.batch for s in ledger.shards if s.batch is not None]
         return RunStatus(
             ledger=ledger,
             progress=run_progress(ledger),
             failures=failures,
-            input_tokens=sum(u.input_tokens or 0 for u in usage),
-            output_tokens=sum(u.output_tokens or 0 for u in usage),
-            api_calls=calls,
+            input_tokens=sum(b.input_tokens for b in batches),
+            output_tokens=sum(b.output_tokens for b in batches),
+            api_calls=api.calls - since_calls if api is not None else 0,
         )
 
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
-        from .commands.reporting import plural
-
         if force:
             return
         config, config_arg = self.config, self.config_arg

@@ -81,6 +81,12 @@ class RunStatus:
     def finished(self) -> bool:
         return self.progress.finished
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows it: batches per state, a progress bar, the batches that need attention."""
+        from .status_html import status_html
+
+        return status_html(self)
+
 
 @dataclass(frozen=True)
 class Cancelled:

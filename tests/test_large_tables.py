@@ -8,12 +8,12 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from openai.types import Batch
 
 from openai_batch_api.utils.files import table
 from openai_batch_api.utils.files.table import read_input_table
 from openai_batch_api.utils.lifecycle import collation
 from openai_batch_api.utils.lifecycle.collation import finished_result_files, write_table
+from openai_batch_api.utils.state.batch_state import BatchState
 from openai_batch_api.utils.state.ledger import SUBMITTED, Ledger, ShardRecord
 
 
@@ -67,13 +67,10 @@ def test_read_input_table_jsonl_in_slices_same_as_whole(monkeypatch, records):
 
 def test_finished_result_files_of_chosen_kinds():
     def shard(index: int, status: str) -> ShardRecord:
-        batch = Batch(
+        batch = BatchState(
             id=f"batch_{index}",
-            completion_window="24h",
             created_at=0,
-            endpoint="/v1/chat/completions",
             input_file_id=f"in-{index}",
-            object="batch",
             status=status,
             output_file_id=f"out-{index}",
             error_file_id=f"err-{index}",

@@ -51,6 +51,9 @@ def test_readme_config_with_every_key_is_accepted():
         result_retention="7d",
         endpoint="/v1/responses",
         examples=[{"user": "a", "assistant": "b"}],
+        provider="openai",
+        notify="echo done",
+        notify_url="https://hooks.example.com/run",
     )
     # The Responses API takes its answer format as text.format, not chat's response_format.
     every["model_params"]["text"] = {"format": every["model_params"].pop("response_format")}

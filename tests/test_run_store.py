@@ -76,7 +76,7 @@ def test_legacy_finished_run_shows_its_batches_without_api_calls(project):
     assert "tokens used: 200 input, 70 output" in result.out
     assert result.err == "poll: 0 API calls\n"
     ledger = load_run(project.data_path)
-    assert ledger.shards[0].batch.request_counts.completed == 4
+    assert ledger.shards[0].batch.completed == 4
     assert not (project.data_path / "ledger.json").exists()
     assert (project.data_path / "ledger.json.imported").exists()
 

@@ -22,27 +22,45 @@ def update(done: int, *, finished: bool = False, submitted: int = 0) -> WaitUpda
     return WaitUpdate(progress, statuses, 65.0, 0.5 if done else None, submitted, 0, 0)
 
 
+RUNNING = (
+    "[########------------] 40% | 4/10 rows done, 0 failed | about 0m12s left at 30 rows/min | elapsed 1m05s | "
+    "batches: 1 in_progress, 1 completed"
+)
+FINISHED = "[####################] 100% | 10/10 rows done, 0 failed | elapsed 1m05s | batches: 2 completed"
+
+
 def test_wait_display_plain_lines_when_not_a_terminal():
     stream = io.StringIO()
     display = WaitDisplay(stream)
     display(update(4, submitted=1))
     display(update(10, finished=True))
-    assert stream.getvalue() == (
-        "4/10 rows done, 0 failed | batches: 1 completed, 1 in_progress | elapsed 1m05s | about 0m12s left"
-        "; submitted 1 queued shard\n"
-        "10/10 rows done, 0 failed | batches: 2 completed | elapsed 1m05s\n"
-    )
+    assert stream.getvalue() == f"{RUNNING}; submitted 1 queued shard\n{FINISHED}\n"
 
 
-def test_wait_display_rewrites_one_line_on_a_terminal():
+def test_wait_display_in_a_log_writes_a_line_only_when_the_run_moved():
+    stream = io.StringIO()
+    display = WaitDisplay(stream)
+    display(update(4))
+    display(update(4))  # nothing moved: only the clock would differ
+    display(update(4, submitted=1))  # a queued shard submitted is news
+    display(update(10, finished=True))
+    assert stream.getvalue() == f"{RUNNING}\n{RUNNING}; submitted 1 queued shard\n{FINISHED}\n"
+
+
+def test_wait_display_rewrites_one_line_on_a_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     stream = Terminal()
     display = WaitDisplay(stream)
     display(update(4))
     display(update(10, finished=True))
-    assert stream.getvalue() == (
-        "\r\x1b[K4/10 rows done, 0 failed | batches: 1 completed, 1 in_progress | elapsed 1m05s | about 0m12s left"
-        "\r\x1b[K10/10 rows done, 0 failed | batches: 2 completed | elapsed 1m05s\n"
-    )
+    assert stream.getvalue() == f"\r\x1b[K{RUNNING}\r\x1b[K{FINISHED}\n"
+
+
+def test_wait_display_on_a_narrow_terminal_cuts_the_line_to_its_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "41")
+    stream = Terminal()
+    WaitDisplay(stream)(update(4))
+    assert stream.getvalue() == "\r\x1b[K" + RUNNING[:40]
 
 
 def test_status_jobs_wait_first_line_has_no_time_left_before_a_rate(project, server):
@@ -58,7 +76,7 @@ def test_status_jobs_wait_first_line_has_no_time_left_before_a_rate(project, ser
     waited = project.run("status-jobs", "--wait", "--interval", "0.05")
     assert waited.exit_code == 0, waited.err
     first = waited.out.splitlines()[0]
-    assert first.startswith("4/8 rows done, 0 failed | batches: ")
+    assert first.startswith("[##########----------] 50% | 4/8 rows done, 0 failed | elapsed ")
     assert "left" not in first
 
 

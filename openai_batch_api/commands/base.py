@@ -89,13 +89,6 @@ def run_command(
     except BrokenPipeError:
         raise  # the reader of stdout left: the console script exits quietly
     except Exception as exc:
-        # An SDK error outside a Run step; the SDK is imported only by commands that call the API.
-        openai = sys.modules.get("openai")
-        if openai is not None and isinstance(exc, openai.OpenAIError) and not args.debug:
-            from ..utils.providers.openai import describe_api_error
-
-            print(f"error: {describe_api_error(exc)}", file=sys.stderr)
-            return ExitStatus.ERROR
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and not args.debug:
             print(f"error: {disk_full_message(exc, config)}", file=sys.stderr)
             return ExitStatus.ERROR

@@ -5,9 +5,10 @@ Light to import (the run's types are only annotations here): a command's `--help
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..utils.words import next_command, plural
 
 if TYPE_CHECKING:
     from ..step_results import Cancelled, Collated, Created, Retried, RunStatus, Submitted
@@ -20,21 +21,12 @@ if TYPE_CHECKING:
 STATUS_ORDER = ("ok", "error", "expired", "cancelled", "pending")
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    word = singular if count == 1 else (plural_form or singular + "s")
-    return f"{count:,} {word}"
-
-
 def format_bytes(size: int) -> str:
     for unit in ("bytes", "kB", "MB"):
         if size < 1000 or unit == "MB":
             return f"{size:,} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
         size /= 1000
     raise AssertionError("unreachable")
-
-
-def next_command(command: str, config_arg: str, *extra: str) -> str:
-    return shlex.join([command, "--config", config_arg, *extra])
 
 
 def missing_cells_lines(missing_cells: dict[str, int]) -> list[str]:
@@ -127,8 +119,7 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
     last = None
     for shard in ledger.shards:
         batch = shard.batch
-        counts = batch.request_counts if batch is not None else None
-        failed, completed = (counts.failed, counts.completed) if counts else (0, 0)
+        failed, completed = (batch.failed, batch.completed) if batch is not None else (0, 0)
         if not (shard.status == "failed" or (shard.finished and failed > completed)):
             continue
         if last is None:
@@ -140,7 +131,7 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
         if shard.status == "failed":
             if retried >= shard.rows:
                 continue
-            errors = batch.errors.data if batch is not None and batch.errors else None
+            errors = batch.errors if batch is not None else None
             reasons = "; ".join(
                 (f"line {e.line}: " if e.line else "") + f"{e.code}: {e.message}" for e in errors or []
             )
@@ -148,7 +139,7 @@ def batch_warnings(ledger: Ledger, *, data_path: Path) -> list[str]:
         elif failed - retried > completed:
             lines.append(
                 f"warning: batch {shard.batch_id} (shard {shard.key}) {shard.status} but "
-                f"{failed - retried:,} of {(counts.total if counts else 0) or shard.rows:,} requests failed"
+                f"{failed - retried:,} of {(batch.total if batch is not None else 0) or shard.rows:,} requests failed"
             )
     return lines
 
@@ -254,19 +245,17 @@ def local_time(timestamp: int | None) -> str:
 def batch_row(shard: ShardRecord) -> dict[str, Any]:
     """One shard and its batch, as status-jobs shows it (and as its --json holds it)."""
     batch = shard.batch
-    counts = batch.request_counts if batch is not None else None
-    errors = batch.errors.data if batch is not None and batch.errors else None
     return {
         "shard": shard.key,
         "batch_id": shard.batch_id,
         "status": shard.status,
         "created_at": batch.created_at if batch is not None else None,
         "in_progress_at": batch.in_progress_at if batch is not None else None,
-        "completed": counts.completed if counts else 0,
-        "failed": counts.failed if counts else 0,
-        "total": (counts.total if counts else 0) or shard.rows,
+        "completed": batch.completed if batch is not None else 0,
+        "failed": batch.failed if batch is not None else 0,
+        "total": (batch.total if batch is not None else 0) or shard.rows,
         "expires_at": batch.expires_at if batch is not None else None,
-        "errors": [{"code": e.code, "message": e.message, "line": e.line} for e in errors or []],
+        "errors": [{"code": e.code, "message": e.message, "line": e.line} for e in batch.errors] if batch else [],
     }
 
 
@@ -291,7 +280,7 @@ def batch_table(rows: list[dict[str, Any]]) -> str:
 def progress_line(progress: RunProgress) -> str:
     return (
         f"rows: {progress.rows_done:,} done, {progress.rows_failed:,} failed, {progress.rows_pending:,} pending "
-        f"of {progress.rows:,}; batches: {progress.finished_shards} of {progress.shards} finished"
+        f"of {progress.rows:,}; batches: {progress.finished_shards:,} of {progress.shards:,} finished"
     )
 
 
@@ -323,7 +312,6 @@ def status_json(status: RunStatus) -> str:
 
 def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[str]:
     """status-jobs: the table of batches, the counts, warnings, the cost so far and the next command."""
-
     progress = status.progress
     lines = [f"run {status.run_id}", batch_table([batch_row(s) for s in status.ledger.shards]), progress_line(progress)]
     lines += batch_warnings(status.ledger, data_path=config.data_path) + failure_lines(status.failures)
@@ -336,19 +324,22 @@ def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[
                 prices=config.prices,
             )
         )
-    if progress.finished and status.ledger.collated_at:
-        lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
-    elif progress.finished:
-        lines.append(f"next: {next_command('collate-output', config_arg)}")
-    elif in_doubt := status.ledger.in_doubt_shards():
-        lines.append(
+    return lines + next_lines(status, config_arg=config_arg)
+
+
+def next_lines(status: RunStatus, *, config_arg: str) -> list[str]:
+    """The command to run next, as status-jobs ends."""
+    if status.progress.finished and status.ledger.collated_at:
+        return [f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}"]
+    if status.progress.finished:
+        return [f"next: {next_command('collate-output', config_arg)}"]
+    if in_doubt := status.ledger.in_doubt_shards():
+        return [
             f"next: {next_command('status-jobs', config_arg, '--wait')} (it settles the "
             f"{plural(len(in_doubt), 'shard')} an interrupted create-batch left uploading or creating: each is "
             "found on the API side or submitted, once)"
-        )
-    else:
-        lines.append(f"next: {next_command('status-jobs', config_arg, '--wait')} (or run status-jobs again later)")
-    return lines
+        ]
+    return [f"next: {next_command('status-jobs', config_arg, '--wait')} (or run status-jobs again later)"]
 
 
 def cancelled_lines(cancelled: Cancelled) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -12,14 +13,17 @@ from ..utils.errors import UsageError
 from .base import run_command
 from .confirm import confirm
 from .reporting import cancelled_lines, collated_lines, plural, status_json, status_lines
+from .summary import is_compact, summary_lines, wait_line
 
 if TYPE_CHECKING:
+    from ..run import Run
     from ..step_results import Cancelled
     from ..utils.config import Config
     from ..utils.lifecycle.waiting import WaitUpdate
 
 DESCRIPTION = (
-    "Show every batch of the run with its progress, why failed rows failed, and the tokens used. "
+    "Show the run's batches with their progress, why failed rows failed, and the tokens used: every batch, "
+    "or on a run of more than 30 batches a summary that fits a screen (--all lists every batch). "
     "--wait polls until every batch is finished, submitting queued shards as room frees."
 )
 
@@ -39,7 +43,10 @@ def interval_seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the same information as JSON")
+    parser.add_argument("--json", action="store_true", help="print the same information as JSON, every batch")
+    parser.add_argument(
+        "--all", action="store_true", help="list every batch, however many (the default up to 30 batches)"
+    )
     parser.add_argument("--wait", action="store_true", help="poll until every batch of the run is finished")
     parser.add_argument(
         "--interval",
@@ -55,24 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class WaitDisplay:
-    """A live line on a terminal, plain periodic lines otherwise."""
+    """The run's summary in one line: redrawn in place on a terminal, a line per change otherwise (a log)."""
 
     def __init__(self, stream=sys.stdout) -> None:
         self.stream = stream
         self.live = stream.isatty()
+        self.last: str | None = None  # what the last plain line said, bar the clock
 
     def __call__(self, update: WaitUpdate) -> None:
-        progress = update.progress
-        statuses: dict[str, int] = {}
-        for shard_status in update.statuses:
-            statuses[shard_status] = statuses.get(shard_status, 0) + 1
-        by_status = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
-        left = update.seconds_left
-        line = (
-            f"{progress.rows_done:,}/{progress.rows:,} rows done, {progress.rows_failed:,} failed | "
-            f"batches: {by_status} | elapsed {clock(update.elapsed)}"
-            + (f" | about {clock(left)} left" if left is not None and not progress.finished else "")
-        )
+        line, moved = wait_line(update)
         notes = []
         if update.submitted:
             notes.append(f"submitted {plural(update.submitted, 'queued shard')}")
@@ -80,19 +78,17 @@ class WaitDisplay:
             notes.append(f"{plural(update.requeued, 'batch', 'batches')} back in the queue (token limit)")
         if update.retried_rows:
             notes.append(f"retrying {plural(update.retried_rows, 'failed row')}")
+        finished = update.progress.finished
         if self.live:
             if notes:
                 self.stream.write("\r\x1b[K" + "; ".join(notes) + "\n")
-            self.stream.write("\r\x1b[K" + line + ("\n" if progress.finished else ""))
-        else:
+            # A line wider than the terminal would wrap, and the next one would no longer replace it.
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r\x1b[K" + line[:width] + ("\n" if finished else ""))
+        elif notes or moved != self.last:
             self.stream.write(line + "".join(f"; {n}" for n in notes) + "\n")
+            self.last = moved
         self.stream.flush()
-
-
-def clock(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
@@ -111,6 +107,11 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
         raise UsageError("--collate goes with --wait: status-jobs --wait --collate")
     run = Run(config, config_arg=args.config, command="status-jobs")
     run.require()
+    with run.session():  # one API session, and one local backend, for every step below
+        return show_steps(run, args, config, json_stream=json_stream)
+
+
+def show_steps(run: Run, args: argparse.Namespace, config: Config, *, json_stream=None) -> int:
     if args.cancel:
 
         def ask(plan: Cancelled) -> bool:
@@ -138,8 +139,10 @@ def show_run(args: argparse.Namespace, config: Config, *, json_stream=None) -> i
             print(f"poll: {plural(status.api_calls, 'API call')}", file=sys.stderr)
     if args.json:
         print(status_json(status), file=json_stream or sys.stdout)
-    else:
+    elif args.all or not is_compact(status):
         print("\n".join(status_lines(status, config, config_arg=args.config)))
+    else:
+        print("\n".join(summary_lines(status, config, config_arg=args.config)))
     if args.wait and args.collate:
         print("\n".join(collated_lines(run.collate(), config, config_arg=args.config)))
     return 0

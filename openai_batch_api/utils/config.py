@@ -13,12 +13,20 @@ from urllib.parse import urlsplit
 import yaml
 
 from . import endpoints
+from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
 MAX_BATCH_BYTES = endpoints.MAX_FILE_BYTES
+# The batch APIs a run can go to; Anthropic's Message Batches take requests inline, up to their own limits.
+PROVIDERS = ("openai", "anthropic")
+DEFAULT_PROVIDER = "openai"
+PROVIDER_LIMITS = {
+    "openai": (MAX_REQUESTS_PER_BATCH, MAX_BATCH_BYTES),
+    "anthropic": (endpoints.ANTHROPIC_MAX_REQUESTS, endpoints.ANTHROPIC_MAX_BATCH_BYTES),
+}
 # The range the API allows for output_expires_after.seconds.
 RETENTION_MIN_SECONDS, RETENTION_MAX_SECONDS = 3600, 30 * 24 * 3600
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -32,6 +40,7 @@ MAX_POLL_INTERVAL = 86400
 
 # key -> one-line meaning; the README's config reference is checked against this.
 CONFIG_KEYS: dict[str, str] = {
+    "provider": "the batch API: openai (default) or anthropic (Message Batches)",
     "input_file": "the table of rows: .csv, .pkl, .parquet or .jsonl",
     "id_column": "the column holding each row's unique id",
     "endpoint": "the Batch API endpoint: /v1/chat/completions (default), /v1/responses, /v1/embeddings, "
@@ -43,13 +52,13 @@ CONFIG_KEYS: dict[str, str] = {
     "prompt": "the system message of every request (chat, responses, completions only)",
     "examples": "few-shot pairs `[{user: ..., assistant: ...}]` sent before each row (chat, responses)",
     "batch_size": "the most rows in one batch (at most max_requests_per_batch)",
-    "max_requests_per_batch": "the most requests the server takes in one batch file (OpenAI: 50000)",
-    "max_batch_bytes": "the most bytes the server takes in one batch file (OpenAI: 200 MB)",
+    "max_requests_per_batch": "the most requests the server takes in one batch (OpenAI: 50000, Anthropic: 100000)",
+    "max_batch_bytes": "the most bytes the server takes in one batch (OpenAI: 200 MB, Anthropic: 256 MB)",
     "result_retention": "how long the server keeps result files: seconds or a duration like 7d (1h to 30d)",
     "model_params": "fields spread into every request body; `model` is required",
     "output_file": "where collate-output writes the table: .pkl, .csv, .parquet or .jsonl",
     "data_path": "the folder for task files, downloaded results and the run state",
-    "base_url": "an OpenAI-compatible server, or `local` for the built-in local backend",
+    "base_url": "an OpenAI-compatible server (or Anthropic's API), or `local` for the built-in local backend",
     "local_backend": "options of the local backend when base_url is local",
     "max_enqueued_tokens": "submit only batches whose prompt tokens fit under this many enqueued tokens",
     "max_cost": "refuse to submit when the estimated cost in USD is above this",
@@ -58,6 +67,8 @@ CONFIG_KEYS: dict[str, str] = {
     "answer_column_prefix": "prefix of the columns made from a JSON schema's properties",
     "concurrency": "how many uploads, creations and downloads run at once",
     "poll_interval": "seconds between polls of `status-jobs --wait` at first (it backs off)",
+    "notify": "a shell command run once when the run ends, told how in OPENAI_BATCH_API_* variables",
+    "notify_url": "an https:// URL sent one POST of JSON when the run ends (Slack, Teams incoming webhooks)",
 }
 LEGACY_KEYS = {
     "image_url": "image_url_column",  # older spelling, same meaning
@@ -105,6 +116,9 @@ class Config:
     answer_column_prefix: str = "answer_"
     concurrency: int = 4
     poll_interval: float = 30.0
+    provider: str = DEFAULT_PROVIDER
+    notify: str | None = None  # a shell command run when the run ends
+    notify_url: str | None = None  # https://, or http:// to this machine
     # How messages name a config given from Python ("batch()"): a mapping has no file to name.
     source: str | None = None
 
@@ -145,6 +159,27 @@ def interval_problem(value: Any, *, shown: str | None = None) -> str | None:
     return None
 
 
+def notify_url_problem(value: Any) -> str | None:
+    """What is wrong with notify_url, or None.
+
+    Plain http:// would show the run's name and counts to the network: only to this machine. A
+    webhook URL often holds its secret, so a message names only its scheme and host.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return f"must be an https:// URL, got {_type_name(value)}"
+    parts = urlsplit(value.strip())
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname:
+        if is_loopback(parts.hostname):
+            return None
+        return (
+            "must be an https:// URL (plain http:// only to this machine: localhost, 127.x.x.x, ::1), "
+            f"got http://{parts.hostname}/..."
+        )
+    return "must be an https:// URL such as https://hooks.slack.com/services/..."
+
+
 def parse_duration(value: Any) -> int | None:
     """Seconds from a whole number of seconds or a text like "3600", "90m", "12h" or "7d"; None if neither."""
     if _is_int(value):
@@ -172,6 +207,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
     elif key == "prompt":
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string (the system message)"
+    elif key == "provider":
+        if value not in PROVIDERS:
+            close = difflib.get_close_matches(str(value), PROVIDERS, n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return f"must be one of {', '.join(PROVIDERS)}, got {value!r}{hint}"
     elif key == "endpoint":
         if value not in endpoints.ENDPOINTS:
             close = difflib.get_close_matches(str(value), endpoints.ENDPOINTS, n=1, cutoff=0.5)
@@ -230,6 +270,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a positive number, got {value!r}"
     elif key == "poll_interval":
         return interval_problem(value)
+    elif key == "notify":
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a shell command as a non-empty string, got {_type_name(value)}"
+    elif key == "notify_url":
+        return notify_url_problem(value)
     return None
 
 
@@ -413,9 +458,10 @@ def validate_config_mapping(
     values: dict[str, Any] = {}
     problems: list[str] = []
     # batch_size is checked against the server's limit, when that limit is itself valid.
+    provider = raw.get("provider") if raw.get("provider") in PROVIDERS else DEFAULT_PROVIDER
     max_requests = raw.get("max_requests_per_batch")
     if _check_value("max_requests_per_batch", max_requests) is not None:
-        max_requests = MAX_REQUESTS_PER_BATCH
+        max_requests = PROVIDER_LIMITS[provider][0]
     for key, value in raw.items():
         key = str(key)
         if key in LEGACY_KEYS:
@@ -447,6 +493,8 @@ def validate_config_mapping(
             problems.extend(
                 _model_params_schema_problems(endpoint, values["model_params"], base_url=values.get("base_url"))
             )
+    if provider == "anthropic":
+        problems.extend(_anthropic_problems(raw, values))
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
         raise ConfigError(f"{where}: {count}{'; '.join(problems)}")
@@ -475,10 +523,42 @@ def validate_config_mapping(
             )
     if "result_retention" in values:
         values["result_retention"] = parse_duration(values["result_retention"])
-    base_url = values.get("base_url")
-    if base_url is not None:
-        values["base_url"] = base_url.strip()
+    for key in ("base_url", "notify_url"):
+        if values.get(key) is not None:
+            values[key] = values[key].strip()
+    if provider == "anthropic":
+        values["endpoint"] = endpoints.MESSAGES
+        values.setdefault("max_requests_per_batch", endpoints.ANTHROPIC_MAX_REQUESTS)
+        values.setdefault("max_batch_bytes", endpoints.ANTHROPIC_MAX_BATCH_BYTES)
+        values.setdefault("batch_size", endpoints.ANTHROPIC_MAX_REQUESTS)
     return Config(path=path, source=source, **values)
+
+
+def refuse_unsubmittable(config: Config) -> None:
+    """Refuse, before any call or file, a provider whose batches this version cannot submit yet.
+
+    provider anthropic builds and checks every Message Batches request and estimates its cost (a dry
+    run); its requests must never go to OpenAI's Batch API instead.
+    """
+    if config.provider != DEFAULT_PROVIDER:
+        raise ConfigError(
+            f"{config.path}: provider {config.provider}: this version checks its requests and estimates their "
+            "cost (create-batch --dry-run) but cannot submit them yet; use provider openai to submit"
+        )
+
+
+def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
+    """What provider anthropic refuses: OpenAI's endpoint choice, and model_params the Messages API has not."""
+    from .message_fields import message_params_problems
+
+    problems = []
+    if raw.get("endpoint") is not None:
+        problems.append(f"'endpoint' is for provider openai; provider anthropic sends {endpoints.MESSAGES}: remove it")
+    if raw.get("image_detail") is not None:
+        problems.append("'image_detail' is for provider openai; Anthropic sizes images itself: remove it")
+    if isinstance(values.get("model_params"), dict):
+        problems.extend(message_params_problems(values["model_params"]))
+    return problems
 
 
 # The folders of data_path the tool writes and removes files in (task files, downloaded results, the

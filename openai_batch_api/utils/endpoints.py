@@ -28,3 +28,8 @@ BUILT_FIELDS = {
 # The API's limits on one batch input file.
 MAX_REQUESTS_PER_FILE = 50_000
 MAX_FILE_BYTES = 200 * 1000 * 1000  # the API takes files up to 200 MB; stay under it
+
+# Anthropic's Message Batches: one Messages request per row, sent inline with the batch's creation.
+MESSAGES = "/v1/messages"
+ANTHROPIC_MAX_REQUESTS = 100_000
+ANTHROPIC_MAX_BATCH_BYTES = 256 * 1000 * 1000  # the API takes up to 256 MB; stay under it either way

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from ..lifecycle.collation import result_file_path, shard_ids
+from ..lifecycle.collation import shard_ids
 from ..state.ledger import Ledger, ShardRecord
-from .results import FailureGroup, load_results, summarize_failures
 
 
 def last_attempts(ledger: Ledger, data_path: Path) -> dict[str, int]:
@@ -36,25 +32,3 @@ def superseded_rows(shard: ShardRecord, last: dict[str, int], data_path: Path) -
     if not any(attempt > shard.attempt for attempt in last.values()):
         return 0
     return sum(last.get(custom_id, 0) > shard.attempt for custom_id in shard_ids(data_path / shard.path))
-
-
-def latest_failure_groups(ledger: Ledger, data_path: Path) -> list[FailureGroup]:
-    """Why rows failed, from the finished batches' error files on disk, each row by its latest attempt."""
-    last = last_attempts(ledger, data_path)
-    frames = []
-    for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
-        if not shard.finished or shard.batch is None or not shard.batch.error_file_id:
-            continue
-        failures = load_results([result_file_path(data_path, shard, "errors")])
-        if last:
-            # An array, not a list: an empty list would select no columns rather than no rows.
-            latest = np.fromiter(
-                (last.get(custom_id, 0) <= shard.attempt for custom_id in failures.index),
-                dtype=bool,
-                count=len(failures),
-            )
-            failures = failures[latest]
-        frames.append(failures)
-    if not frames:
-        return []
-    return summarize_failures(pd.concat(frames))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -20,35 +19,12 @@ import pandas as pd
 
 from ..errors import BatchToolError
 from . import result_columns as columns
+from .failures import FailureGroup  # noqa: F401 - where callers have found it
+from .failures import request_failure as _failure
+from .message_results import is_message_result, message_answer, message_failure
 
-# Codes of failures that a later attempt can fix: capacity, limits, outages, time running out, and
-# a server behind the local backend that could not be reached (it may be up by the next attempt).
-# Other 4xx errors (a bad request, a missing model, content policy) fail the same way every time.
-RETRYABLE_CODES = frozenset(
-    {
-        "batch_expired",
-        "upstream_unreachable",
-        "token_limit_exceeded",
-        "rate_limit_exceeded",
-        "server_error",
-        "internal_error",
-        "service_unavailable",
-        "engine_overloaded",
-        "timeout",
-        "request_timeout",
-    }
-)
-# Statuses meaning "try again later": request timeout, too many requests, and every server error.
-RETRYABLE_STATUS = frozenset({408, 429})
-# A cancelled row is not retried by default: someone chose to stop the batch, and an automatic
-# retry would undo that choice.
-_STATUS_OF_CODE = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
 # Responses-API reasons a reply stopped early, in the chat completions' finish_reason words.
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
-
-
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split()) if text is not None else ""
 
 
 def _joined_text(parts: list) -> str | None:
@@ -164,6 +140,13 @@ class _ResultLines:
                     error = record.get("error")
                     if response is not None and error is None and response.get("status_code") == 200:
                         answer = _answer(response.get("body") or {})
+                    elif is_message_result(record):  # Anthropic's Message Batches
+                        result = record["result"]
+                        if result["type"] == "succeeded":
+                            answer = message_answer(result["message"])
+                        else:
+                            add_failure((len(self.ids), *message_failure(result)))
+                            answer = _NO_ANSWER
                     else:
                         add_failure((len(self.ids), *_failure(response, error)))
                         answer = _NO_ANSWER
@@ -253,39 +236,6 @@ def _last_attempt_only(frame: pd.DataFrame) -> pd.DataFrame:
     """Each custom_id's last row, in the order they were last seen: a custom_id seen again is a later attempt."""
     repeated = frame.index.duplicated(keep="last")
     return frame[~repeated] if repeated.any() else frame
-
-
-def _failure(response: dict | None, error: dict | None) -> tuple[str, str, str, bool]:
-    """(api_status, api_error, api_error_code, api_retryable) of a request that did not succeed."""
-    if error is None:
-        status_code = response.get("status_code")
-        body = response.get("body")
-        detail = body.get("error") if isinstance(body, dict) else None
-        detail = detail if isinstance(detail, dict) else {}
-        code = str(detail.get("code") or detail.get("type") or f"http_{status_code}")
-        message = _one_line(detail.get("message") or body or "no error message")
-        retryable = (
-            code in RETRYABLE_CODES
-            or "timeout" in code
-            or status_code in RETRYABLE_STATUS
-            or (isinstance(status_code, int) and status_code >= 500)
-        )
-        return "error", f"{status_code} {code}: {message}", code, retryable
-    code = str(error.get("code") or "unknown_error")
-    message = _one_line(error.get("message") or "no error message")
-    status = _STATUS_OF_CODE.get(code, "error")
-    return status, f"{code}: {message}", code, code in RETRYABLE_CODES or "timeout" in code
-
-
-@dataclass(frozen=True)
-class FailureGroup:
-    """The failed requests that share one error code."""
-
-    code: str
-    count: int
-    retryable: bool  # True when every request of the group failed retryably
-    example_id: str
-    example_error: str
 
 
 def summarize_failures(results: pd.DataFrame) -> list[FailureGroup]:

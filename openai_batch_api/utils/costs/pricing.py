@@ -47,12 +47,25 @@ PRICES: dict[str, tuple[float, float]] = {
     # Moderations are free.
     "omni-moderation-latest": (0.0, 0.0),
     "text-moderation-latest": (0.0, 0.0),
+    # Anthropic's Claude models, from anthropic.com/pricing as listed in November 2025. Message
+    # Batches bill half of these, the same discount as OpenAI's Batch API.
+    "claude-opus-4-5": (5.00, 25.00),
+    "claude-opus-4-1": (15.00, 75.00),
+    "claude-opus-4": (15.00, 75.00),
+    "claude-sonnet-4-5": (3.00, 15.00),
+    "claude-sonnet-4": (3.00, 15.00),
+    "claude-3-7-sonnet": (3.00, 15.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-3-5-haiku": (0.80, 4.00),
+    "claude-3-haiku": (0.25, 1.25),
 }
 TABLE_SOURCE = "package price table (August 2025)"
+CLAUDE_TABLE_SOURCE = "package price table (Anthropic, November 2025)"
 CONFIG_SOURCE = "config prices"
 
-# A dated snapshot ("gpt-4o-mini-2024-07-18", "gpt-3.5-turbo-0125") is billed like its base name.
-_SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+# A dated snapshot ("gpt-4o-mini-2024-07-18", "gpt-3.5-turbo-0125", "claude-sonnet-4-5-20250929") or
+# Anthropic's alias of the newest one ("claude-3-5-haiku-latest") is billed like its base name.
+_SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest)$")
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,8 @@ def resolve_price(model: str, overrides: Mapping[str, Any] | None = None) -> Mod
             return _price_from_override(name, overrides[name])
         if name in PRICES:
             input_price, output_price = PRICES[name]
-            return ModelPrice(model=name, input=input_price, output=output_price, source=TABLE_SOURCE)
+            source = CLAUDE_TABLE_SOURCE if name.startswith("claude") else TABLE_SOURCE
+            return ModelPrice(model=name, input=input_price, output=output_price, source=source)
     return None
 
 

@@ -269,6 +269,11 @@ _ESTIMATORS: dict[str, TokenEstimator] = {}
 
 def get_estimator(model: str | None = None) -> TokenEstimator:
     """A TokenEstimator for `model`, shared by every model that uses the same encoding."""
+    if model and str(model).startswith("claude"):
+        from .claude_tokens import ClaudeTokenEstimator  # an approximation: Claude's tokenizer is not public
+
+        estimator = _ESTIMATORS.get("claude")
+        return estimator or _ESTIMATORS.setdefault("claude", ClaudeTokenEstimator(model))
     encoding_name = encoding_name_for(model)
     estimator = _ESTIMATORS.get(encoding_name)
     if estimator is None:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import openai
-from openai.types import Batch
-
 from ..config import Config
 from ..errors import LostRunError
 from ..next_steps import next_step, option
-from ..providers.openai import BatchApi, is_missing_listing, open_api
+from ..providers.base import ListingMissing, Provider, ProviderError
 from ..requests import ShardPlan
-from ..state.ledger import ANSWERING_STATUSES, Ledger, ShardRecord, file_sha256, request_sha256
+from ..state.batch_state import ANSWERING_STATUSES, BatchState
+from ..state.ledger import Ledger, ShardRecord, file_sha256, request_sha256
 from ..state.run_store import STORE_NAME, RunStore
 from .planning import CostReport, attempt_dir, new_ledger, plan_attempt
 
@@ -42,18 +40,18 @@ class EarlierRuns:
     """What the batches listing holds of earlier runs of this input and data_path."""
 
     searched: bool  # False: the server does not list batches
-    runs: dict[str, list[Batch]] = field(default_factory=dict)  # run id -> its batches, newest run first
+    runs: dict[str, list[BatchState]] = field(default_factory=dict)  # run id -> its batches, newest run first
     notices: list[str] = field(default_factory=list)
 
     @property
-    def newest(self) -> tuple[str, list[Batch]] | None:
+    def newest(self) -> tuple[str, list[BatchState]] | None:
         return next(iter(self.runs.items()), None)
 
 
-def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None = None) -> EarlierRuns:
+def find_earlier_runs(api: Provider, *, tags: dict[str, str], now: float | None = None) -> EarlierRuns:
     """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first."""
     since = (time.time() if now is None else now) - SEARCH_DAYS * 86400
-    runs: dict[str, list[Batch]] = {}
+    runs: dict[str, list[BatchState]] = {}
     try:
         for batch in api.list_batches():
             if batch.created_at < since:
@@ -61,13 +59,11 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None 
             meta = batch.metadata or {}
             if meta.get(RUN_TAG) and all(meta.get(k) == v for k, v in tags.items()):
                 runs.setdefault(meta[RUN_TAG], []).append(batch)
-    except openai.APIStatusError as exc:
-        if not is_missing_listing(exc):
-            raise
+    except ListingMissing as exc:
         return EarlierRuns(
             searched=False,
             notices=[
-                f"the server does not list batches ({exc.status_code}): whether a run of this input and "
+                f"the server does not list batches ({exc.status}): whether a run of this input and "
                 "data_path was already submitted (and its run state lost) cannot be checked"
             ],
         )
@@ -75,17 +71,11 @@ def find_earlier_runs(api: BatchApi, *, tags: dict[str, str], now: float | None 
     return EarlierRuns(searched=True, runs=runs)
 
 
-def cleaned_up(api: BatchApi, batches: list[Batch]) -> bool:
+def cleaned_up(api: Provider, batches: list[BatchState]) -> bool:
     """Whether delete-tasks removed this run: none of its batches runs, and their input files are deleted."""
-    if any(batch.status in RUNNING_STATUSES for batch in batches):
+    if any(batch.answering for batch in batches):
         return False
-    for batch in batches[:DELETED_CHECKS]:
-        try:
-            api.retrieve_file(batch.input_file_id)
-            return False
-        except openai.NotFoundError:
-            continue
-    return True
+    return not any(api.file_exists(batch.input_file_id) for batch in batches[:DELETED_CHECKS])
 
 
 def refusal(config: Config, earlier: EarlierRuns, *, config_arg: str) -> LostRunError:
@@ -113,47 +103,46 @@ class StartedRun:
     notices: list[str]
 
 
-def start_run(config: Config, *, input_hash: str, adopt: bool, config_arg: str) -> StartedRun:
+def start_run(api: Provider, config: Config, *, input_hash: str, adopt: bool, config_arg: str) -> StartedRun:
     """Begin the run of data_path (which holds none): refuse, or adopt, when the API holds a lost run's batches."""
     draft = Ledger(
         run_id="", created_at=0, input_sha256=input_hash, request_sha256=request_sha256(config), rows=0,
         token_method="",
     )
-    with open_api(config) as api:
-        earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
-        if not earlier.searched and adopt:
-            raise LostRunError(
-                f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
-                "look for the run's batches on the server and cancel them, or run create-batch without --adopt"
-            )
-        if earlier.newest is not None and not adopt:
-            raise refusal(config, earlier, config_arg=config_arg)
-        if earlier.newest is None and adopt:
-            # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
-            raise LostRunError(
-                f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
-                f"was made from {config.input_file} and this data_path; run "
-                f"{next_step(config, config_arg, 'create-batch')} without {option(config, '--adopt', 'adopt=True')} "
-                "to start a new run"
-            )
-        plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
-        ledger = new_ledger(config, plan, input_hash=input_hash)
-        adopted = 0
-        if earlier.newest is not None:
-            run_id, batches = earlier.newest
-            adopted = adopt_batches(api, config, ledger, run_id=run_id, batches=batches)
+    earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+    if not earlier.searched and adopt:
+        raise LostRunError(
+            f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
+            "look for the run's batches on the server and cancel them, or run create-batch without --adopt"
+        )
+    if earlier.newest is not None and not adopt:
+        raise refusal(config, earlier, config_arg=config_arg)
+    if earlier.newest is None and adopt:
+        # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
+        raise LostRunError(
+            f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
+            f"was made from {config.input_file} and this data_path; run "
+            f"{next_step(config, config_arg, 'create-batch')} without {option(config, '--adopt', 'adopt=True')} "
+            "to start a new run"
+        )
+    plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
+    ledger = new_ledger(config, plan, input_hash=input_hash)
+    adopted = 0
+    if earlier.newest is not None:
+        run_id, batches = earlier.newest
+        adopted = adopt_batches(api, config, ledger, run_id=run_id, batches=batches)
     store = RunStore.create(config.data_path, ledger)
     return StartedRun(store, plan, cost, adopted, earlier.notices)
 
 
-def adopt_batches(api: BatchApi, config: Config, ledger: Ledger, *, run_id: str, batches: list[Batch]) -> int:
+def adopt_batches(api: Provider, config: Config, ledger: Ledger, *, run_id: str, batches: list[BatchState]) -> int:
     """Make `ledger` run `run_id` again, its shards holding `batches`; return how many batches were adopted.
 
     The first attempt's shards were just built again; a retry attempt's shard files are the input
     files of its batches, downloaded. Each is checked against the shard hash its batch carries.
     """
     ledger.adopt_run(run_id, created_at=min(b.created_at for b in batches))
-    by_shard: dict[str, list[Batch]] = {}
+    by_shard: dict[str, list[BatchState]] = {}
     for batch in batches:
         by_shard.setdefault((batch.metadata or {}).get("shard", ""), []).append(batch)
     built = {s.key: s for s in ledger.shards}
@@ -185,14 +174,14 @@ def shard_order(key: str) -> tuple[int, int]:
         return (0, 0)
 
 
-def submission_of(batch: Batch) -> int:
+def submission_of(batch: BatchState) -> int:
     try:
         return int((batch.metadata or {}).get("submission", "1"))
     except ValueError:
         return 1
 
 
-def downloaded_shard(api: BatchApi, config: Config, *, key: str, batch: Batch) -> ShardRecord:
+def downloaded_shard(api: Provider, config: Config, *, key: str, batch: BatchState) -> ShardRecord:
     """A retry attempt's shard, its file fetched from the batch's input file."""
     attempt, index = shard_order(key)
     if attempt < 2:
@@ -202,8 +191,10 @@ def downloaded_shard(api: BatchApi, config: Config, *, key: str, batch: Batch) -
         )
     path = attempt_dir(config.data_path, attempt) / f"shard-{index:04d}.jsonl"
     try:
-        api.download_file(batch.input_file_id, path)
-    except openai.NotFoundError:
+        api.download(batch.input_file_id, path)
+    except ProviderError as exc:
+        if exc.status != 404:
+            raise
         raise LostRunError(
             f"{config.data_path}: the input file {batch.input_file_id} of batch {batch.id} (retry shard {key}) is "
             "gone from the server, so which rows it holds is unknown; the run cannot be taken up again safely: "

@@ -62,16 +62,14 @@ def unanswered_outcomes(ledger: Ledger, data_path: Path) -> dict[str, tuple[str,
     """
     outcomes: dict[str, tuple[str, str | None, str | None]] = {}
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
-        counts = shard.batch.request_counts if shard.batch is not None else None
-        answered = counts.completed + counts.failed if counts else 0
+        answered = shard.batch.completed + shard.batch.failed if shard.batch is not None else 0
         if shard.finished and shard.status == "completed" and answered >= shard.rows:
             continue
         if not shard.finished:
             outcome: tuple[str, str | None, str | None] = ("pending", None, None)
         else:
             status, code, error = UNANSWERED[shard.status]
-            errors = shard.batch.errors if shard.batch is not None else None
-            reasons = [e.message for e in (errors.data or [])] if errors else []
+            reasons = [e.message for e in shard.batch.errors] if shard.batch is not None else []
             if shard.status == "failed" and reasons:
                 error = f"the batch failed: {reasons[0]}"
             outcome = (status, code, error)

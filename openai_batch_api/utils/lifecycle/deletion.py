@@ -7,11 +7,11 @@ from itertools import islice
 from pathlib import Path
 
 from ..files.atomic_files import TEMP_NAME
-from ..providers.openai import BatchApi
+from ..files.parallel import run_in_parallel
+from ..providers.base import Provider
 from ..state.ledger import Ledger
 from ..state.run_store import FETCH_ROWS, RunStore
 from .result_files import finished_result_files
-from .submission import run_in_parallel
 
 
 def remote_file_ids(ledger: Ledger) -> list[str]:
@@ -26,7 +26,7 @@ def remote_file_ids(ledger: Ledger) -> list[str]:
     return list(ids)
 
 
-def delete_remote_files(api: BatchApi, store: RunStore, *, workers: int) -> int:
+def delete_remote_files(api: Provider, store: RunStore, *, workers: int) -> int:
     """Delete the run's files on the API side in parallel; each deletion is recorded, so a re-run skips it."""
     done = store.remote_deleted()
     todo = [file_id for file_id in remote_file_ids(store.ledger) if file_id not in done]

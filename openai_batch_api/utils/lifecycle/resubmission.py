@@ -9,13 +9,13 @@ from ..answers import result_columns as columns
 from ..config import Config
 from ..errors import BatchToolError
 from ..next_steps import next_step
-from ..providers.openai import BatchApi
+from ..providers.base import Provider
 from ..state.run_store import RunStore
 from .collation import collate_results, download_results
 from .planning import CostReport, attempt_dir, plan_attempt, shard_records
 
 
-def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all: bool) -> list[str]:
+def rows_to_retry(api: Provider, store: RunStore, config: Config, *, include_all: bool) -> list[str]:
     """Ids of the rows to submit again: failed retryably or unanswered (or, with include_all, any failure)."""
     ledger = store.ledger
     running = [s for s in ledger.shards if not s.finished]  # queued shards too: the run is not over
@@ -33,7 +33,7 @@ def rows_to_retry(api: BatchApi, store: RunStore, config: Config, *, include_all
 
 
 def add_retry_attempt(
-    api: BatchApi, store: RunStore, config: Config, *, include_all: bool
+    api: Provider, store: RunStore, config: Config, *, include_all: bool
 ) -> tuple[int, int, CostReport] | None:
     """Build the next attempt from the rows to retry and add it to the run.
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from ..providers.openai import BatchApi
+from ..files.parallel import run_in_parallel
+from ..providers.base import Provider
 from ..state.ledger import Ledger, ShardRecord
 from ..state.run_store import RunStore
-from .submission import run_in_parallel
 
 RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
@@ -39,7 +39,7 @@ def finished_result_files(
 
 
 def download_results(
-    api: BatchApi, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
+    api: Provider, store: RunStore, *, workers: int, kinds: Collection[str] = RESULT_KINDS
 ) -> list[Path]:
     """Download what is not on disk yet, in parallel; result files never change, so each is fetched once.
 
@@ -49,9 +49,20 @@ def download_results(
     `kinds=("errors",)` fetches only the error files: enough to say why requests failed, and a small
     part of the output files' size (hundreds of MB at a million rows).
     """
+    files = recorded_result_files(store, kinds=kinds)
+    missing = [(file_id, path) for file_id, path in files if not path.exists()]
+    run_in_parallel(lambda item: api.download(item[0], item[1]), missing, workers=workers)
+    return [path for _, path in files]
+
+
+def recorded_result_files(store: RunStore, *, kinds: Collection[str] = RESULT_KINDS) -> list[tuple[str, Path]]:
+    """(file id, local path) of the finished batches' result files, each recorded in the run store as the run's own."""
     files = finished_result_files(store.ledger, store.data_path, kinds=kinds)
     # All of them, not only the missing: a status-jobs without the run lock records nothing.
     store.record_local_files((path for _, path in files), kind="result")
-    missing = [(file_id, path) for file_id, path in files if not path.exists()]
-    run_in_parallel(lambda item: api.download_file(item[0], item[1]), missing, workers=workers)
-    return [path for _, path in files]
+    return files
+
+
+def results_on_disk(ledger: Ledger, data_path: Path, *, kinds: Collection[str] = RESULT_KINDS) -> bool:
+    """Whether every finished batch's result files of `kinds` are downloaded already."""
+    return all(path.exists() for _, path in finished_result_files(ledger, data_path, kinds=kinds))

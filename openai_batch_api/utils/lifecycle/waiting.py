@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from ..config import Config
 from ..errors import BatchToolError
 from ..next_steps import next_step
-from ..providers.openai import BatchApi
+from ..providers.base import Provider
 from ..state.ledger import Ledger
 from ..state.run_store import RunStore
+from .notify import notify_run_end
 from .resubmission import add_retry_attempt
 from .submission import RunProgress, reconcile, refresh, run_progress, submit_waiting
 
@@ -41,7 +42,7 @@ class WaitUpdate:
 
 
 def wait_for_run(
-    api: BatchApi,
+    api: Provider,
     store: RunStore,
     config: Config,
     *,
@@ -53,7 +54,8 @@ def wait_for_run(
 
     Shards an interrupted create-batch left uploading or creating are settled first, as create-batch
     does (found on the API side, or submitted once); a run left with shards nothing will move is an
-    error at once, never an endless wait.
+    error at once, never an endless wait. At the end the config's notify command and notify_url are
+    told, once per run.
     """
     ledger = store.ledger
     reconcile(api, store)
@@ -89,6 +91,7 @@ def wait_for_run(
             )
         )
         if progress.finished:
+            notify_run_end(store, config, progress)  # once per run; a failure to tell is logged, never raised
             return progress
         check_moving(ledger, config)
         sleep(delay)

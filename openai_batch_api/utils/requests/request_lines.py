@@ -11,6 +11,7 @@ import orjson
 from ..config import Config
 from ..endpoints import CHAT, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 from ..errors import ConfigError
+from .message_params import build_message_params
 
 # Between the prompt and the row's content in a legacy completion's prompt text.
 COMPLETION_SEPARATOR = "\n\n"
@@ -92,7 +93,18 @@ def build_request_body(
 
 
 def config_request_body(config: Config, *, content: str, image_url: str | None) -> dict[str, Any]:
-    """build_request_body with the config's endpoint, prompt, examples and model parameters."""
+    """build_request_body with the config's endpoint, prompt, examples and model parameters.
+
+    With provider anthropic, the params of a Messages request (see message_params).
+    """
+    if config.provider == "anthropic":
+        return build_message_params(
+            prompt=config.prompt,
+            examples=config.examples,
+            content=content,
+            image_url=image_url,
+            model_params=config.model_params,
+        )
     return build_request_body(
         endpoint=config.endpoint,
         prompt=config.prompt,

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from openai.types import Batch
-
 from ..config import Config
 from ..endpoints import DEFAULT_ENDPOINT
 from ..errors import BatchToolError, RunChangedError
+from .batch_state import BatchState, batch_state_from_openai
 
 # The state file of earlier versions, imported once into the run store.
 LEDGER_NAME = "ledger.json"
@@ -35,24 +34,8 @@ CREATING = "creating"  # a batch creation was started: it may or may not exist
 SUBMITTED = "submitted"  # batch_id known
 CANCELLED = "cancelled"  # cancelled while still queued: never to be submitted
 
-# Batch statuses after which a batch never changes again.
-FINISHED_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
-# Batch statuses of a batch still answering rows, and billing for them (a cancelling one answers no more).
-ANSWERING_STATUSES = frozenset({"validating", "in_progress", "finalizing"})
-# The error code of a batch refused because the organisation's queue of enqueued tokens was full.
-TOKEN_LIMIT_CODE = "token_limit_exceeded"
 # The intents recorded before a call that changes the API side, and the state each puts a shard in.
 INTENT_STATES = {"upload": UPLOADING, "create": CREATING}
-
-
-def batch_error_codes(batch: Batch | None) -> list[str]:
-    errors = batch.errors.data if batch is not None and batch.errors and batch.errors.data else []
-    return [e.code or "" for e in errors]
-
-
-def failed_for_token_limit(batch: Batch) -> bool:
-    """A batch that failed only because the queue was full: not a failure of its rows."""
-    return batch.status == "failed" and TOKEN_LIMIT_CODE in batch_error_codes(batch)
 
 
 @dataclass
@@ -71,7 +54,7 @@ class ShardRecord:
     submission: int = 1  # bumped when a token-limit failure sends the shard back to the queue
     file_id: str | None = None
     batch_id: str | None = None
-    batch: Batch | None = None  # the last snapshot of the batch seen from the API
+    batch: BatchState | None = None  # the last snapshot of the batch seen from the API
     requeued_batch_ids: list[str] = field(default_factory=list)
 
     @property
@@ -85,7 +68,7 @@ class ShardRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
+        return self.batch.finished if self.batch is not None else self.state == CANCELLED
 
     @property
     def is_running(self) -> bool:
@@ -127,22 +110,22 @@ class ShardRecord:
         """The upload's answer: its file, or None when it was lost and never made (uploaded again later)."""
         self.file_id, self.state = (file_id, UPLOADED) if file_id else (None, PENDING)
 
-    def submitted(self, batch: Batch | None) -> None:
+    def submitted(self, batch: BatchState | None) -> None:
         """The creation's answer: its batch, or None when none was made (the shard waits for another)."""
         if batch is None:
             self.state = UPLOADED
             return
         self.batch_id, self.batch, self.state = batch.id, batch, SUBMITTED
 
-    def observe(self, batch: Batch) -> bool:
+    def observe(self, batch: BatchState) -> bool:
         """The batch as the API now shows it; True when that sent the shard back to the queue."""
         self.batch = batch
-        if failed_for_token_limit(batch):
+        if batch.failed_for_token_limit:
             self.requeue(batch.id)
             return True
         return False
 
-    def batch_cancelled(self, batch: Batch) -> None:
+    def batch_cancelled(self, batch: BatchState) -> None:
         """The batch as its cancel left it: the run is being cancelled, so nothing goes back to the queue."""
         self.batch = batch
 
@@ -153,7 +136,7 @@ class ShardRecord:
         self.batch_id, self.batch, self.state = None, None, UPLOADED
         self.submission += 1
 
-    def adopt(self, batches: list[Batch], *, submission: int) -> None:
+    def adopt(self, batches: list[BatchState], *, submission: int) -> None:
         """Take up the batches of a lost run made for this shard (oldest first): the latest is its batch,
         the earlier ones were requeued; a latest one refused for the token limit sends it back to the queue."""
         latest = batches[-1]
@@ -161,7 +144,7 @@ class ShardRecord:
         self.submission = submission
         self.file_id = latest.input_file_id
         self.submitted(latest)
-        if failed_for_token_limit(latest):  # the queue was full: as a poll does, back to the queue
+        if latest.failed_for_token_limit:  # the queue was full: as a poll does, back to the queue
             self.requeue(latest.id)
 
     def cancel_queued(self) -> bool:
@@ -263,24 +246,11 @@ class Ledger:
         shards = []
         for item in data["shards"]:
             shard = ShardRecord(**{k: v for k, v in item.items() if k in shard_fields})
-            if shard.batch is not None:
-                shard.batch = batch_from_dict(shard.batch)
+            if shard.batch is not None:  # OpenAI's batch object, as earlier versions kept it
+                shard.batch = batch_state_from_openai(shard.batch)
             shards.append(shard)
         ledger_fields = {f.name for f in fields(cls)} - {"shards", "version"}
         return cls(shards=shards, **{k: v for k, v in data.items() if k in ledger_fields})
-
-
-def batch_from_dict(data: dict[str, Any]) -> Batch:
-    """A stored batch snapshot as the SDK's model, built as leniently as the SDK reads responses."""
-    return Batch.construct(**data)
-
-
-def batch_from_json(text: str | bytes) -> Batch:
-    """A stored batch snapshot; validated (fast), or built leniently when a server sent odd fields."""
-    try:
-        return Batch.model_validate_json(text)
-    except ValueError:  # pydantic's ValidationError
-        return batch_from_dict(json.loads(text))
 
 
 def read_legacy_ledger(path: Path) -> Ledger:

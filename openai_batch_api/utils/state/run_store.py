@@ -21,16 +21,13 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
 from ..config import Config
 from ..errors import BatchToolError
-from .ledger import LEDGER_NAME, Ledger, ShardRecord, batch_from_json, read_legacy_ledger
-
-if TYPE_CHECKING:
-    from openai.types import Batch
+from .batch_state import BatchState
+from .ledger import LEDGER_NAME, Ledger, ShardRecord, read_legacy_ledger
 
 STORE_NAME = "run.sqlite3"
 SCHEMA_VERSION = 1
@@ -364,7 +361,7 @@ class RunStore:
         shard.uploaded(file_id)
         self.settle(shard, kind="upload", result_id=file_id)
 
-    def settle_create(self, shard: ShardRecord, batch: Batch | None) -> None:
+    def settle_create(self, shard: ShardRecord, batch: BatchState | None) -> None:
         """The creation's answer (None: no batch was made), applied to the shard and saved with its intent."""
         shard.submitted(batch)
         self.settle(shard, kind="create", result_id=batch.id if batch is not None else None)
@@ -486,8 +483,8 @@ def load(db: sqlite3.Connection, path: Path) -> tuple[Ledger, str | None]:
                 for (_, name), value in zip(SHARD_FIELDS, row, strict=True)
             }
             snapshot = snapshots.get(values["batch_id"]) if values["batch_id"] else None
-            shards.append(ShardRecord(**values, batch=batch_from_json(snapshot) if snapshot else None))
-    except (sqlite3.DatabaseError, orjson.JSONDecodeError) as exc:
+            shards.append(ShardRecord(**values, batch=BatchState.from_json(snapshot) if snapshot else None))
+    except (sqlite3.DatabaseError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise damaged(path, exc) from None
     values = dict(zip(columns, run[:-1], strict=True))
     return Ledger(shards=shards, attempts=attempts, **values), run[-1]
@@ -511,7 +508,7 @@ def write_shard(db: sqlite3.Connection, shard: ShardRecord) -> None:
                 shard.key,
                 shard.batch.status,
                 shard.batch.created_at,
-                shard.batch.model_dump_json(exclude_unset=True),
+                shard.batch.to_json(),
             ),
         )
 
