@@ -37,12 +37,13 @@ class StepTraces:
             return
         backend = data_path / LOCAL_BACKEND_DIR
         if backend in self.missing and backend.is_dir():
-            from ..providers.openai import remove_local_backend_state
+            from ...local_server.server import StateDirInUse
+            from ..providers.local import remove_local_backend_state
 
             try:
                 remove_local_backend_state(self.config)
-            except Exception:  # noqa: BLE001 - another process serves it now: it is that one's
-                pass
+            except StateDirInUse:
+                pass  # another process serves it now: it is that one's
         tasks = data_path / TASKS_DIR
         if tasks in self.missing and tasks.is_dir():
             for folder in tasks.iterdir():
