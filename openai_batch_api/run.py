@@ -414,36 +414,50 @@ class Run:
             cancel_batches(api, store, running)
             return Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=True)
 
-    def collate(self) -> Collated:
+    def collate(self, *, table: bool = True) -> Collated:
         """Download the finished batches' results and join them onto the input rows, in input order.
 
         Returns the table with the answer columns (`api_status`, `api_output`, ...), and writes it
         to output_file when the config names one. A run still going is collated as far as it goes
-        (its rows `pending`).
+        (its rows `pending`). `table=False` writes output_file a shard at a time and returns no
+        table (`Collated.table` is None), so the rows need never fit in memory at once.
         """
-        from .utils.lifecycle.collation import check_output_format, collate_results, write_table
+        from .utils.lifecycle.collation import check_output_format, collate_results, collate_to_file
 
         config = self.config
         check_output_format(config)
+        if not table and config.output_file is None:
+            raise BatchApiToolError(
+                f"{config.path}: collate(table=False) writes the table to output_file, and the config names none; "
+                "set output_file, or call collate() for the table"
+            )
         with self.locked("Run.collate"), self._store(writable=True) as store:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             with self._api() as api:
                 refresh(api, store, workers=config.concurrency)
                 files = download_results(api, store, workers=config.concurrency)
-            collation = collate_results(config, ledger, files)
             if config.output_file is not None:
-                write_table(collation.table, config.output_file)
+                collation = collate_to_file(config, ledger, files, path=config.output_file, keep_table=table)
+            else:
+                collation = collate_results(config, ledger, files)
             counts = collation.status_counts()
             if not counts.get("pending"):
                 store.mark_collated()
+        summary = collation.summary
         return Collated(
             table=collation.table,
             output_file=config.output_file,
             status_counts=counts,
             failures=collation.failures,
-            retryable_rows=int(collation.retryable.sum()),
+            retryable_rows=summary.retryable_rows,
             ledger=ledger,
+            rows=summary.rows,
+            json_errors=summary.json_errors,
+            finish_reasons=dict(summary.finish_reasons),
+            refusals=summary.refusals,
+            input_tokens=summary.input_tokens,
+            output_tokens=summary.output_tokens,
         )
 
     def delete(
@@ -513,8 +527,13 @@ class Run:
         """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
         from .utils.lifecycle.planning import input_sha256
 
+        path = self.config.input_file
+        if not isinstance(path, Path) or not path.is_file():
+            # A URL (its digest is a request per object, not a read), a dataset, or a missing file: the
+            # digest raises the error naming it.
+            return input_sha256(self.config)
         try:
-            stat = self.config.input_file.stat()
+            stat = path.stat()
         except OSError:
             return input_sha256(self.config)  # raises the error naming the missing file
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)

@@ -16,6 +16,7 @@ from . import endpoints
 from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
+from .files.storage import ObjectUrl, is_url
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
@@ -90,10 +91,10 @@ class Config:
     """A validated config; paths are absolute, resolved against the config file's folder."""
 
     path: Path
-    input_file: Path
+    input_file: Path | ObjectUrl  # a local path, or an s3://, gs:// or az:// URL
     id_column: str
     model_params: dict[str, Any]
-    output_file: Path | None  # None only for a run made from Python that returns its table
+    output_file: Path | ObjectUrl | None  # None only for a run made from Python that returns its table
     data_path: Path
     content_column: str | None = None  # exactly one of content_column and content_template is set
     content_template: str | None = None
@@ -202,6 +203,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a non-empty string, got {_type_name(value)}"
         if key == "output_file" and Path(value).suffix.lower() not in OUTPUT_FORMATS:
             return f"must end in {', '.join(OUTPUT_FORMATS)}, got {value!r}"
+        if key == "data_path" and is_url(value.strip()):
+            return (
+                f"must be a local folder, got {value!r}: the run's state and locks need a real filesystem "
+                "(input_file and output_file may be URLs)"
+            )
         if key == "base_url" and value.strip() != LOCAL_BASE_URL and not value.strip().startswith(("http://", "https://")):
             return f"must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, got {value!r}"
     elif key == "prompt":
@@ -376,7 +382,7 @@ def _path_problems(values: dict[str, Any]) -> list[str]:
     """Resolved paths that cannot be what they name: found at load, before a run pays for rows."""
     problems = []
     output_file = values.get("output_file")
-    if output_file is not None:
+    if output_file is not None and not isinstance(output_file, ObjectUrl):
         if output_file.is_dir():
             problems.append(f"output_file {output_file} is a folder; name the file collate-output writes")
         elif (blocker := _file_in_the_way(output_file.parent)) is not None:
@@ -502,7 +508,9 @@ def validate_config_mapping(
     folder = path.parent
     values.setdefault("output_file", None)
     for key in ("input_file", "output_file", "data_path"):
-        if values[key] is not None:
+        if values[key] is not None and is_url(values[key].strip()):
+            values[key] = ObjectUrl(values[key].strip())
+        elif values[key] is not None:
             values[key] = (folder / Path(values[key]).expanduser()).resolve()
     path_problems = _path_problems(values)
     if path_problems:
@@ -566,11 +574,13 @@ def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
 OWNED_FOLDERS = ("tasks", "results", "local_backend")
 
 
-def owned_folder(file: Path | None, *, data_path: Path) -> Path | None:
+def owned_folder(file: Path | ObjectUrl | None, *, data_path: Path) -> Path | None:
     """The folder of data_path the tool owns that holds `file`, or None."""
+    if not isinstance(file, Path):
+        return None  # a URL in object storage
     for name in OWNED_FOLDERS:
         folder = data_path / name
-        if file is not None and (file == folder or folder in file.parents):
+        if file == folder or folder in file.parents:
             return folder
     return None
 

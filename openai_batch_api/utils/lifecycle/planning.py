@@ -11,7 +11,7 @@ from ..config import Config
 from ..costs.pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
 from ..errors import BatchToolError, ConfigError, CostOverLimitError, InputError, with_filename
 from ..requests import ShardPlan, remove_shards, write_shards
-from ..state.ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
+from ..state.ledger import Ledger, ShardRecord, new_run_id, request_sha256
 
 TASKS_DIR = "tasks"
 
@@ -21,8 +21,11 @@ def attempt_dir(data_path: Path, attempt: int) -> Path:
 
 
 def input_sha256(config: Config) -> str:
+    """A digest of the input table: of its bytes, or in object storage of its objects' keys, sizes and ETags."""
+    from ..files.table import input_digest  # pyarrow: loaded by the steps that read the table
+
     try:
-        return file_sha256(config.input_file)
+        return input_digest(config.input_file)
     except FileNotFoundError:
         raise InputError(
             f"{config.name}: input_file {config.input_file} does not exist; fix the path in the config"

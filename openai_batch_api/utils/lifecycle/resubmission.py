@@ -11,7 +11,7 @@ from ..errors import BatchToolError
 from ..next_steps import next_step
 from ..providers.base import Provider
 from ..state.run_store import RunStore
-from .collation import collate_results, download_results
+from .collation import collated_chunks, download_results
 from .planning import CostReport, attempt_dir, plan_attempt, shard_records
 
 
@@ -25,11 +25,13 @@ def rows_to_retry(api: Provider, store: RunStore, config: Config, *, include_all
             f"wait for them with {next_step(config, None, 'status-jobs', '--wait')} before retrying"
         )
     files = download_results(api, store, workers=config.concurrency)
-    collation = collate_results(config, ledger, files)
-    failed = collation.table[columns.STATUS] != "ok"
-    if not include_all:
-        failed &= collation.retryable
-    return collation.ids[failed].tolist()
+    ids: list[str] = []
+    for chunk in collated_chunks(config, ledger, files):  # a group of shards at a time: memory follows a shard
+        failed = chunk.table[columns.STATUS] != "ok"
+        if not include_all:
+            failed &= chunk.retryable
+        ids.extend(chunk.ids[failed].tolist())
+    return ids
 
 
 def add_retry_attempt(

@@ -28,18 +28,21 @@ def table_columns(config: Config) -> list[str] | None:
     if input_format(config.input_file) not in ("CSV", "Parquet"):
         return None  # a pickle or JSONL file would be read whole again for its column names
     columns: list[str] = []
-    chunks = iter_input_chunks(config.input_file, columns=[config.id_column], chunk_rows=1, all_columns=columns)
-    next(iter(chunks), None)
-    chunks.close()  # type: ignore[attr-defined]
+    try:
+        chunks = iter_input_chunks(config.input_file, columns=[config.id_column], chunk_rows=1, all_columns=columns)
+        next(iter(chunks), None)
+        chunks.close()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - only what a later refusal can say: the run does not depend on it
+        return None
     return columns
 
 
 def current_table(config: Config, path: Path) -> tuple[int, list[str]]:
     """The row count and columns of the table at `path`, read now (only when a run was refused)."""
-    from ..files.table import input_format, iter_input_chunks
+    from ..files.table import iter_input_chunks
 
-    if input_format(config.input_file) == "Parquet":
-        # Its footer says both; `path` may be a table batch() is about to save, under a temporary name.
+    if path != config.input_file:
+        # A table batch() is about to save, under a temporary name: a Parquet file, whose footer says both.
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(path)
@@ -106,8 +109,11 @@ def request_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def table_changes(config: Config, path: Path, *, old_rows: int, old_columns: list[str] | None) -> list[str]:
     """What differs in the table at `path` from the run's: its rows' count and its columns, or else its cells."""
-    rows, columns = current_table(config, path)
-    name = config.input_file.name
+    name = getattr(config.input_file, "name", str(config.input_file))
+    try:
+        rows, columns = current_table(config, path)
+    except Exception:  # noqa: BLE001 - the table cannot be read now: say only that it changed
+        return [f"the table {name}"]
     changes = []
     if old_columns is not None and old_columns != columns:
         added = [c for c in columns if c not in old_columns]
