@@ -28,7 +28,6 @@ from .utils.config import (
     Config,
     interval_problem,
     load_config,
-    refuse_unsubmittable,
     validate_config_mapping,
 )
 from .utils.errors import BatchApiToolError, RunLockedError
@@ -165,9 +164,8 @@ class Run:
         if self._provider is not None and not own:
             yield self._provider
             return
-        from .utils.providers.openai import open_api
+        from .utils.providers.sessions import open_api
 
-        refuse_unsubmittable(self.config)
         if self._scope is not None and not own:
             self._provider = self._scope.enter_context(open_api(self.config))
             yield self._provider
@@ -190,7 +188,7 @@ class Run:
         """
         if self._settings_checked:
             return
-        from .utils.providers.openai import check_api_settings
+        from .utils.providers.sessions import check_api_settings
 
         check_api_settings(self.config)
         self._settings_checked = True
@@ -227,8 +225,6 @@ class Run:
         # A dry run refuses what the real run would refuse before any work (a missing key, bad
         # local_backend options): its "all clear" must hold for the real run.
         self.check_api_settings()  # before any task file or run state is written
-        if not dry_run:
-            refuse_unsubmittable(config)
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)

@@ -542,19 +542,6 @@ def validate_config_mapping(
     return Config(path=path, source=source, **values)
 
 
-def refuse_unsubmittable(config: Config) -> None:
-    """Refuse, before any call or file, a provider whose batches this version cannot submit yet.
-
-    provider anthropic builds and checks every Message Batches request and estimates its cost (a dry
-    run); its requests must never go to OpenAI's Batch API instead.
-    """
-    if config.provider != DEFAULT_PROVIDER:
-        raise ConfigError(
-            f"{config.path}: provider {config.provider}: this version checks its requests and estimates their "
-            "cost (create-batch --dry-run) but cannot submit them yet; use provider openai to submit"
-        )
-
-
 def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
     """What provider anthropic refuses: OpenAI's endpoint choice, and model_params the Messages API has not."""
     from .message_fields import message_params_problems

@@ -52,6 +52,14 @@ def find_earlier_runs(api: Provider, *, tags: dict[str, str], now: float | None 
     """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first."""
     since = (time.time() if now is None else now) - SEARCH_DAYS * 86400
     runs: dict[str, list[BatchState]] = {}
+    if not api.capabilities.tags_kept:
+        return EarlierRuns(
+            searched=False,
+            notices=[
+                "the API keeps no batch metadata: whether a run of this input and data_path was already "
+                "submitted (and its run state lost) cannot be checked"
+            ],
+        )
     try:
         for batch in api.list_batches():
             if batch.created_at < since:
@@ -110,6 +118,11 @@ def start_run(api: Provider, config: Config, *, input_hash: str, adopt: bool, co
         token_method="",
     )
     earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+    if not earlier.searched and adopt and not api.capabilities.tags_kept:
+        raise LostRunError(
+            f"{config.data_path}: --adopt finds a run's batches by the tags they carry, which this API does not "
+            "keep; look for the run's batches on the server and cancel them, or run create-batch without --adopt"
+        )
     if not earlier.searched and adopt:
         raise LostRunError(
             f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "

@@ -178,7 +178,12 @@ def result_columns(config: Config) -> list[str]:
 
 
 def answer_format(config: Config) -> dict | None:
-    """The JSON answer format of the requests: chat's `response_format`, or the Responses API's `text.format`."""
+    """The JSON answer format of the requests: chat's `response_format`, or the Responses API's `text.format`
+    (Anthropic's `output_config.format` in the same shape)."""
+    if config.provider == "anthropic":
+        from ..requests.message_params import as_response_format
+
+        return as_response_format(config.model_params)
     if config.endpoint == RESPONSES:
         text = config.model_params.get("text")
         return text.get("format") if isinstance(text, dict) else None

@@ -307,10 +307,6 @@ def check_api_settings(config: Config) -> None:
     """Fail before any work on what open_api would refuse: a missing key, bad local_backend options."""
     if config.is_local:
         check_local_settings(config)
-    elif config.provider == "anthropic":
-        from .anthropic_key import anthropic_api_key
-
-        anthropic_api_key(config)
     else:
         api_key_for(config)
 
