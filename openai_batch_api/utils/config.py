@@ -494,7 +494,8 @@ def validate_config_mapping(
     problems.extend(_check_endpoint_keys(raw, values, noun=noun))
     if isinstance(values.get("model_params"), dict):
         problems.extend(_model_params_problems(values["model_params"]))
-        if raw.get("endpoint") is None or "endpoint" in values:  # an unknown endpoint has no schema to check
+        # An unknown endpoint has no schema to check; provider anthropic's model_params have their own check.
+        if (raw.get("endpoint") is None or "endpoint" in values) and provider == DEFAULT_PROVIDER:
             endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
             problems.extend(
                 _model_params_schema_problems(endpoint, values["model_params"], base_url=values.get("base_url"))
