@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .run import Run
+from .utils.errors import InputError
 from .utils.files.atomic_files import atomic_path
+from .utils.files.table import check_unique_columns, is_missing
 from .utils.state.ledger import file_sha256
 
 if TYPE_CHECKING:
@@ -17,8 +19,11 @@ if TYPE_CHECKING:
 
     from .utils.lifecycle.waiting import WaitUpdate
 
-# The name a DataFrame given to batch() is saved under in data_path: the run's input file.
-TABLE_NAME = "input.parquet"
+# The name a DataFrame given to batch() is saved under in data_path: the run's input file. A name of
+# the tool's own, so that a user's `input.parquet` (or any table) in data_path is never the one written.
+TABLE_NAME = "batch_input.parquet"
+# How messages name a DataFrame given to batch(): it has no file name.
+FRAME_LABEL = "the DataFrame given to batch()"
 # batch()'s own keywords: a mistyped keyword is matched among these and the config's keys.
 BATCH_KEYWORDS = ("progress", "on_update", "adopt")
 
@@ -40,7 +45,7 @@ def batch(
     """Send every row of `table` through the Batch API, wait, and return it with the answer columns.
 
     `table` is a DataFrame or the path of a table file (.csv, .parquet, .pkl, .jsonl); a
-    DataFrame is saved into `data_path` as `input.parquet`, the run's input. The other keywords
+    DataFrame is saved into `data_path` as `batch_input.parquet`, the run's input. The other keywords
     are the config's keys (`content_template`, `endpoint`, `examples`, `image_url_column`,
     `batch_size`, `output_file`, `max_cost`, `poll_interval`, ...), checked by the same schema
     as the YAML; relative paths are relative to the working folder.
@@ -112,16 +117,47 @@ def save_table(run: Run, frame: pd.DataFrame) -> None:
     """Save `frame` as the run's input file; refuse, leaving the saved one, when it differs from the run's.
 
     The file is written beside the input and swapped in whole; a run made from another table
-    keeps its input (RunChangedError), so the table it was made from can be collated still.
+    keeps its input (RunChangedError), so the table it was made from can be collated still. A
+    file already at that name holding another table was not written for this run (a user's own,
+    or a table an interrupted call saved before its run began): it is refused, never replaced.
     """
     config = run.config
     if config.id_column not in frame.columns and frame.index.name == config.id_column:
         frame = frame.reset_index()
+    check_unique_columns(FRAME_LABEL, list(frame.columns))
     config.data_path.mkdir(parents=True, exist_ok=True)
     with atomic_path(config.input_file) as scratch:
-        frame.to_parquet(scratch, index=False)
+        write_frame(frame, scratch)
+        table_hash = file_sha256(scratch)
         if run.exists():
-            run.check_inputs(input_hash=file_sha256(scratch), input_file=Path(scratch))
+            run.check_inputs(input_hash=table_hash, input_file=Path(scratch))
+        if config.input_file.exists() and file_sha256(config.input_file) != table_hash:
+            raise InputError(
+                f"{config.input_file}: a file of this name holds another table than the one given, and batch() "
+                "replaces no file it has not written for this run; move that file out of data_path (or set "
+                "another data_path)"
+            )
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """`frame` as Parquet at `path`; a column Parquet cannot hold (values of several types) is an InputError."""
+    import pyarrow as pa
+
+    try:
+        frame.to_parquet(path, index=False)
+    except (pa.ArrowException, ValueError, TypeError):
+        for label in frame.columns:
+            column = frame[label]
+            try:
+                pa.array(column, from_pandas=True)
+            except (pa.ArrowException, ValueError, TypeError):
+                kinds = sorted({type(value).__name__ for value in column.tolist() if not is_missing(value)})
+                raise InputError(
+                    f"{FRAME_LABEL}: column '{label}' holds values of more than one type ({', '.join(kinds)}), "
+                    f"which cannot be saved as the run's table; give it one type, e.g. "
+                    f"table['{label}'] = table['{label}'].astype(str)"
+                ) from None
+        raise
 
 
 def tqdm_class() -> type:

@@ -30,7 +30,7 @@ from .utils.config import (
     load_config,
     validate_config_mapping,
 )
-from .utils.errors import BatchApiToolError, RunLockedError
+from .utils.errors import BatchApiToolError, LostCreationError, RunLockedError
 from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.next_steps import next_step, option
@@ -54,6 +54,7 @@ from .utils.words import plural
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
+    from .utils.lifecycle.settling import Settled
     from .utils.lifecycle.waiting import WaitUpdate
     from .utils.providers.base import Provider
 
@@ -161,17 +162,20 @@ class Run:
     @contextmanager
     def _api(self, *, own: bool = False) -> Iterator[Provider]:
         """The provider session of the step: the block's (`session`), or (`own`, or outside one) its own."""
-        if self._provider is not None and not own:
-            yield self._provider
-            return
-        from .utils.providers.sessions import open_api
+        try:
+            if self._provider is not None and not own:
+                yield self._provider
+                return
+            from .utils.providers.sessions import open_api
 
-        if self._scope is not None and not own:
-            self._provider = self._scope.enter_context(open_api(self.config))
-            yield self._provider
-            return
-        with open_api(self.config) as provider:
-            yield provider
+            if self._scope is not None and not own:
+                self._provider = self._scope.enter_context(open_api(self.config))
+                yield self._provider
+                return
+            with open_api(self.config) as provider:
+                yield provider
+        except LostCreationError as exc:
+            raise exc.for_config(self.config_arg) from None  # its way out names the config as given
 
     def require(self) -> None:
         """Raise an error saying how to start the run when data_path holds none."""
@@ -218,6 +222,7 @@ class Run:
         on their shards, and `submit` submits only the shards with no batch; with no such run found,
         it raises LostRunError and starts nothing.
         """
+        from .utils.costs.tokens import preload_estimator
         from .utils.lifecycle.adoption import start_run
         from .utils.lifecycle.planning import attempt_dir, plan_attempt
 
@@ -225,6 +230,8 @@ class Run:
         # A dry run refuses what the real run would refuse before any work (a missing key, bad
         # local_backend options): its "all clear" must hold for the real run.
         self.check_api_settings()  # before any task file or run state is written
+        if dry_run or not self.exists():
+            preload_estimator(config.model)  # loads while the API is searched and the table read
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
@@ -311,6 +318,21 @@ class Run:
                 found=found,
                 notices=list(api.notices),
             )
+
+    def settle(self, settlements: Mapping[str, str | None]) -> Settled:
+        """Say what became of batch creations whose answers were lost where the server lists no batches.
+
+        `settlements` maps a shard key to its batch id (the server must hold that batch, made from the
+        shard's input file) or to None: no batch was made, and the next `submit` submits the shard
+        again (where the server lists batches, that is checked too). Every settlement is checked
+        before any is recorded. A step of its own rather than a keyword of `create` or `submit`:
+        `wait`, `cancel` and `delete` meet the same unsettled shards, and each can follow it.
+        """
+        from .utils.lifecycle.settling import settle_shards
+
+        self.require()  # before the lock makes data_path
+        with self.locked("Run.settle"), self._store(writable=True) as store, self._api() as api:
+            return settle_shards(api, store, settlements)
 
     def retry(self, *, include_all: bool = False) -> Retried:
         """Add an attempt holding the rows whose last attempt failed retryably or has no result.

@@ -55,6 +55,8 @@ def test_anthropic_run_through_the_four_commands(project):
     assert "rows: 6 done, 0 failed, 0 pending of 6" in waited.out
     collated = project.run("collate-output")
     assert collated.exit_code == 0, collated.err
+    assert "the input estimate before submitting was about " in collated.out
+    assert "(approximate: tiktoken o200k_base tokens x 1.2, as Claude's tokenizer is not public): " in collated.out
     output = project.output()
     assert list(output["id"]) == ROW_IDS
     assert set(output["api_status"]) == {"ok"}
@@ -127,3 +129,24 @@ def test_delete_tasks_cancels_running_batches_only_with_force(project):
         ": cancelled its 1 running batch; 1 local file, the run state, and 0 ended batches on the API side\n"
     )
     assert {batch.processing_status for batch in server_batches(project)} <= {"canceling", "ended"}
+
+
+def test_batch_with_provider_anthropic_returns_the_table_with_its_answers(tmp_path, monkeypatch):
+    import openai_batch_api
+
+    monkeypatch.chdir(tmp_path)
+    table = pd.DataFrame({"id": ROW_IDS, "text": [f"review {i}" for i in range(len(ROW_IDS))]})
+    answered = openai_batch_api.batch(
+        table,
+        provider="anthropic",
+        base_url="local",
+        prompt="Classify.",
+        content_column="text",
+        model_params={"model": "claude-haiku-4-5", "max_tokens": 40},
+        data_path="run",
+        poll_interval=0.1,
+        progress=False,
+    )
+    assert list(answered["id"]) == ROW_IDS
+    assert set(answered["api_status"]) == {"ok"}
+    assert answered["api_output"].str.startswith("Answer to: review").all()

@@ -239,3 +239,23 @@ def test_create_batch_dry_run_with_provider_anthropic_estimates_approximately(tm
     assert "approximate: tiktoken o200k_base tokens x 1.2, as Claude's tokenizer is not public" in dry.out
     assert "cost at batch prices (claude-haiku-4-5):" in dry.out
     assert "nothing was uploaded" in dry.out
+
+
+def test_anthropic_run_without_a_key_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from project_support import Project
+
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path, base_url="local")
+    project.write_rows(3)
+    project.config.pop("base_url")
+    project.write_config(provider="anthropic", model_params={"model": "claude-haiku-4-5", "max_tokens": 50})
+    refused = project.run("create-batch")
+    assert (refused.exit_code, refused.out) == (1, "")
+    assert refused.err == (
+        "error: no API key: set ANTHROPIC_API_KEY in the environment or in a .env file beside config.yaml, "
+        "or set `base_url: local` in the config to use the local backend\n"
+    )
+    assert not project.data_path.exists()
+    (tmp_path / ".env").write_text("ANTHROPIC_API_KEY=sk-ant-test\n")
+    dry = project.run("create-batch", "--dry-run")
+    assert dry.exit_code == 0, dry.err

@@ -45,7 +45,7 @@ def test_batch_returns_the_table_with_answers(server, tmp_path):
     assert answered["text"].tolist() == table["text"].tolist()
     assert (answered["api_status"] == "ok").all()
     assert answered["api_output"].notna().all()
-    assert (tmp_path / "run" / "input.parquet").exists()
+    assert (tmp_path / "run" / "batch_input.parquet").exists()
 
 
 def test_batch_called_again_resumes_without_resubmitting(server):
@@ -71,19 +71,19 @@ def test_batch_interrupted_during_wait_loses_nothing(server, tmp_path):
 
 def test_batch_changed_table_is_refused_and_the_run_keeps_its_input(server, tmp_path):
     call(reviews(), server)
-    saved = (tmp_path / "run" / "input.parquet").read_bytes()
+    saved = (tmp_path / "run" / "batch_input.parquet").read_bytes()
     changed = reviews()
     changed.loc[0, "text"] = "another review"
     with pytest.raises(RunChangedError) as raised:
         call(changed, server)
     run_id = load_run(tmp_path / "run").run_id
     assert str(raised.value) == (
-        f"batch(): changed since run {run_id} was created in {tmp_path}/run: the cells of input.parquet. To "
+        f"batch(): changed since run {run_id} was created in {tmp_path}/run: the cells of batch_input.parquet. To "
         "continue that run, restore what it was made from; to start a new run, set another data_path (or "
         "Run.collate() and Run.delete() the old run first)"
     )
-    assert (tmp_path / "run" / "input.parquet").read_bytes() == saved
-    assert [p.name for p in (tmp_path / "run").glob(".input.parquet.*")] == []
+    assert (tmp_path / "run" / "batch_input.parquet").read_bytes() == saved
+    assert [p.name for p in (tmp_path / "run").glob(".batch_input.parquet.*")] == []
 
 
 def test_batch_changed_prompt_is_refused(server, tmp_path):
@@ -107,7 +107,7 @@ def test_batch_from_a_table_file_writes_output_file(server, tmp_path):
     answered = call("reviews.csv", server, output_file="answers.csv")
     assert len(answered) == 3
     assert pd.read_csv(tmp_path / "answers.csv")["api_status"].tolist() == ["ok"] * 3
-    assert not (tmp_path / "run" / "input.parquet").exists()
+    assert not (tmp_path / "run" / "batch_input.parquet").exists()
 
 
 def test_batch_unknown_option_is_a_config_error(server, tmp_path):

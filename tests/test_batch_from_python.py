@@ -135,9 +135,9 @@ def test_batch_changed_settings_are_named(server, tmp_path):
 @pytest.mark.parametrize(
     ("frame", "changed"),
     [
-        (words().assign(note="x"), "columns of input.parquet: note added"),
-        (words(ids=(1, 2)), "rows of input.parquet: 2 (was 3)"),
-        (words().assign(text="delta"), "the cells of input.parquet"),
+        (words().assign(note="x"), "columns of batch_input.parquet: note added"),
+        (words(ids=(1, 2)), "rows of batch_input.parquet: 2 (was 3)"),
+        (words().assign(text="delta"), "the cells of batch_input.parquet"),
     ],
     ids=["column-added", "row-removed", "cells"],
 )
@@ -184,7 +184,7 @@ def test_run_from_python_names_methods_not_commands(server, tmp_path):
 def test_batch_refused_input_leaves_nothing_on_disk(server, tmp_path):
     with pytest.raises(InputError) as raised:
         ask(pd.DataFrame({"ident": [1], "text": ["alpha"]}), server, base_url="local")
-    assert str(raised.value).startswith(f"{tmp_path}/run/input.parquet: no column 'id'")
+    assert str(raised.value).startswith(f"{tmp_path}/run/batch_input.parquet: no column 'id'")
     assert not (tmp_path / "run").exists()
 
 

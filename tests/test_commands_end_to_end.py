@@ -159,6 +159,23 @@ def test_create_batch_symlink_to_a_secret_named_as_an_image_uploads_nothing(proj
     assert (project.server_files(), project.server_batches()) == ([], [])
 
 
+def test_create_batch_image_through_a_symlinked_folder_uploads_nothing(project, server, tmp_path):
+    """`imgs -> ../outside`: the image cell imgs/secret.png resolves outside the table's folder."""
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"\x89PNG\r\n\x1a\n private picture")
+    (project.root / "imgs").symlink_to(outside)
+    project.write_table(pd.DataFrame({"id": ["1"], "content": ["look"], "image": ["imgs/secret.png"]}))
+    project.write_config(image_url_column="image")
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.root / 'input.csv'}: row 1 (id '1'): image 'imgs/secret.png' leads through a symbolically "
+        f"linked folder to a file outside the table's folder ({project.root}); copy the image into that folder\n"
+    )
+    assert (project.server_files(), project.server_batches()) == ([], [])
+
+
 def test_create_batch_output_file_same_as_input_error_before_any_work(project):
     project.write_rows(3)
     project.write_config(output_file="input.csv")

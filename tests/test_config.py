@@ -140,7 +140,7 @@ def test_load_config_reports_every_problem_at_once(tmp_path):
     ],
 )
 def test_load_config_single_problem(tmp_path, extra, message):
-    text = BASE.replace("batch_size: 50\n", "") if extra.startswith("batch_size") else BASE
+    text = BASE.replace("batch_size: 50\n", "") if "batch_size:" in extra else BASE
     path = write(tmp_path, text + extra)
     assert error_of(path) == f"{path}: {message}"
 
@@ -328,3 +328,39 @@ def test_load_config_model_params_fields_of_another_server_are_its_own(tmp_path)
     for base_url in ("local", "https://api.openai.com/v1", "https://me.openai.azure.com/openai/v1/"):
         path = write(tmp_path, text + f"base_url: {base_url}\n")
         assert error_of(path).startswith(f"{path}: 2 problems: unknown model_params field 'top_k'")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "model_params:\n  model: gpt-4o\n", "key 'model_params' is given twice (lines 6 and 11)"),
+        (BASE.replace("  temperature: 0\n", "  temperature: 0\n  temperature: 1\n"), "key 'temperature' is given twice (lines 8 and 9)"),
+        (BASE + "local_backend: {seed: 1, seed: 2}\n", "key 'seed' is given twice (lines 11 and 11)"),
+    ],
+    ids=["top-level", "nested", "flow"],
+)
+def test_load_config_key_given_twice_error(tmp_path, text, message):
+    path = write(tmp_path, text)
+    assert error_of(path) == f"{path}: {message}; keep one of them"
+
+
+def test_yaml_merge_keys_may_be_overridden_beside_them():
+    from openai_batch_api.utils.yaml_keys import safe_load_unique
+
+    text = "base: &base\n  a: 1\n  b: 2\nchild:\n  <<: *base\n  b: 3\n"
+    assert safe_load_unique(text) == {"base": {"a": 1, "b": 2}, "child": {"a": 1, "b": 3}}
+
+
+def test_create_batch_config_with_model_params_twice_error_before_any_work(project):
+    project.write_rows(3)
+    text = project.write_config().read_text(encoding="utf-8")
+    project.config_path.write_text(text + "model_params:\n  model: gpt-4o\n", encoding="utf-8")
+    lines = project.config_path.read_text(encoding="utf-8").splitlines()
+    first, second = [number for number, line in enumerate(lines, 1) if line.startswith("model_params:")]
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.config_path}: key 'model_params' is given twice (lines {first} and {second}); "
+        "keep one of them\n"
+    )
+    assert not project.data_path.exists()

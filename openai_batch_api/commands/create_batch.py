@@ -41,21 +41,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when the run state in data_path is lost but the API holds its batches, take that run up again "
         "(refused when none are found)",
     )
+    parser.add_argument(
+        "--settle",
+        action="append",
+        default=[],
+        metavar="SHARD=BATCH_ID",
+        help="a shard whose batch creation's answer was lost on a server that lists no batches: BATCH_ID is its "
+        "batch (checked on the server), or none: it has none and is submitted again; repeat for each shard",
+    )
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
     from ..run import Run
-    from .reporting import created_lines, retried_lines, submitted_lines
+    from ..utils.lifecycle.settling import parse_settlements
+    from .reporting import created_lines, retried_lines, settled_lines, submitted_lines
 
     retry = args.retry or args.retry_all
     if args.dry_run and retry:
         raise UsageError("--dry-run cannot be combined with --retry; check the run with status-jobs")
+    settlements = parse_settlements(args.settle)
+    if settlements and (args.dry_run or args.adopt):
+        raise UsageError(f"--settle cannot be combined with {'--dry-run' if args.dry_run else '--adopt'}")
     run = Run(config, config_arg=args.config, command="create-batch")
     if args.dry_run:
         print("\n".join(created_lines(run.create(dry_run=True), config)))
         return 0
     run.check_api_settings()  # before any task file or run state is written
     with run.locked("create-batch"):
+        if settlements:
+            print("\n".join(settled_lines(run.settle(settlements))))
         if retry:
             retried = run.retry(include_all=args.retry_all)
             for found in retried.found:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..utils.config import Config
     from ..utils.files.table import LineBreakCells
     from ..utils.lifecycle.planning import CostReport
+    from ..utils.lifecycle.settling import Settled
     from ..utils.lifecycle.submission import RunProgress
     from ..utils.state.ledger import Ledger, ShardRecord
 
@@ -233,6 +234,7 @@ def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> li
         lines.append(
             actual_cost_line(model=config.model, input_tokens=used_in, output_tokens=used_out, prices=config.prices)
         )
+        lines += estimate_check_lines(collated, used_in)
     if collated.pending:
         lines.append(
             f"{plural(collated.pending, 'row')} still pending: run collate-output again once "
@@ -244,6 +246,16 @@ def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> li
     else:
         lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
     return lines
+
+
+def estimate_check_lines(collated: Collated, reported: int) -> list[str]:
+    """An approximate estimate (Claude's) beside the input tokens the API reported for the same rows."""
+    ledger = collated.ledger
+    if not ledger.token_method.startswith("approximate") or collated.pending or not reported:
+        return []
+    estimated = sum(shard.prompt_tokens for shard in ledger.shards if shard.attempt == 1)
+    off = (estimated - reported) / reported
+    return [f"the input estimate before submitting was about {estimated:,} tokens ({ledger.token_method}): {off:+.0%}"]
 
 
 BATCH_HEADERS = ["shard", "batch id", "status", "created", "in progress since", "done / failed / total", "expires"]
@@ -364,3 +376,10 @@ def cancelled_lines(cancelled: Cancelled) -> list[str]:
         f"cancelling {plural(cancelled.running, 'batch', 'batches')}; their finished rows are kept. "
         f"{plural(cancelled.queued, 'queued shard')} will not be submitted"
     ]
+
+
+def settled_lines(settled: Settled) -> list[str]:
+    """What create-batch --settle recorded, a line per shard."""
+    lines = [f"shard {key}: batch {batch_id} taken up as its batch" for key, batch_id in settled.taken_up.items()]
+    lines += [f"shard {key}: no batch was made; it is submitted again" for key in settled.resubmitted]
+    return lines

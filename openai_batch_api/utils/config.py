@@ -17,6 +17,7 @@ from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
 from .files.storage import ObjectUrl, is_url
+from .yaml_keys import RepeatedKeyError, safe_load_unique
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
@@ -585,7 +586,12 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load_unique(text)
+    except RepeatedKeyError as exc:
+        first, second = exc.lines
+        raise ConfigError(
+            f"{path}: key '{exc.key}' is given twice (lines {first} and {second}); keep one of them"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

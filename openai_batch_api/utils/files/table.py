@@ -245,7 +245,7 @@ def _check_columns(
     raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
 
 
-def check_unique_columns(path: Path, names: Sequence[Any]) -> None:
+def check_unique_columns(path: Path | str, names: Sequence[Any]) -> None:
     """Raise naming the columns that appear more than once: a repeated name would send one, collate another."""
     counts: dict[str, int] = {}
     for name in names:
@@ -343,8 +343,11 @@ def _load_pickle(path: Path) -> pd.DataFrame:
     return table
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path, raw_ids: list[Any] | None = None, id_column: str = "") -> pd.DataFrame:
     """The JSONL table, as pandas makes it of the list of every record, built a slice of records at a time.
+
+    `raw_ids` gets each record's `id_column` value as the file has it (pandas would make 1 and 1.0 both
+    1.0 in a float column).
 
     A million records as dicts take about four times the memory of the frame pandas makes of them.
     Each slice infers its columns' types from its own rows: where the slices disagree (a column empty
@@ -354,6 +357,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     records = _jsonl_records(path)
     slices = []
     while chunk := list(islice(records, CHUNK_ROWS)):
+        if raw_ids is not None:
+            raw_ids.extend(record.get(id_column) for record in chunk)
         slices.append(pd.DataFrame(chunk))
     if len(slices) <= 1:
         return slices[0] if slices else pd.DataFrame()
@@ -379,6 +384,9 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     path = as_location(path)
     fmt = input_format(path)
     _check_is_file(path)
+    # The id cells as iter_input_chunks gives them to create-batch, where pandas would change them (a
+    # Parquet duration, JSONL's 1 beside 1.0): the custom ids are made of these, by id_text, both times.
+    raw_ids: list[Any] | None = None
     if fmt == "CSV":
         with _reading(path, fmt):
             table = _read_csv(path).to_pandas()
@@ -386,17 +394,20 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
         with _reading(path, fmt):
             if is_dataset(path):
                 schema, batches = _parquet_batches(path)
-                table = pa.Table.from_batches(list(batches), schema=schema)
+                arrow = pa.Table.from_batches(list(batches), schema=schema)
             else:
-                table = pq.read_table(storage.arrow_source(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
-            check_unique_columns(path, table.column_names)
-            table = table.to_pandas()
+                arrow = pq.read_table(storage.arrow_source(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+            check_unique_columns(path, arrow.column_names)
+            raw_ids = _raw_ids(arrow, id_column)
+            table = arrow.to_pandas()
+            del arrow
     elif fmt == "pickle":
         table = _load_pickle(path)
     else:
-        table = _read_jsonl(path)
+        raw_ids = [] if id_column is not None else None
+        table = _read_jsonl(path, raw_ids, id_column or "")
     if id_column is not None:
-        _ids_as_text(path, table, id_column)
+        _ids_as_text(path, table, id_column, raw_ids)
     return table
 
 
@@ -429,11 +440,25 @@ def as_location(path: Location | str) -> Location:
     return ObjectUrl(path) if storage.is_url(path) else Path(path)
 
 
-def _ids_as_text(path: Path, table: pd.DataFrame, id_column: str) -> None:
-    """Make `id_column` of `table` text in place: str() of each original value, "" where the cell is missing."""
+def _raw_ids(table: pa.Table, id_column: str | None) -> list[Any] | None:
+    """The id cells of a Parquet table as iter_input_chunks gives them to create-batch (pandas would change
+    some: a duration becomes a Timedelta), or None when the table has no such column."""
+    if id_column is None or id_column not in table.column_names:
+        return None
+    return table.column(id_column).to_pylist()
+
+
+def _ids_as_text(path: Path, table: pd.DataFrame, id_column: str, raw_ids: list[Any] | None = None) -> None:
+    """Make `id_column` of `table` text in place: str() of each original value, "" where the cell is missing.
+
+    `raw_ids` are the cells as create-batch read them, where pandas would read them otherwise (JSONL's 1
+    beside 1.0, a Parquet duration): the custom ids are made of these, by id_text, both times.
+    """
     label = _frame_column(path, table, id_column, "id_column")
     column = table[label]
-    if isinstance(column.dtype, pd.StringDtype):
+    if raw_ids is not None:
+        table[label] = pd.Series([id_text(value) for value in raw_ids], index=table.index, dtype=str)
+    elif isinstance(column.dtype, pd.StringDtype):
         # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
         # through id_text would make a Python string of every id, seconds at a million rows.
         table[label] = column.fillna("").astype(str)
@@ -453,19 +478,24 @@ def iter_input_frames(path: Path, *, id_column: str, sizes: Sequence[int]) -> It
     path = as_location(path)
     fmt = input_format(path)
     _check_is_file(path)
+    # Each frame with its id cells as create-batch read them, where pandas reads them otherwise.
     if fmt == "pickle":
-        frames: Iterator[pd.DataFrame] = _pickle_frames(path, sizes)
+        frames: Iterator[tuple[pd.DataFrame, list[Any] | None]] = ((f, None) for f in _pickle_frames(path, sizes))
     elif fmt == "JSONL":
-        frames = _jsonl_frames(path, sizes)
+        frames = _jsonl_frames(path, sizes, id_column)
     else:
-        frames = (table.to_pandas() for table in _sized_tables(path, fmt, sizes))
+        raw = fmt == "Parquet"  # CSV cells are text both times
+        frames = (
+            (table.to_pandas(), _raw_ids(table, id_column) if raw else None)
+            for table in _sized_tables(path, fmt, sizes)
+        )
     offset = 0
     with _reading(path, fmt):
-        for frame in frames:
+        for frame, raw_ids in frames:
             if fmt != "pickle" and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
                 frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
-            _ids_as_text(path, frame, id_column)
+            _ids_as_text(path, frame, id_column, raw_ids)
             yield frame
 
 
@@ -523,14 +553,14 @@ def _csv_batches(path: Path, header: list[str]) -> Iterator[pa.RecordBatch]:
             block_size *= 8
 
 
-def _jsonl_frames(path: Path, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+def _jsonl_frames(path: Path, sizes: Sequence[int], id_column: str) -> Iterator[tuple[pd.DataFrame, list[Any]]]:
     """Frames of the JSONL records, each made by pandas of its own records (their types are its own)."""
     records = _jsonl_records(path)
     for size in _sizes_then_rest(sizes):
         chunk = list(islice(records, size))
         if not chunk:
             return
-        yield pd.DataFrame(chunk)
+        yield pd.DataFrame(chunk), [record.get(id_column) for record in chunk]
 
 
 def _pickle_frames(path: Path, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:

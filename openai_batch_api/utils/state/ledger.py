@@ -171,9 +171,18 @@ class Ledger:
     cancelled_at: int | None = None  # set by a cancel: nothing more is submitted
     version: int = LEDGER_VERSION
 
-    def upload_name(self, shard: ShardRecord) -> str:
-        """The filename a shard is uploaded under: how a re-run finds an upload it lost track of."""
-        return f"{self.run_id}-{shard.key}.jsonl"
+    def upload_name(self, shard: ShardRecord, *, data_path: Path) -> str:
+        """The filename a shard is uploaded under: how a re-run finds an upload it lost track of.
+
+        It carries the run, the shard and `upload_tag`: on a server that keeps no batch metadata, the
+        uploads are what tie a lost run to its input and data folder (lifecycle/upload_search.py).
+        """
+        return f"{self.run_id}-{shard.key}-{self.upload_tag(data_path=data_path)}.jsonl"
+
+    def upload_tag(self, *, data_path: Path) -> str:
+        """A short digest of `origin_tags`: the input, the request shape and the data folder."""
+        tags = self.origin_tags(data_path=data_path)
+        return hashlib.sha256("\n".join(tags.values()).encode()).hexdigest()[:16]
 
     def batch_metadata(self, shard: ShardRecord) -> dict[str, str]:
         """The tags a shard's batch carries: how a re-run finds a batch it lost track of."""
