@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,9 @@ from .utils.config import (
 from .utils.errors import BatchApiToolError, LostCreationError, RunLockedError
 from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
-from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs
+from .utils.next_steps import next_step, option
+from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs, request_shape
+from .utils.state.run_inputs import record_inputs
 from .utils.state.run_lock import LOCK_NAME, run_lock
 from .utils.state.run_store import (
     IMPORTED_SUFFIX,
@@ -45,7 +47,8 @@ from .utils.state.run_store import (
     sidecars,
     store_path,
 )
-from .utils.words import next_command, plural
+from .utils.state.step_traces import StepTraces
+from .utils.words import plural
 
 # The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
@@ -87,15 +90,26 @@ class Run:
         return cls(load_config(path), config_arg=config_arg or str(path))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], *, base_dir: str | Path = ".") -> Run:
+    def from_mapping(
+        cls,
+        mapping: Mapping[str, Any],
+        *,
+        base_dir: str | Path = ".",
+        source: str = "Run.from_mapping()",
+        keywords: Sequence[str] | None = None,
+    ) -> Run:
         """The run of a config given as a mapping, checked by the same schema as the YAML.
 
         Relative paths are relative to `base_dir`; output_file may be left out (collate then
-        returns the table without writing it).
+        returns the table without writing it). Messages name `source` (the call the mapping was
+        given to) and the methods to call next; `keywords` are that call's own keyword arguments,
+        among which a mistyped key is matched too.
         """
         path = Path(base_dir).expanduser().resolve() / MAPPING_NAME
         required = tuple(key for key in REQUIRED_KEYS if key != "output_file")
-        return cls(validate_config_mapping(dict(mapping), path=path, required=required))
+        return cls(
+            validate_config_mapping(dict(mapping), path=path, required=required, source=source, keywords=keywords)
+        )
 
     # The lock, the store and the API
 
@@ -109,12 +123,16 @@ class Run:
         if self._lock_holder is not None:
             yield
             return
-        with run_lock(self.config.data_path, command=self.command or command), self.session():
-            self._lock_holder = command
-            try:
-                yield
-            finally:
-                self._lock_holder = None
+        traces = StepTraces(self.config)  # before the lock makes data_path
+        try:
+            with run_lock(self.config.data_path, command=self.command or command), self.session():
+                self._lock_holder = command
+                try:
+                    yield
+                finally:
+                    self._lock_holder = None
+        finally:
+            traces.remove_if_no_run()  # a refused or dry run, or no run found, leaves nothing behind
 
     @contextmanager
     def session(self) -> Iterator[Run]:
@@ -179,10 +197,15 @@ class Run:
         check_api_settings(self.config)
         self._settings_checked = True
 
-    def check_inputs(self, *, input_hash: str | None = None) -> None:
-        """Raise RunChangedError when the table or the request settings differ from the run's."""
+    def check_inputs(self, *, input_hash: str | None = None, input_file: Path | None = None) -> None:
+        """Raise RunChangedError when the table or the request settings differ from the run's.
+
+        `input_hash` and `input_file`: the table to compare, when it is not (yet) the config's input_file.
+        """
         with open_run(self.config, config_arg=self.config_arg, writable=False) as store:
-            check_same_inputs(store.ledger, self.config, input_sha256=input_hash or self._input_hash())
+            check_same_inputs(
+                store.ledger, self.config, input_sha256=input_hash or self._input_hash(), input_file=input_file
+            )
 
     # The steps
 
@@ -246,6 +269,8 @@ class Run:
                 started = start_run(api, config, input_hash=input_hash, adopt=adopt, config_arg=self.config_arg)
             plan = started.plan
             with started.store as store:
+                with store.step() as db:  # what the run is made from, so a refusal can say what changed
+                    record_inputs(db, config, shape=request_shape(config))
                 return Created(
                     run_id=store.ledger.run_id,
                     rows=plan.rows,
@@ -277,7 +302,7 @@ class Run:
             if ledger.cancelled_at:
                 raise BatchApiToolError(
                     f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
-                    f"unanswered rows again with create-batch --config {self.config_arg} --retry"
+                    f"unanswered rows again with {next_step(config, self.config_arg, 'create-batch', '--retry')}"
                 )
             was_waiting = len(ledger.waiting_shards())
             submitted = submit_waiting(api, store, config)
@@ -321,7 +346,8 @@ class Run:
         with self.locked("Run.retry"):
             if not self.exists():
                 raise BatchApiToolError(
-                    f"{config.data_path}: no run to retry yet; run create-batch --config {self.config_arg} first"
+                    f"{config.data_path}: no run to retry yet; run "
+                    f"{next_step(config, self.config_arg, 'create-batch')} first"
                 )
             with self._store(writable=True) as store, self._api() as api:
                 ledger = store.ledger
@@ -558,18 +584,20 @@ class Run:
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
         if force:
             return
+        config, config_arg = self.config, self.config_arg
+        force_option = option(config, "--force", "force=True")
         running = ledger.running_shards()
         if running:
             raise BatchApiToolError(
-                f"{self.config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
-                f"running; wait for them ({next_command('status-jobs', self.config_arg, '--wait')}), cancel them "
-                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force to cancel them "
-                "and delete the run"
+                f"{config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
+                f"running; wait for them ({next_step(config, config_arg, 'status-jobs', '--wait')}), cancel them "
+                f"({next_step(config, config_arg, 'status-jobs', '--cancel')}), or pass {force_option} to cancel "
+                "them and delete the run"
             )
         if ledger.collated_at is None:
             raise BatchApiToolError(
-                f"{self.config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
-                f"{next_command('collate-output', self.config_arg)} first, or pass --force"
+                f"{config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
+                f"{next_step(config, config_arg, 'collate-output')} first, or pass {force_option}"
             )
 
 

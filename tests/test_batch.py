@@ -78,9 +78,9 @@ def test_batch_changed_table_is_refused_and_the_run_keeps_its_input(server, tmp_
         call(changed, server)
     run_id = load_run(tmp_path / "run").run_id
     assert str(raised.value) == (
-        f"{tmp_path}/<mapping>: the input table batch_input.parquet changed since run {run_id} was created in "
-        f"{tmp_path}/run; to continue that run restore what it was made from, to start a new run set another "
-        "data_path (or collate and delete-tasks the old one first)"
+        f"batch(): changed since run {run_id} was created in {tmp_path}/run: the cells of batch_input.parquet. To "
+        "continue that run, restore what it was made from; to start a new run, set another data_path (or "
+        "Run.collate() and Run.delete() the old run first)"
     )
     assert (tmp_path / "run" / "batch_input.parquet").read_bytes() == saved
     assert [p.name for p in (tmp_path / "run").glob(".batch_input.parquet.*")] == []
@@ -113,7 +113,7 @@ def test_batch_from_a_table_file_writes_output_file(server, tmp_path):
 def test_batch_unknown_option_is_a_config_error(server, tmp_path):
     with pytest.raises(ConfigError) as raised:
         call(reviews(), server, batch_sise=4)
-    assert str(raised.value) == f"{tmp_path}/<mapping>: unknown key 'batch_sise' (did you mean 'batch_size'?)"
+    assert str(raised.value) == "batch(): unknown keyword 'batch_sise' (did you mean 'batch_size'?)"
 
 
 def test_batch_takes_other_config_keys(server, tmp_path):

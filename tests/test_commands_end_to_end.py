@@ -228,8 +228,12 @@ def test_create_batch_changed_input_refuses_to_mix(project):
     project.write_rows(5)
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert result.err.startswith(f"error: {project.config_path}: the input table input.csv changed since run run-")
-    assert "to start a new run set another data_path" in result.err
+    run_id = load_ledger(project.data_path).run_id
+    assert result.err == (
+        f"error: {project.config_path}: changed since run {run_id} was created in {project.data_path}: rows of "
+        "input.csv: 5 (was 4). To continue that run, restore what it was made from; to start a new run, set "
+        "another data_path (or collate-output and delete-tasks the old run first)\n"
+    )
 
 
 def test_collate_output_while_batches_run_marks_pending(tmp_path, monkeypatch):

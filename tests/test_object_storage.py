@@ -98,9 +98,9 @@ def test_input_changed_in_s3_is_refused(project, s3):
     refused = project.run("collate-output")
     assert refused.exit_code == 1
     assert refused.err == (
-        f"error: {project.config_path}: the input table input.csv changed since run {run_id} was created in "
-        f"{project.data_path}; to continue that run restore what it was made from, to start a new run set another "
-        "data_path (or collate and delete-tasks the old one first)\n"
+        f"error: {project.config_path}: changed since run {run_id} was created in {project.data_path}: the cells "
+        "of input.csv. To continue that run, restore what it was made from; to start a new run, set another "
+        "data_path (or collate-output and delete-tasks the old run first)\n"
     )
 
 

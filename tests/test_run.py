@@ -117,7 +117,7 @@ def test_run_from_mapping_checks_the_yaml_schema(tmp_path, server):
     with pytest.raises(ConfigError) as raised:
         Run.from_mapping(mapping, base_dir=tmp_path)
     assert str(raised.value) == (
-        f"{tmp_path}/<mapping>: 2 problems: unknown key 'promt' (did you mean 'prompt'?); missing key 'prompt'"
+        "Run.from_mapping(): 2 problems: unknown key 'promt' (did you mean 'prompt'?); missing key 'prompt'"
     )
 
 
@@ -186,9 +186,9 @@ def test_run_changed_error_after_the_table_changed(project, run):
     with pytest.raises(RunChangedError) as raised:
         run.submit()
     assert str(raised.value) == (
-        f"{project.config_path}: the input table input.csv changed since run {run_id_in(project)} "
-        f"was created in {project.data_path}; to continue that run restore what it was made from, to start a new "
-        "run set another data_path (or collate and delete-tasks the old one first)"
+        f"{project.config_path}: changed since run {run_id_in(project)} was created in {project.data_path}: "
+        "rows of input.csv: 11 (was 10). To continue that run, restore what it was made from; to start a new run, "
+        "set another data_path (or collate-output and delete-tasks the old run first)"
     )
     assert project.server_files() == []
 
@@ -218,10 +218,9 @@ def test_cli_prints_the_error_class_message(project, run):
     result = project.run("create-batch")
     assert result.exit_code == 1
     assert result.err == (
-        f"error: {project.config_path}: the input table input.csv changed since run "
-        f"{run_id_in(project)} was created in {project.data_path}; to continue that run restore "
-        "what it was made from, to start a new run set another data_path (or collate and delete-tasks the old "
-        "one first)\n"
+        f"error: {project.config_path}: changed since run {run_id_in(project)} was created in "
+        f"{project.data_path}: rows of input.csv: 11 (was 10). To continue that run, restore what it was made "
+        "from; to start a new run, set another data_path (or collate-output and delete-tasks the old run first)\n"
     )
 
 

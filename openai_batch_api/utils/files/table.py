@@ -411,6 +411,28 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     return table
 
 
+def typed_id_column(path: Location, *, id_column: str) -> pd.Series | None:
+    """The id column as a typed format holds it (Parquet, pickle: int64 stays int64), by position; else None.
+
+    The run matches rows by the ids' text (their custom_id); the collated table gives the column back
+    in the input's own dtype, so it joins back onto the caller's. CSV ids are text already; JSONL ids
+    stay their text, since pandas would read `1` and `1.0` as one float. Only the id column of a
+    Parquet table is read again; a pickle is loaded again whole.
+    """
+    path = as_location(path)
+    fmt = input_format(path)
+    if fmt == "pickle":
+        table = _load_pickle(path)  # type: ignore[arg-type]
+        return table[_frame_column(path, table, id_column, "id_column")].reset_index(drop=True)
+    if fmt != "Parquet":
+        return None
+    with _reading(path, fmt):
+        schema, batches = _parquet_batches(path, columns=[id_column])
+        field = pa.schema([schema.field(id_column)], metadata=schema.metadata)
+        table = pa.Table.from_batches(list(batches), schema=field)
+        return table.to_pandas()[id_column]
+
+
 def as_location(path: Location | str) -> Location:
     """A table's place: an ObjectUrl for an object store's URL, else a local Path."""
     if isinstance(path, ObjectUrl):

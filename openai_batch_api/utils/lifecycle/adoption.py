@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import Config
 from ..errors import LostRunError
+from ..next_steps import next_step, option
 from ..providers.base import ListingMissing, Provider, ProviderError
 from ..requests import ShardPlan
 from ..state.batch_state import ANSWERING_STATUSES, BatchState
@@ -103,8 +104,8 @@ def refusal(config: Config, earlier: EarlierRuns, *, config_arg: str) -> LostRun
         f"{config.data_path}: no run state here ({STORE_NAME}), but the API holds {len(batches)} "
         f"{'batch' if len(batches) == 1 else 'batches'} of run {run_id} made from this input and data_path "
         f"({examples}{', ...' if len(batches) > 2 else ''}{more}), and a new run would pay for every row again; "
-        f"take that run up again with create-batch --config {config_arg} --adopt (only shards with no batch "
-        "are submitted), or set another data_path to start a new run"
+        f"take that run up again with {next_step(config, config_arg, 'create-batch', '--adopt')} (only shards "
+        "with no batch are submitted), or set another data_path to start a new run"
     )
 
 
@@ -144,8 +145,9 @@ def start_run(api: Provider, config: Config, *, input_hash: str, adopt: bool, co
         # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
         raise LostRunError(
             f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
-            f"was made from {config.input_file} and this data_path; run create-batch --config {config_arg} "
-            "without --adopt to start a new run"
+            f"was made from {config.input_file} and this data_path; run "
+            f"{next_step(config, config_arg, 'create-batch')} without {option(config, '--adopt', 'adopt=True')} "
+            "to start a new run"
         )
     plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
     ledger = new_ledger(config, plan, input_hash=input_hash)

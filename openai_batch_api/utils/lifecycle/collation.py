@@ -30,7 +30,7 @@ from ..errors import BatchToolError, ConfigError, with_filename
 from ..files import storage
 from ..files.atomic_files import atomic_path
 from ..files.storage import ObjectUrl
-from ..files.table import iter_input_frames, read_input_table
+from ..files.table import iter_input_frames, read_input_table, typed_id_column
 from ..state.ledger import Ledger, ShardRecord
 from .result_files import (  # noqa: F401 - where callers have found them
     RESULT_KINDS,
@@ -60,7 +60,7 @@ UNANSWERED = {
 def check_output_format(config: Config) -> None:
     if config.output_file is not None and config.output_file.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(
-            f"{config.path}: output_file {config.output_file.name} has an unknown format; "
+            f"{config.name}: output_file {config.output_file.name} has an unknown format; "
             f"end it with one of {', '.join(OUTPUT_FORMATS)}"
         )
 
@@ -152,6 +152,7 @@ class CollatedChunk:
     table: pd.DataFrame
     retryable: pd.Series  # per row: whether a retry may succeed
     failures: list[FailureGroup]
+    ids: pd.Series  # per row: the text of its id, as its requests were sent (custom_id)
 
 
 @dataclass
@@ -307,7 +308,9 @@ def _collate_chunk(
         out[column] = structured[column].to_numpy()
     # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
     retryable = (joined[columns.RETRYABLE].fillna(True).astype(bool) | (out[columns.STATUS] == "cancelled")) & ~ok
-    return CollatedChunk(table=out, retryable=retryable, failures=summarize_failures(joined.set_axis(index)))
+    return CollatedChunk(
+        table=out, retryable=retryable, failures=summarize_failures(joined.set_axis(index)), ids=ids
+    )
 
 
 def collated_chunks(
@@ -326,6 +329,9 @@ def collated_chunks(
     else:
         sizes = [sum(s.rows for s in group) for group in groups]
         frames = iter_input_frames(config.input_file, id_column=config.id_column, sizes=sizes)
+    # The rows are matched by the ids' text; the output gives a typed format's id column back as it was.
+    typed_ids = typed_id_column(config.input_file, id_column=config.id_column)
+    offset = 0
     for number, table in enumerate(frames):
         if number == 0:
             # create-batch refuses such a table; a run begun before it did is refused here, before anything is lost.
@@ -333,7 +339,12 @@ def collated_chunks(
             if clashes:
                 raise BatchToolError(column_clash_message(config, clashes))
         shards = groups[number] if number < len(groups) else []
-        yield _collate_chunk(config, ledger, table, shards, later, available)
+        chunk = _collate_chunk(config, ledger, table, shards, later, available)
+        if typed_ids is not None:
+            label = next(c for c in chunk.table.columns if str(c) == config.id_column)
+            chunk.table[label] = typed_ids.iloc[offset : offset + len(chunk.table)].set_axis(chunk.table.index)
+            offset += len(chunk.table)
+        yield chunk
 
 
 def collate_results(config: Config, ledger: Ledger, result_files: list[Path]) -> Collation:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..answers import result_columns as columns
 from ..config import Config
 from ..errors import BatchToolError
+from ..next_steps import next_step
 from ..providers.base import Provider
 from ..state.run_store import RunStore
 from .collation import collated_chunks, download_results
@@ -21,7 +22,7 @@ def rows_to_retry(api: Provider, store: RunStore, config: Config, *, include_all
     if running:
         raise BatchToolError(
             f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
-            "wait for them with status-jobs --wait before retrying"
+            f"wait for them with {next_step(config, None, 'status-jobs', '--wait')} before retrying"
         )
     files = download_results(api, store, workers=config.concurrency)
     ids: list[str] = []
@@ -29,7 +30,7 @@ def rows_to_retry(api: Provider, store: RunStore, config: Config, *, include_all
         failed = chunk.table[columns.STATUS] != "ok"
         if not include_all:
             failed &= chunk.retryable
-        ids.extend(chunk.table.loc[failed, config.id_column].astype(str).tolist())
+        ids.extend(chunk.ids[failed].tolist())
     return ids
 
 

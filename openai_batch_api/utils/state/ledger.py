@@ -291,6 +291,11 @@ def file_sha256(path: Path) -> str:
 
 def request_sha256(config: Config) -> str:
     """A hash of everything besides the table that shapes the request lines."""
+    return hashlib.sha256(json.dumps(request_shape(config), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def request_shape(config: Config) -> dict[str, Any]:
+    """Everything besides the table that shapes the request lines, by config key."""
     shape = {
         "prompt": config.prompt,
         "model_params": config.model_params,
@@ -307,23 +312,39 @@ def request_sha256(config: Config) -> str:
         shape["content_template"] = config.content_template
     if config.examples:
         shape["examples"] = config.examples
-    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+    return shape
 
 
 def new_run_id() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
 
 
-def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str) -> None:
-    """Refuse to mix a run with a changed table, prompt or model parameters."""
+def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str, input_file: Path | None = None) -> None:
+    """Refuse to mix a run with a changed table, prompt or model parameters, naming what changed.
+
+    `input_file` is the table hashed, when it is not (yet) the config's input_file.
+    """
+    table_changed = input_sha256 != ledger.input_sha256
+    request_changed = request_sha256(config) != ledger.request_sha256
+    if not table_changed and not request_changed:
+        return
+    from ..next_steps import from_python
+    from .run_inputs import recorded_inputs, request_changes, table_changes
+    from .run_store import store_path
+
+    recorded = recorded_inputs(store_path(config.data_path))
     changed = []
-    if input_sha256 != ledger.input_sha256:
-        changed.append(f"the input table {config.input_file.name}")
-    if request_sha256(config) != ledger.request_sha256:
-        changed.append("the endpoint, prompt, examples, columns, batch_size or model_params")
-    if changed:
-        raise RunChangedError(
-            f"{config.path}: {' and '.join(changed)} changed since run {ledger.run_id} was created in "
-            f"{config.data_path}; to continue that run restore what it was made from, to start a new "
-            "run set another data_path (or collate and delete-tasks the old one first)"
-        )
+    if request_changed:
+        if recorded is not None:
+            changed += request_changes(recorded["request"], request_shape(config))
+        changed = changed or ["the endpoint, prompt, examples, columns, batch_size or model_params"]
+    if table_changed:
+        columns = recorded.get("columns") if recorded is not None else None
+        changed += table_changes(config, input_file or config.input_file, old_rows=ledger.rows, old_columns=columns)
+    # The two steps by name: their --config is the one just given, which the refusal is about.
+    collate, delete = ("Run.collate()", "Run.delete()") if from_python(config) else ("collate-output", "delete-tasks")
+    raise RunChangedError(
+        f"{config.name}: changed since run {ledger.run_id} was created in {config.data_path}: "
+        f"{'; '.join(changed)}. To continue that run, restore what it was made from; to start a new run, "
+        f"set another data_path (or {collate} and {delete} the old run first)"
+    )
