@@ -19,8 +19,10 @@ setup(
         "pandas>=2.0",
         "pyyaml>=6.0",
         "tabulate>=0.9",
-        # Parquet input and output, and streaming CSV reads of large tables.
-        "pyarrow>=14",
+        # Parquet input and output, streaming CSV reads of large tables, and tables in object storage
+        # (its S3, Google Cloud Storage and Azure filesystems ship in the wheel; Azure's from 16, which
+        # also takes AWS_ENDPOINT_URL from the environment as 15 does).
+        "pyarrow>=16",
         # Serialising and parsing millions of request and result lines.
         "orjson>=3.9",
         # Token counts for the cost estimate and the enqueued-token queue.
@@ -37,6 +39,8 @@ setup(
             "pytest>=8",
             "jsonschema>=4.18",
             "ruff>=0.5",
+            # An S3 server on loopback (ThreadedMotoServer) for the tests of tables in object storage.
+            "moto[server]>=5",
         ],
     },
     entry_points={

@@ -9,8 +9,15 @@ connections dropped after the server acted) make the reconciling paths work hard
 edited, and the kills land in the create-batch that continues the run; a request (same row, same
 body) in two batches of the run counts as paid twice.
 
+With `--provider anthropic` the same runs go to the backend's Message Batches, which keep no tags: a
+batch is known as a shard's by the custom ids of its results, so every batch of the trial is read to
+its end, and the figures are rows: answered in more than one batch (paid twice), and in none (never
+submitted). A final create-batch that refuses because a lost create's batch is still running is run
+again once that batch has ended, as its message says; those are counted.
+
     python benchmarks/kill_trials.py --trials 200 --http-error-rate 0.1
     python benchmarks/kill_trials.py --trials 200 --continued
+    python benchmarks/kill_trials.py --provider anthropic --trials 120 --http-error-rate 0.2
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import anthropic
 import openai
 import pandas as pd
 import yaml
 
 from openai_batch_api.commands import create_batch
 from openai_batch_api.local_server import LocalServer, ServerOptions
+from openai_batch_api.utils.requests.custom_ids import creation_tag, parse_custom_id
 from openai_batch_api.utils.state.ledger import CREATING, UPLOADING
 from openai_batch_api.utils.state.run_store import load_run as load_ledger
 
@@ -44,7 +53,7 @@ def write_table(folder: Path, rows: int, *, edited: int | None = None) -> None:
     pd.DataFrame({"id": [str(i) for i in range(rows)], "content": contents}).to_csv(folder / "input.csv", index=False)
 
 
-def write_project(folder: Path, base_url: str, *, rows: int, batch_size: int) -> Path:
+def write_project(folder: Path, base_url: str, *, rows: int, batch_size: int, provider: str = "openai") -> Path:
     folder.mkdir(parents=True)
     write_table(folder, rows)
     config = {
@@ -59,6 +68,9 @@ def write_project(folder: Path, base_url: str, *, rows: int, batch_size: int) ->
         "base_url": base_url,
         "concurrency": 2,
     }
+    if provider == "anthropic":
+        config["provider"] = "anthropic"
+        config["model_params"] = {"model": "claude-haiku-4-5", "max_tokens": 20}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -108,6 +120,34 @@ def requests_paid_twice(client: openai.OpenAI, batches: list) -> int:
     return sum(n - 1 for n in sent.values() if n > 1)
 
 
+def anthropic_rows(client: anthropic.Anthropic, ledger, rows: int, *, timeout: float = 60.0) -> tuple[int, int]:
+    """(rows answered in more than one batch of the run, rows in none), from every batch's results.
+
+    A batch is the run's when its results' custom ids carry the tag of one of the run's shards (any
+    submission of it); the batches are waited for until they end, as only then are results readable.
+    """
+    tags = {}
+    for shard in ledger.shards:
+        for submission in range(1, shard.submission + 1):
+            tags[creation_tag({**ledger.batch_metadata(shard), "submission": str(submission)})] = shard
+    deadline = time.monotonic() + timeout
+    answered: Counter[str] = Counter()
+    for batch in client.messages.batches.list(limit=100):
+        while batch.processing_status != "ended" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            batch = client.messages.batches.retrieve(batch.id)
+        ids = [result.custom_id for result in client.messages.batches.results(batch.id)]
+        place = parse_custom_id(ids[0]) if ids else None
+        if place is None or place.tag not in tags:
+            continue  # another trial's batch
+        answered.update(f"{place.shard}/{parsed.line}" for parsed in map(parse_custom_id, ids))
+    # Every trial has one attempt; a row is its shard's line.
+    expected = {f"{shard.index}/{line}" for shard in ledger.shards for line in range(shard.rows)}
+    twice = sum(1 for key, count in answered.items() if count > 1)
+    never = len(expected - set(answered))
+    return twice, never
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
@@ -115,10 +155,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--http-error-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--provider", choices=("openai", "anthropic"), default="openai")
     parser.add_argument(
         "--continued", action="store_true", help="kill the create-batch that continues a run with a grown, edited table"
     )
     args = parser.parse_args()
+    if args.continued and args.provider == "anthropic":
+        parser.error("--continued counts requests in the batches' input files: use it with --provider openai")
+    anthropic_run = args.provider == "anthropic"
     warnings.simplefilter("ignore", DeprecationWarning)  # fork() beside the server's threads
     os.environ.setdefault("OPENAI_API_KEY", "benchmark")
     rng = random.Random(args.seed)
@@ -132,22 +176,22 @@ def main() -> None:
         state_dir=Path(scratch) / "server", options=options
     ) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="benchmark", max_retries=5)
-        warm = write_project(Path(scratch) / "warm", server.base_url, rows=args.rows, batch_size=args.batch_size)
+        claude = anthropic.Anthropic(base_url=server.base_url.removesuffix("/v1"), api_key="benchmark", max_retries=5)
+        shape = {"rows": args.rows, "batch_size": args.batch_size, "provider": args.provider}
+        warm = write_project(Path(scratch) / "warm", server.base_url, **shape)
         run_to_completion(warm)  # loads the tokenizer once, before the children fork
-        probe = write_project(Path(scratch) / "probe", server.base_url, rows=args.rows, batch_size=args.batch_size)
+        probe = write_project(Path(scratch) / "probe", server.base_url, **shape)
         if args.continued:
             grown(probe, args.rows)
         started = time.monotonic()
         start_child(probe).join()
         full_run = time.monotonic() - started
 
-        duplicates = missing = mid_call = paid_twice = 0
+        duplicates = missing = mid_call = refused_then_confirmed = paid_twice = 0
         failures: list[str] = []
         began = time.monotonic()
         for trial in range(args.trials):
-            config = write_project(
-                Path(scratch) / f"t{trial}", server.base_url, rows=args.rows, batch_size=args.batch_size
-            )
+            config = write_project(Path(scratch) / f"t{trial}", server.base_url, **shape)
             if args.continued:
                 grown(config, args.rows)
             for _ in range(rng.choice((1, 1, 2))):
@@ -158,12 +202,27 @@ def main() -> None:
             killed = load_ledger(config.parent / "data")
             mid_call += bool(killed and any(s.state in (UPLOADING, CREATING) for s in killed.shards))
             code, error = run_to_completion(config)
+            for _ in range(20):  # a lost create's batch still running: run again once it has ended
+                if code == 0 or "run the command again then" not in error:
+                    break
+                refused_then_confirmed += 1
+                time.sleep(0.5)
+                code, error = run_to_completion(config)
             if code != 0:
                 failures.append(error.strip())
                 continue
             ledger = load_ledger(config.parent / "data")
+            if anthropic_run:
+                twice, never = anthropic_rows(claude, ledger, args.rows)
+                duplicates += twice
+                missing += never
+                for batch in claude.messages.batches.list(limit=100):  # keep the listing short for the next trial
+                    with contextlib.suppress(anthropic.APIError):
+                        claude.messages.batches.delete(batch.id)
+                continue
             batches = [
-                b for b in client.batches.list(limit=100)
+                b
+                for b in client.batches.list(limit=100)
                 if (b.metadata or {}).get("openai_batch_api_run") == ledger.run_id
             ]
             counts = Counter((b.metadata or {}).get("shard") for b in batches)
@@ -175,13 +234,18 @@ def main() -> None:
 
     continued = f"; continued with {args.rows + max(args.rows // 2, 1)} rows, 1 edited" if args.continued else ""
     print(
-        f"trials: {args.trials} ({args.rows} rows, batch_size {args.batch_size}, "
+        f"trials: {args.trials} ({args.provider}, {args.rows} rows, batch_size {args.batch_size}, "
         f"http error rate {args.http_error_rate}{continued})"
     )
     print(f"uninterrupted run: {full_run:.2f} s; all trials: {elapsed:.1f} s")
     print(f"kills that left an upload or a batch creation in doubt: {mid_call}")
-    print(f"duplicate batches: {duplicates}")
-    print(f"missing batches: {missing}")
+    if anthropic_run:
+        print(f"rows paid twice (answered in two batches): {duplicates}")
+        print(f"rows never submitted: {missing}")
+        print(f"final runs refused while a lost create's batch ran, then confirmed: {refused_then_confirmed}")
+    else:
+        print(f"duplicate batches: {duplicates}")
+        print(f"missing batches: {missing}")
     if args.continued:
         print(f"requests paid twice (the same row and body in two batches): {paid_twice}")
     print(f"trials whose final create-batch failed: {len(failures)}")

@@ -11,6 +11,12 @@ pandas, pyarrow).
 
     python benchmarks/million_rows.py [--rows 1000000] [--format csv|parquet|jsonl] [--workdir DIR]
     python benchmarks/million_rows.py --quick      # 200,000 rows
+
+--scaling measures how build, create and collate grow with the rows: each command and its floor at
+100,000 and 1,000,000 rows (and 10,000,000 with --ten-million: about half an hour and 60 GB of disk; not
+part of CI), then each command's time per row and peak memory against its figures at 100,000 rows.
+
+    python benchmarks/million_rows.py --scaling [--ten-million] [--format csv|parquet|jsonl]
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ from openai_batch_api.utils.state.run_store import load_run  # noqa: E402
 
 SMALL_ROWS = 100_000
 QUICK_ROWS = 200_000
+SCALING_ROWS = (100_000, 1_000_000)
+TEN_MILLION = 10_000_000
 BATCH_SIZE = 50_000
 # Targets of the issue: the tool's wall time / the reference's, or a ratio of peaks.
 BUILD_TARGET = 1.5
@@ -95,14 +103,16 @@ class Phase:
 class Benchmark:
     """One run of every phase in `work`, in an order where no phase shares the cores with another's batches."""
 
-    def __init__(self, rows: int, fmt: str, work: Path) -> None:
+    def __init__(self, rows: int, fmt: str, work: Path, *, naive: bool = True) -> None:
         self.rows = rows
         self.work = work
+        self.naive = naive  # also the naive references, the small dry run, status and delete (the full table)
         self.env = child_env()
         self.phases: list[Phase] = []
         progress(f"writing {rows:,} rows as {fmt}")
         self.table = write_input_table(work / f"input.{fmt}", rows)
-        self.small_table = write_input_table(work / f"input-{SMALL_ROWS}.{fmt}", SMALL_ROWS)
+        if naive:
+            self.small_table = write_input_table(work / f"input-{SMALL_ROWS}.{fmt}", SMALL_ROWS)
         self.spec: dict[str, Any] = {
             "input_file": str(self.table),
             "prompt": PROMPT,
@@ -136,14 +146,22 @@ class Benchmark:
     def builds(self) -> None:
         """Task files without the server: the dry run at both sizes, the floor's and the naive build."""
         progress("create-batch --dry-run")
-        self.dry_small = self.tool("create-batch", self.config("small", self.small_table, None), "--dry-run")
+        if self.naive:
+            self.dry_small = self.tool("create-batch", self.config("small", self.small_table, None), "--dry-run")
         self.dry = self.tool("create-batch", self.config("dry", self.table, None), "--dry-run")
-        progress("the floor's and the naive build")
+        progress("the floor's build")
         self.floor_build = self.reference("floor_build", out_dir=str(self.work / "floor"))
-        self.naive_build = self.reference("naive_build", out_dir=str(self.work / "naive"))
         phase = Phase("build task files: create-batch --dry-run", self.dry)
         phase.add("floor: pyarrow read, orjson each line, write", self.floor_build, target=BUILD_TARGET)
-        phase.add("naive: pandas iterrows, json.dumps each line, write", self.naive_build)
+        if self.naive:
+            progress("the naive build")
+            self.naive_build = self.reference("naive_build", out_dir=str(self.work / "naive"))
+            phase.add("naive: pandas iterrows, json.dumps each line, write", self.naive_build)
+        # The floor's shard files are compared with the tool's by their hashes: the files can go (at 10,000,000
+        # rows they take 6 GB).
+        floor_files = sorted(self.work.glob("floor/*.jsonl"))
+        self.floor_hashes = [hashlib.sha256(path.read_bytes()).hexdigest() for path in floor_files]
+        shutil.rmtree(self.work / "floor", ignore_errors=True)
         self.phases.append(phase)
 
     def uploads(self, url: str) -> None:
@@ -153,6 +171,8 @@ class Benchmark:
             "floor_create", out_dir=str(self.work / "floor-create"), record=str(self.work / "floor-uploads.json")
         )
         self.cancel_batches(url, self.work / "floor-uploads.json")
+        if not self.naive:
+            return
         progress("the naive uploads")
         self.naive_upload = self.reference(
             "upload_one_by_one", out_dir=str(self.work / "naive"), record=str(self.work / "naive-uploads.json")
@@ -170,12 +190,12 @@ class Benchmark:
         self.run_config = self.config("run", self.table, url)
         phase = Phase("upload and create: create-batch", self.tool("create-batch", self.run_config))
         phase.add("floor: build, then upload and create one by one", self.floor_create, target=CREATE_TARGET)
-        phase.add("naive: build, then upload and create one by one", self.naive_build, self.naive_upload)
+        if self.naive:
+            phase.add("naive: build, then upload and create one by one", self.naive_build, self.naive_upload)
         self.phases.append(phase)
-        floor_hashes = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.work.glob("floor/*.jsonl"))]
         shards = self.ledger().shards
         self.shards = len(shards)
-        self.same_lines = [shard.sha256 for shard in shards] == floor_hashes
+        self.same_lines = [shard.sha256 for shard in shards] == self.floor_hashes
 
     def status(self) -> None:
         progress("status-jobs")
@@ -202,19 +222,22 @@ class Benchmark:
             for file_id in (s.batch.output_file_id, s.batch.error_file_id)
             if file_id
         ]
-        progress("the floor's and the naive collate")
+        progress("the floor's collate")
         floor = self.reference(
             "floor_collate",
             file_ids=self.result_files,
             out_dir=str(self.work / "floor-results"),
             output_file=str(self.work / "floor-output.parquet"),
         )
-        naive = self.reference(
-            "naive_collate", file_ids=self.result_files, output_file=str(self.work / "naive-output.parquet")
-        )
+        shutil.rmtree(self.work / "floor-results", ignore_errors=True)
         phase = Phase("collate: collate-output", self.collated)
         phase.add("floor: download one by one, orjson, pandas merge", floor, target=COLLATE_TARGET)
-        phase.add("naive: download whole, json.loads into a list, merge", naive)
+        if self.naive:
+            progress("the naive collate")
+            naive = self.reference(
+                "naive_collate", file_ids=self.result_files, output_file=str(self.work / "naive-output.parquet")
+            )
+            phase.add("naive: download whole, json.loads into a list, merge", naive)
         self.phases.append(phase)
 
     def delete(self, url: str) -> None:
@@ -259,9 +282,11 @@ class Benchmark:
             self.spec["base_url"] = url
             self.uploads(url)
             self.create(url)
-            self.status()
+            if self.naive:
+                self.status()
             self.collate(url)
-            self.delete(url)
+            if self.naive:
+                self.delete(url)
         lines = [
             f"{self.rows:,} rows ({self.table.suffix[1:]}, {self.table.stat().st_size / 1e6:.0f} MB), "
             f"{self.shards} shards of up to {BATCH_SIZE:,} rows; {machine()}",
@@ -273,9 +298,43 @@ class Benchmark:
         for phase in self.phases:
             lines.extend(phase.lines())
         lines.append("")
-        lines.extend(self.memory_lines())
+        if self.naive:
+            lines.extend(self.memory_lines())
         lines.append(f"(whole benchmark: {time.perf_counter() - started:.0f} s)")
         return "\n".join(lines)
+
+
+def scaling(sizes: list[int], fmt: str, root: Path) -> str:
+    """Build, create and collate at each size against their floors; then time per row and peak memory."""
+    runs: list[Benchmark] = []
+    reports = []
+    for rows in sizes:
+        work = root / f"scaling-{rows}-{fmt}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        bench = Benchmark(rows, fmt, work, naive=False)
+        reports.append(bench.run())
+        print(reports[-1] + "\n", flush=True)  # each size as soon as it is measured: the largest takes long
+        runs.append(bench)
+        progress(f"{rows:,} rows done; removing its files")
+        shutil.rmtree(work, ignore_errors=True)  # the next size needs the disk
+    first = runs[0]
+    lines = [f"scaling from {first.rows:,} rows ({fmt}); time per row and peak memory against it"]
+    lines.append(f"{'rows':>12} {'phase':<28} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'us/row':>7} "
+                 f"{'x/row':>6} {'peak MB':>8} {'x peak':>7}")
+    for bench in runs:
+        for phase, base in zip(bench.phases, first.phases, strict=True):
+            floor = phase.references[0][1]
+            per_row = phase.tool.wall / bench.rows * 1e6
+            base_per_row = base.tool.wall / first.rows * 1e6
+            lines.append(
+                f"{bench.rows:>12,} {phase.name.split(': ')[-1]:<28} {phase.tool.wall:>8.1f} {floor:>8.1f} "
+                f"{phase.tool.wall / floor:>5.2f}x {per_row:>7.1f} {per_row / base_per_row:>5.2f}x "
+                f"{phase.tool.peak_mb:>8.0f} {phase.tool.peak_mb / base.tool.peak_mb:>6.2f}x"
+            )
+    lines.append(f"targets: peak memory <= {FLAT_MEMORY_TARGET:g}x of its figure at {first.rows:,} rows for create "
+                 "and collate; build and collate within 1.2x of the floor")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -284,7 +343,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows, for a fast check")
     parser.add_argument("--format", choices=FORMATS, default="csv", help="format of the input table (default csv)")
     parser.add_argument("--workdir", type=Path, help="scratch folder, kept afterwards (default: a temporary one)")
+    parser.add_argument(
+        "--scaling", action="store_true", help="build, create and collate at 100,000 and 1,000,000 rows, and the growth"
+    )
+    parser.add_argument(
+        "--ten-million", action="store_true", help="with --scaling: 10,000,000 rows too (half an hour, 60 GB of disk)"
+    )
     args = parser.parse_args()
+    if args.scaling:
+        sizes = [*SCALING_ROWS, *([TEN_MILLION] if args.ten_million else [])]
+        if args.workdir:
+            print(scaling(sizes, args.format, args.workdir.resolve()))
+            return
+        with tempfile.TemporaryDirectory(prefix="million-rows-") as scratch:
+            print(scaling(sizes, args.format, Path(scratch)))
+        return
     rows = QUICK_ROWS if args.quick else args.rows
     if args.workdir:
         work = args.workdir.resolve() / f"million-rows-{rows}-{args.format}"

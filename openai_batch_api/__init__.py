@@ -21,6 +21,7 @@ from .utils.errors import (
     ConfigError,
     CostOverLimitError,
     InputError,
+    LostCreationError,
     LostRunError,
     RunChangedError,
     RunLockedError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .notebook import batch
     from .run import Run
     from .step_results import Cancelled, Collated, Created, Deleted, Retried, RunStatus, Submitted
+    from .utils.lifecycle.settling import Settled
     from .utils.lifecycle.waiting import WaitUpdate
 
 __version__ = "0.2.0"
@@ -45,7 +47,8 @@ LAZY = {
     "Cancelled": "step_results",
     "Collated": "step_results",
     "Deleted": "step_results",
-    "WaitUpdate": "utils.waiting",
+    "Settled": "utils.lifecycle.settling",
+    "WaitUpdate": "utils.lifecycle.waiting",
 }
 
 __all__ = [
@@ -59,12 +62,14 @@ __all__ = [
     "Created",
     "Deleted",
     "InputError",
+    "LostCreationError",
     "LostRunError",
     "Retried",
     "Run",
     "RunChangedError",
     "RunLockedError",
     "RunStatus",
+    "Settled",
     "Submitted",
     "WaitUpdate",
     "__version__",

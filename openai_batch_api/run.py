@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,14 +28,15 @@ from .utils.config import (
     Config,
     interval_problem,
     load_config,
-    refuse_unsubmittable,
     validate_config_mapping,
 )
-from .utils.errors import BatchApiToolError, CostOverLimitError, RunLockedError
+from .utils.errors import BatchApiToolError, ConfigError, CostOverLimitError, LostCreationError, RunLockedError
 from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk, run_result_files
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
-from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs
+from .utils.next_steps import next_step, option
+from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs, request_shape
 from .utils.state.row_requests import answer_sources
+from .utils.state.run_inputs import record_inputs
 from .utils.state.run_lock import LOCK_NAME, run_lock
 from .utils.state.run_store import (
     IMPORTED_SUFFIX,
@@ -47,12 +48,14 @@ from .utils.state.run_store import (
     sidecars,
     store_path,
 )
-from .utils.words import next_command, plural
+from .utils.state.step_traces import StepTraces
+from .utils.words import plural
 
 # The modules of the table (pandas, pyarrow, tiktoken) are imported by the steps that read or build
 # it: status-jobs on a finished run, which needs none of them, starts in well under a second.
 
 if TYPE_CHECKING:
+    from .utils.lifecycle.settling import Settled
     from .utils.lifecycle.waiting import WaitUpdate
     from .utils.providers.base import Provider
 
@@ -88,15 +91,26 @@ class Run:
         return cls(load_config(path), config_arg=config_arg or str(path))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], *, base_dir: str | Path = ".") -> Run:
+    def from_mapping(
+        cls,
+        mapping: Mapping[str, Any],
+        *,
+        base_dir: str | Path = ".",
+        source: str = "Run.from_mapping()",
+        keywords: Sequence[str] | None = None,
+    ) -> Run:
         """The run of a config given as a mapping, checked by the same schema as the YAML.
 
         Relative paths are relative to `base_dir`; output_file may be left out (collate then
-        returns the table without writing it).
+        returns the table without writing it). Messages name `source` (the call the mapping was
+        given to) and the methods to call next; `keywords` are that call's own keyword arguments,
+        among which a mistyped key is matched too.
         """
         path = Path(base_dir).expanduser().resolve() / MAPPING_NAME
         required = tuple(key for key in REQUIRED_KEYS if key != "output_file")
-        return cls(validate_config_mapping(dict(mapping), path=path, required=required))
+        return cls(
+            validate_config_mapping(dict(mapping), path=path, required=required, source=source, keywords=keywords)
+        )
 
     # The lock, the store and the API
 
@@ -110,12 +124,16 @@ class Run:
         if self._lock_holder is not None:
             yield
             return
-        with run_lock(self.config.data_path, command=self.command or command), self.session():
-            self._lock_holder = command
-            try:
-                yield
-            finally:
-                self._lock_holder = None
+        traces = StepTraces(self.config)  # before the lock makes data_path
+        try:
+            with run_lock(self.config.data_path, command=self.command or command), self.session():
+                self._lock_holder = command
+                try:
+                    yield
+                finally:
+                    self._lock_holder = None
+        finally:
+            traces.remove_if_no_run()  # a refused or dry run, or no run found, leaves nothing behind
 
     @contextmanager
     def session(self) -> Iterator[Run]:
@@ -145,18 +163,20 @@ class Run:
     @contextmanager
     def _api(self, *, own: bool = False) -> Iterator[Provider]:
         """The provider session of the step: the block's (`session`), or (`own`, or outside one) its own."""
-        if self._provider is not None and not own:
-            yield self._provider
-            return
-        from .utils.providers.openai import open_api
+        try:
+            if self._provider is not None and not own:
+                yield self._provider
+                return
+            from .utils.providers.sessions import open_api
 
-        refuse_unsubmittable(self.config)
-        if self._scope is not None and not own:
-            self._provider = self._scope.enter_context(open_api(self.config))
-            yield self._provider
-            return
-        with open_api(self.config) as provider:
-            yield provider
+            if self._scope is not None and not own:
+                self._provider = self._scope.enter_context(open_api(self.config))
+                yield self._provider
+                return
+            with open_api(self.config) as provider:
+                yield provider
+        except LostCreationError as exc:
+            raise exc.for_config(self.config_arg) from None  # its way out names the config as given
 
     def require(self) -> None:
         """Raise an error saying how to start the run when data_path holds none."""
@@ -173,22 +193,26 @@ class Run:
         """
         if self._settings_checked:
             return
-        from .utils.providers.openai import check_api_settings
+        from .utils.providers.sessions import check_api_settings
 
         check_api_settings(self.config)
         self._settings_checked = True
 
-    def check_inputs(self, *, input_hash: str | None = None, table_may_change: bool = False) -> None:
+    def check_inputs(
+        self, *, input_hash: str | None = None, input_file: Path | None = None, table_may_change: bool = False
+    ) -> None:
         """Raise RunChangedError when the table or the request settings differ from the run's.
 
-        `table_may_change`: only the request settings must be the run's (`create` continues a run with a
-        changed table).
+        `input_hash` and `input_file`: the table to compare, when it is not (yet) the config's input_file.
+        `table_may_change`: only the request settings and the table's columns must be the run's (`create`
+        continues a run with a table whose rows changed).
         """
         with open_run(self.config, config_arg=self.config_arg, writable=False) as store:
             check_same_inputs(
                 store.ledger,
                 self.config,
                 input_sha256=input_hash or self._input_hash(),
+                input_file=input_file,
                 table_may_change=table_may_change,
             )
 
@@ -207,6 +231,7 @@ class Run:
         on their shards, and `submit` submits only the shards with no batch; with no such run found,
         it raises LostRunError and starts nothing.
         """
+        from .utils.costs.tokens import preload_estimator
         from .utils.lifecycle.adoption import start_run
         from .utils.lifecycle.planning import attempt_dir, plan_attempt
 
@@ -214,8 +239,8 @@ class Run:
         # A dry run refuses what the real run would refuse before any work (a missing key, bad
         # local_backend options): its "all clear" must hold for the real run.
         self.check_api_settings()  # before any task file or run state is written
-        if not dry_run:
-            refuse_unsubmittable(config)
+        if dry_run or not self.exists():
+            preload_estimator(config.model)  # loads while the API is searched and the table read
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
@@ -255,6 +280,8 @@ class Run:
                 started = start_run(api, config, input_hash=input_hash, adopt=adopt, config_arg=self.config_arg)
             plan = started.plan
             with started.store as store:
+                with store.step() as db:  # what the run is made from, so a refusal can say what changed
+                    record_inputs(db, config, shape=request_shape(config))
                 return Created(
                     run_id=store.ledger.run_id,
                     rows=plan.rows,
@@ -316,7 +343,11 @@ class Run:
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
             raise BatchApiToolError(f"a pilot needs a whole number of rows of at least 1, got {rows!r}")
         self.check_api_settings()
-        refuse_unsubmittable(config)  # the pilot's requests would go to OpenAI's endpoints
+        if config.provider != "openai":  # the pilot's requests go to OpenAI's synchronous endpoints
+            raise ConfigError(
+                f"{config.name}: provider {config.provider}: a pilot answers rows through OpenAI's synchronous "
+                "endpoints, which this provider has not; run create-batch without --pilot"
+            )
         with self.locked("Run.pilot"):
             input_hash = self._input_hash()
             store = RunStore.open(config.data_path, writable=True)
@@ -377,7 +408,7 @@ class Run:
             if ledger.cancelled_at:
                 raise BatchApiToolError(
                     f"{config.data_path}: run {ledger.run_id} was cancelled; collate what it has, or submit its "
-                    f"unanswered rows again with create-batch --config {self.config_arg} --retry"
+                    f"unanswered rows again with {next_step(config, self.config_arg, 'create-batch', '--retry')}"
                 )
             was_waiting = len(ledger.waiting_shards())
             submitted = submit_waiting(api, store, config)
@@ -394,6 +425,21 @@ class Run:
                 notices=list(api.notices),
             )
 
+    def settle(self, settlements: Mapping[str, str | None]) -> Settled:
+        """Say what became of batch creations whose answers were lost where the server lists no batches.
+
+        `settlements` maps a shard key to its batch id (the server must hold that batch, made from the
+        shard's input file) or to None: no batch was made, and the next `submit` submits the shard
+        again (where the server lists batches, that is checked too). Every settlement is checked
+        before any is recorded. A step of its own rather than a keyword of `create` or `submit`:
+        `wait`, `cancel` and `delete` meet the same unsettled shards, and each can follow it.
+        """
+        from .utils.lifecycle.settling import settle_shards
+
+        self.require()  # before the lock makes data_path
+        with self.locked("Run.settle"), self._store(writable=True) as store, self._api() as api:
+            return settle_shards(api, store, settlements)
+
     def retry(self, *, include_all: bool = False) -> Retried:
         """Add an attempt holding the rows whose last attempt failed retryably or has no result.
 
@@ -406,7 +452,8 @@ class Run:
         with self.locked("Run.retry"):
             if not self.exists():
                 raise BatchApiToolError(
-                    f"{config.data_path}: no run to retry yet; run create-batch --config {self.config_arg} first"
+                    f"{config.data_path}: no run to retry yet; run "
+                    f"{next_step(config, self.config_arg, 'create-batch')} first"
                 )
             with self._store(writable=True) as store, self._api() as api:
                 ledger = store.ledger
@@ -491,36 +538,53 @@ class Run:
             cancel_batches(api, store, running)
             return Cancelled(run_id=ledger.run_id, running=len(running), queued=len(queued), cancelled=True)
 
-    def collate(self) -> Collated:
+    def collate(self, *, table: bool = True) -> Collated:
         """Download the finished batches' results and join them onto the input rows, in input order.
 
         Returns the table with the answer columns (`api_status`, `api_output`, ...), and writes it
         to output_file when the config names one. A run still going is collated as far as it goes
-        (its rows `pending`).
+        (its rows `pending`). `table=False` writes output_file a shard at a time and returns no
+        table (`Collated.table` is None), so the rows need never fit in memory at once.
         """
-        from .utils.lifecycle.collation import check_output_format, collate_results, write_table
+        from .utils.lifecycle.collation import check_output_format, collate_results, collate_to_file
 
         config = self.config
         check_output_format(config)
+        if not table and config.output_file is None:
+            raise BatchApiToolError(
+                f"{config.path}: collate(table=False) writes the table to output_file, and the config names none; "
+                "set output_file, or call collate() for the table"
+            )
         with self.locked("Run.collate"), self._store(writable=True) as store:
             ledger = store.ledger
             check_same_inputs(ledger, config, input_sha256=self._input_hash())
             with self._api() as api:
                 refresh(api, store, workers=config.concurrency)
                 files = run_result_files(api, store, workers=config.concurrency)
-            collation = collate_results(config, ledger, files, **answer_sources(store))
+            answered = answer_sources(store)
             if config.output_file is not None:
-                write_table(collation.table, config.output_file)
+                collation = collate_to_file(
+                    config, ledger, files, path=config.output_file, keep_table=table, **answered
+                )
+            else:
+                collation = collate_results(config, ledger, files, **answered)
             counts = collation.status_counts()
             if not counts.get("pending"):
                 store.mark_collated()
+        summary = collation.summary
         return Collated(
             table=collation.table,
             output_file=config.output_file,
             status_counts=counts,
             failures=collation.failures,
-            retryable_rows=int(collation.retryable.sum()),
+            retryable_rows=summary.retryable_rows,
             ledger=ledger,
+            rows=summary.rows,
+            json_errors=summary.json_errors,
+            finish_reasons=dict(summary.finish_reasons),
+            refusals=summary.refusals,
+            input_tokens=summary.input_tokens,
+            output_tokens=summary.output_tokens,
         )
 
     def delete(
@@ -590,8 +654,13 @@ class Run:
         """The input table's digest; hashed again only when the file changed (a large table takes a while)."""
         from .utils.lifecycle.planning import input_sha256
 
+        path = self.config.input_file
+        if not isinstance(path, Path) or not path.is_file():
+            # A URL (its digest is a request per object, not a read), a dataset, or a missing file: the
+            # digest raises the error naming it.
+            return input_sha256(self.config)
         try:
-            stat = self.config.input_file.stat()
+            stat = path.stat()
         except OSError:
             return input_sha256(self.config)  # raises the error naming the missing file
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
@@ -624,18 +693,20 @@ class Run:
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
         if force:
             return
+        config, config_arg = self.config, self.config_arg
+        force_option = option(config, "--force", "force=True")
         running = ledger.running_shards()
         if running:
             raise BatchApiToolError(
-                f"{self.config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
-                f"running; wait for them ({next_command('status-jobs', self.config_arg, '--wait')}), cancel them "
-                f"({next_command('status-jobs', self.config_arg, '--cancel')}), or pass --force to cancel them "
-                "and delete the run"
+                f"{config.data_path}: {plural(len(running), 'batch', 'batches')} of run {ledger.run_id} still "
+                f"running; wait for them ({next_step(config, config_arg, 'status-jobs', '--wait')}), cancel them "
+                f"({next_step(config, config_arg, 'status-jobs', '--cancel')}), or pass {force_option} to cancel "
+                "them and delete the run"
             )
         if ledger.collated_at is None:
             raise BatchApiToolError(
-                f"{self.config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
-                f"{next_command('collate-output', self.config_arg)} first, or pass --force"
+                f"{config.data_path}: the results of run {ledger.run_id} are not collated yet; run "
+                f"{next_step(config, config_arg, 'collate-output')} first, or pass {force_option}"
             )
 
 

@@ -124,12 +124,18 @@ class Cancelled:
 class Collated:
     """The input table with the answer columns, and what the summary of it needs."""
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None  # None when collate was asked to write output_file only
     output_file: Path | None  # where the table was written, when the config names a file
     status_counts: dict[str, int]  # rows per api_status
     failures: list[FailureGroup]
     retryable_rows: int
     ledger: Ledger
+    rows: int = 0
+    json_errors: int = 0  # answers that did not parse as the JSON asked for (api_json_error)
+    finish_reasons: dict[str, int] = field(default_factory=dict)  # answers per api_finish_reason
+    refusals: int = 0  # answers the model refused (api_refusal)
+    input_tokens: int = 0  # the usage the API reported, over every row
+    output_tokens: int = 0
 
     @property
     def pending(self) -> int:

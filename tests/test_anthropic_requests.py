@@ -227,7 +227,7 @@ def test_claude_prices_at_batch_rates_and_an_approximate_token_estimate():
     assert estimator.count(text) > get_estimator("gpt-4o").count(text)
 
 
-def test_create_batch_dry_run_with_provider_anthropic_and_submission_refused(tmp_path):
+def test_create_batch_dry_run_with_provider_anthropic_estimates_approximately(tmp_path):
     from project_support import Project
 
     project = Project(tmp_path, base_url="local")
@@ -238,10 +238,24 @@ def test_create_batch_dry_run_with_provider_anthropic_and_submission_refused(tmp
     assert (dry.exit_code, dry.err) == (0, "")
     assert "approximate: tiktoken o200k_base tokens x 1.2, as Claude's tokenizer is not public" in dry.out
     assert "cost at batch prices (claude-haiku-4-5):" in dry.out
-    real = project.run("create-batch")
-    assert (real.exit_code, real.out) == (1, "")
-    assert real.err == (
-        f"error: {project.config_path}: provider anthropic: this version checks its requests and estimates their "
-        "cost (create-batch --dry-run) but cannot submit them yet; use provider openai to submit\n"
+    assert "nothing was uploaded" in dry.out
+
+
+def test_anthropic_run_without_a_key_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from project_support import Project
+
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path, base_url="local")
+    project.write_rows(3)
+    project.config.pop("base_url")
+    project.write_config(provider="anthropic", model_params={"model": "claude-haiku-4-5", "max_tokens": 50})
+    refused = project.run("create-batch")
+    assert (refused.exit_code, refused.out) == (1, "")
+    assert refused.err == (
+        "error: no API key: set ANTHROPIC_API_KEY in the environment or in a .env file beside config.yaml, "
+        "or set `base_url: local` in the config to use the local backend\n"
     )
-    assert not (project.data_path / "tasks").exists()
+    assert not project.data_path.exists()
+    (tmp_path / ".env").write_text("ANTHROPIC_API_KEY=sk-ant-test\n")
+    dry = project.run("create-batch", "--dry-run")
+    assert dry.exit_code == 0, dry.err

@@ -45,7 +45,7 @@ def test_batch_returns_the_table_with_answers(server, tmp_path):
     assert answered["text"].tolist() == table["text"].tolist()
     assert (answered["api_status"] == "ok").all()
     assert answered["api_output"].notna().all()
-    assert (tmp_path / "run" / "input.parquet").exists()
+    assert (tmp_path / "run" / "batch_input.parquet").exists()
 
 
 def test_batch_called_again_resumes_without_resubmitting(server):
@@ -79,13 +79,17 @@ def test_batch_edited_table_continues_the_run_sending_only_the_edited_row(server
     assert len(batches_on(server)) == 4  # three batches of the first call, one holding the edited row
     ledger = load_run(tmp_path / "run")
     assert [s.rows for s in ledger.shards if s.attempt == 2] == [1]
+    assert [p.name for p in (tmp_path / "run").glob(".batch_input.parquet.*")] == []
 
 
-def test_batch_changed_prompt_is_refused(server, tmp_path):
+def test_batch_changed_prompt_is_refused_and_the_run_keeps_its_input(server, tmp_path):
     call(reviews(), server)
-    with pytest.raises(RunChangedError):
+    saved = (tmp_path / "run" / "batch_input.parquet").read_bytes()
+    changed = reviews()
+    changed.loc[0, "text"] = "another review"
+    with pytest.raises(RunChangedError) as raised:
         openai_batch_api.batch(
-            reviews(),
+            changed,
             prompt="Another prompt.",
             model_params=MODEL_PARAMS,
             data_path="run",
@@ -94,7 +98,15 @@ def test_batch_changed_prompt_is_refused(server, tmp_path):
             batch_size=4,
             progress=False,
         )
+    run_id = load_run(tmp_path / "run").run_id
+    assert str(raised.value) == (
+        f"batch(): changed since run {run_id} was created in {tmp_path}/run: prompt Another prompt. (was Classify "
+        "the review.). To continue that run, restore what it was made from; to start a new run, set another "
+        "data_path (or Run.collate() and Run.delete() the old run first)"
+    )
     assert len(batches_on(server)) == 3
+    assert (tmp_path / "run" / "batch_input.parquet").read_bytes() == saved
+    assert [p.name for p in (tmp_path / "run").glob(".batch_input.parquet.*")] == []
 
 
 def test_batch_from_a_table_file_writes_output_file(server, tmp_path):
@@ -102,13 +114,13 @@ def test_batch_from_a_table_file_writes_output_file(server, tmp_path):
     answered = call("reviews.csv", server, output_file="answers.csv")
     assert len(answered) == 3
     assert pd.read_csv(tmp_path / "answers.csv")["api_status"].tolist() == ["ok"] * 3
-    assert not (tmp_path / "run" / "input.parquet").exists()
+    assert not (tmp_path / "run" / "batch_input.parquet").exists()
 
 
 def test_batch_unknown_option_is_a_config_error(server, tmp_path):
     with pytest.raises(ConfigError) as raised:
         call(reviews(), server, batch_sise=4)
-    assert str(raised.value) == f"{tmp_path}/<mapping>: unknown key 'batch_sise' (did you mean 'batch_size'?)"
+    assert str(raised.value) == "batch(): unknown keyword 'batch_sise' (did you mean 'batch_size'?)"
 
 
 def test_batch_takes_other_config_keys(server, tmp_path):

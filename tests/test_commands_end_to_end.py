@@ -159,6 +159,23 @@ def test_create_batch_symlink_to_a_secret_named_as_an_image_uploads_nothing(proj
     assert (project.server_files(), project.server_batches()) == ([], [])
 
 
+def test_create_batch_image_through_a_symlinked_folder_uploads_nothing(project, server, tmp_path):
+    """`imgs -> ../outside`: the image cell imgs/secret.png resolves outside the table's folder."""
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"\x89PNG\r\n\x1a\n private picture")
+    (project.root / "imgs").symlink_to(outside)
+    project.write_table(pd.DataFrame({"id": ["1"], "content": ["look"], "image": ["imgs/secret.png"]}))
+    project.write_config(image_url_column="image")
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.root / 'input.csv'}: row 1 (id '1'): image 'imgs/secret.png' leads through a symbolically "
+        f"linked folder to a file outside the table's folder ({project.root}); copy the image into that folder\n"
+    )
+    assert (project.server_files(), project.server_batches()) == ([], [])
+
+
 def test_create_batch_output_file_same_as_input_error_before_any_work(project):
     project.write_rows(3)
     project.write_config(output_file="input.csv")
@@ -212,8 +229,12 @@ def test_create_batch_changed_prompt_refuses_to_mix(project):
     project.write_config(prompt="Another prompt.")
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert result.err.startswith(f"error: {project.config_path}: the endpoint, prompt, examples, columns, ")
-    assert "to start a new run set another data_path" in result.err
+    run_id = load_ledger(project.data_path).run_id
+    assert result.err == (
+        f"error: {project.config_path}: changed since run {run_id} was created in {project.data_path}: prompt "
+        "Another prompt. (was Classify the text.). To continue that run, restore what it was made from; to start a "
+        "new run, set another data_path (or collate-output and delete-tasks the old run first)\n"
+    )
 
 
 def test_collate_output_while_batches_run_marks_pending(tmp_path, monkeypatch):

@@ -140,7 +140,7 @@ def test_load_config_reports_every_problem_at_once(tmp_path):
     ],
 )
 def test_load_config_single_problem(tmp_path, extra, message):
-    text = BASE.replace("batch_size: 50\n", "") if extra.startswith("batch_size") else BASE
+    text = BASE.replace("batch_size: 50\n", "") if "batch_size:" in extra else BASE
     path = write(tmp_path, text + extra)
     assert error_of(path) == f"{path}: {message}"
 
@@ -251,7 +251,12 @@ def test_load_config_data_path_and_output_file_under_files_both_reported(tmp_pat
         ("max_tokens: -5", "'model_params.max_tokens' must be a whole number of at least 1, got -5"),
         ("max_tokens: abc", "'model_params.max_tokens' must be a whole number of at least 1, got 'abc'"),
         ("max_completion_tokens: 0", "'model_params.max_completion_tokens' must be a whole number of at least 1, got 0"),
-        ("max_output_tokens: 2.5", "'model_params.max_output_tokens' must be a whole number of at least 1, got 2.5"),
+        (
+            "max_output_tokens: 2.5",
+            "2 problems: 'model_params.max_output_tokens' must be a whole number of at least 1, got 2.5; unknown "
+            "model_params field 'max_output_tokens' (did you mean 'max_tokens'?): /v1/chat/completions requests "
+            "have no such field",
+        ),
         ("max_tokens: true", "'model_params.max_tokens' must be a whole number of at least 1, got True"),
         ("temperature: .nan", "'model_params.temperature' must be a finite number, got nan"),
         ("top_p: -.inf", "'model_params.top_p' must be a finite number, got -inf"),
@@ -265,3 +270,97 @@ def test_load_config_data_path_and_output_file_under_files_both_reported(tmp_pat
 def test_load_config_model_params_token_limits_and_numbers_error(tmp_path, params, problems):
     path = write(tmp_path, BASE.replace("  temperature: 0", f"  {params}"))
     assert error_of(path) == f"{path}: {problems}"
+
+
+@pytest.mark.parametrize(
+    ("params", "problems"),
+    [
+        (
+            "max_token: 200",
+            "unknown model_params field 'max_token' (did you mean 'max_tokens'?): /v1/chat/completions requests "
+            "have no such field",
+        ),
+        (
+            "temperatur: 0.2\n  top_k: 5",
+            "2 problems: unknown model_params field 'temperatur' (did you mean 'temperature'?): "
+            "/v1/chat/completions requests have no such field; unknown model_params field 'top_k' (did you mean 'top_p'?): "
+            "/v1/chat/completions requests have no such field",
+        ),
+        ("temperature: '0.2'", "'model_params.temperature' must be a number or null, got a string ('0.2')"),
+        ("seed: 1.5", "'model_params.seed' must be a whole number or null, got a number (1.5)"),
+        ("stop: 5", "'model_params.stop' must be a string, a list or null, got a whole number (5)"),
+        ("response_format: json_object", "'model_params.response_format' must be a mapping, got a string ('json_object')"),
+        ("logprobs: 'yes'", "'model_params.logprobs' must be true/false or null, got a string ('yes')"),
+    ],
+)
+def test_load_config_model_params_checked_against_the_request_schema(tmp_path, params, problems):
+    path = write(tmp_path, BASE.replace("  temperature: 0", f"  {params}"))
+    assert error_of(path) == f"{path}: {problems}"
+    assert not (tmp_path / "data").exists()
+
+
+def test_load_config_model_params_of_the_endpoint_are_accepted(tmp_path):
+    text = BASE.replace("prompt: Classify the text.\n", "endpoint: /v1/embeddings\n").replace(
+        "  model: gpt-4o-mini\n  temperature: 0", "  model: text-embedding-3-small\n  dimensions: 4\n  encoding_format: float"
+    )
+    assert load_config(write(tmp_path, text)).model_params["dimensions"] == 4
+    chat = BASE.replace("  temperature: 0", "  temperature: 1\n  top_p: 0.5\n  seed: 3\n  stop: [END]\n  n: 1")
+    assert load_config(write(tmp_path, chat)).model_params["seed"] == 3
+
+
+def test_load_config_model_params_of_the_wrong_endpoint_refused(tmp_path):
+    text = BASE.replace("prompt: Classify the text.\n", "endpoint: /v1/embeddings\n").replace(
+        "  model: gpt-4o-mini\n  temperature: 0", "  model: text-embedding-3-small\n  temperature: 0"
+    )
+    path = write(tmp_path, text)
+    assert error_of(path) == (
+        f"{path}: unknown model_params field 'temperature': /v1/embeddings requests have no such field"
+    )
+
+
+def test_load_config_model_params_fields_of_another_server_are_its_own(tmp_path):
+    # vLLM and other OpenAI-compatible servers take fields of their own; their types are still checked.
+    text = BASE.replace("  temperature: 0", "  top_k: 5\n  repetition_penalty: 1.1")
+    config = load_config(write(tmp_path, text + "base_url: http://127.0.0.1:8000/v1\n"))
+    assert config.model_params["top_k"] == 5
+    path = write(tmp_path, BASE.replace("  temperature: 0", "  temperature: hot") + "base_url: http://127.0.0.1:8000/v1\n")
+    assert error_of(path) == f"{path}: 'model_params.temperature' must be a number or null, got a string ('hot')"
+    for base_url in ("local", "https://api.openai.com/v1", "https://me.openai.azure.com/openai/v1/"):
+        path = write(tmp_path, text + f"base_url: {base_url}\n")
+        assert error_of(path).startswith(f"{path}: 2 problems: unknown model_params field 'top_k'")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "model_params:\n  model: gpt-4o\n", "key 'model_params' is given twice (lines 6 and 11)"),
+        (BASE.replace("  temperature: 0\n", "  temperature: 0\n  temperature: 1\n"), "key 'temperature' is given twice (lines 8 and 9)"),
+        (BASE + "local_backend: {seed: 1, seed: 2}\n", "key 'seed' is given twice (lines 11 and 11)"),
+    ],
+    ids=["top-level", "nested", "flow"],
+)
+def test_load_config_key_given_twice_error(tmp_path, text, message):
+    path = write(tmp_path, text)
+    assert error_of(path) == f"{path}: {message}; keep one of them"
+
+
+def test_yaml_merge_keys_may_be_overridden_beside_them():
+    from openai_batch_api.utils.yaml_keys import safe_load_unique
+
+    text = "base: &base\n  a: 1\n  b: 2\nchild:\n  <<: *base\n  b: 3\n"
+    assert safe_load_unique(text) == {"base": {"a": 1, "b": 2}, "child": {"a": 1, "b": 3}}
+
+
+def test_create_batch_config_with_model_params_twice_error_before_any_work(project):
+    project.write_rows(3)
+    text = project.write_config().read_text(encoding="utf-8")
+    project.config_path.write_text(text + "model_params:\n  model: gpt-4o\n", encoding="utf-8")
+    lines = project.config_path.read_text(encoding="utf-8").splitlines()
+    first, second = [number for number, line in enumerate(lines, 1) if line.startswith("model_params:")]
+    result = project.run("create-batch")
+    assert result.exit_code == 1
+    assert result.err == (
+        f"error: {project.config_path}: key 'model_params' is given twice (lines {first} and {second}); "
+        "keep one of them\n"
+    )
+    assert not project.data_path.exists()

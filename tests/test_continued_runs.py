@@ -173,7 +173,12 @@ def test_changed_model_params_are_still_refused_on_a_grown_table(project):
     project.write_config(model_params={"model": "gpt-4o-mini", "temperature": 1, "max_tokens": 50})
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert result.err.startswith(f"error: {project.config_path}: the endpoint, prompt, examples, columns, ")
+    run_id = load_run(project.data_path).run_id
+    assert result.err == (  # names only what it refuses: the grown table alone would continue the run
+        f"error: {project.config_path}: changed since run {run_id} was created in {project.data_path}: "
+        "model_params.temperature 1 (was 0). To continue that run, restore what it was made from; to start a new "
+        "run, set another data_path (or collate-output and delete-tasks the old run first)\n"
+    )
     assert len(project.server_batches()) == 1
     assert shard_ids(project, 2) == []
 
@@ -191,6 +196,6 @@ def test_steps_after_the_table_changed_say_create_batch_continues_the_run(projec
     assert result.exit_code == 1
     assert result.err == (
         f"error: {project.config_path}: the input table input.csv changed since run {run_id} took it up in "
-        f"{project.data_path}; run create-batch to continue the run with the table as it is now (only its new and "
-        "edited rows are sent), or restore the table\n"
+        f"{project.data_path}: rows of input.csv: 3 (was 2); run create-batch to continue the run with the table "
+        "as it is now (only its new and edited rows are sent), or restore the table\n"
     )

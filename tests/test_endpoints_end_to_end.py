@@ -180,7 +180,10 @@ def test_changed_examples_refused_on_an_existing_run(project):
     project.write_config(examples=[{"user": "a", "assistant": "b"}])
     result = project.run("create-batch")
     assert result.exit_code == 1
-    assert "the endpoint, prompt, examples, columns, batch_size or model_params" in result.err
+    assert result.err.endswith(
+        '/data: examples [{"user": "a", "assistant": "b"}] (was unset). To continue that run, restore what it was '
+        "made from; to start a new run, set another data_path (or collate-output and delete-tasks the old run first)\n"
+    )
 
 
 def test_write_table_vectors_as_json_arrays_in_jsonl_and_json_text_in_csv(tmp_path):
@@ -202,7 +205,13 @@ def test_write_table_vectors_as_json_arrays_in_jsonl_and_json_text_in_csv(tmp_pa
     ("endpoint", "config"),
     [
         ("/v1/chat/completions", {"examples": [{"user": "Nice", "assistant": "positive"}]}),
-        ("/v1/responses", {"examples": [{"user": "Nice", "assistant": "positive"}]}),
+        (
+            "/v1/responses",
+            {
+                "examples": [{"user": "Nice", "assistant": "positive"}],
+                "model_params": {"model": "gpt-4o-mini", "temperature": 0, "max_output_tokens": 50},
+            },
+        ),
         ("/v1/embeddings", {"prompt": None, "model_params": {"model": "text-embedding-3-small"}}),
         ("/v1/completions", {"model_params": {"model": "gpt-3.5-turbo-instruct", "max_tokens": 5}}),
     ],

@@ -37,3 +37,8 @@ def test_import_package_is_light_and_run_comes_on_first_use():
 def test_status_jobs_does_not_import_collate_output():
     loaded = modules_loaded_by("import openai_batch_api.commands.status_jobs, openai_batch_api.run")
     assert "openai_batch_api.commands.collate_output" not in loaded
+
+
+def test_every_public_name_of_the_package_imports():
+    code = "import openai_batch_api\nfor name in openai_batch_api.__all__:\n    getattr(openai_batch_api, name)"
+    assert "openai_batch_api.run" in modules_loaded_by(code)

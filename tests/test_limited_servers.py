@@ -104,12 +104,14 @@ def test_without_batches_listing_a_lost_creation_refuses_to_guess(limited):
     result = project.run("create-batch")
     assert result.exit_code == 1
     ledger = load_ledger(project.data_path)
-    shard = ledger.shards[0]
+    listed = ", ".join(f"{s.key} (input file {s.file_id})" for s in ledger.shards)
     # Before the error, one "retrying in ..." line per retry of the dropped calls.
     assert result.err.splitlines()[-1] + "\n" == (
-        f"error: shard {shard.key}: a batch creation's answer was lost and the server does not list batches (405), "
-        f"so whether it made a batch from input file {shard.file_id} cannot be checked; create-batch will not "
-        "create another for this shard (that could pay twice): look on the server for a batch of that input file\n"
+        f"error: shards {listed}: batch creations' answers were lost and the server does not list batches (405), "
+        "so whether they made batches cannot be checked; no other batch is created for these shards (that could "
+        f"pay twice): look on the server for a batch of each input file, then run create-batch --config "
+        f"{project.config_path} with --settle SHARD=BATCH_ID for each shard whose batch you found and --settle "
+        "SHARD=none for each that has none (it is submitted again)\n"
     )
     assert [s.state for s in ledger.shards] == ["creating"] * 3
     made, _ = server._store.list_batches(after=None, limit=100)

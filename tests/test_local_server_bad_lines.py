@@ -264,3 +264,38 @@ def test_batch_line_max_output_tokens_on_responses_wrong_type_400(client):
     [error] = read_lines(client, batch.error_file_id)
     message = "Invalid type for 'max_output_tokens': expected an integer, but got a string instead."
     assert answer_without_ids(error) == bad_request("bad", message, "max_output_tokens", "invalid_type")
+
+
+def test_batch_line_with_an_unknown_argument_gets_the_apis_400(client):
+    lines = [chat_line("good", "first"), with_body("typo", max_token=200), chat_line("good-2", "second")]
+    batch = run_batch(client, lines)
+    assert batch.request_counts.model_dump() == {"total": 3, "completed": 2, "failed": 1}
+    [error] = read_lines(client, batch.error_file_id)
+    assert answer_without_ids(error) == {
+        "id": "ID",
+        "custom_id": "typo",
+        "response": {
+            "status_code": 400,
+            "request_id": "REQ",
+            "body": {
+                "error": {
+                    "message": "Unrecognized request argument supplied: max_token",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        },
+        "error": None,
+    }
+
+
+def test_chat_request_with_an_unknown_argument_400(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[], extra_body={"max_token": 5})
+    assert caught.value.body == {
+        "message": "Unrecognized request argument supplied: max_token",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }

@@ -100,10 +100,16 @@ def test_options_from_mapping():
             {"max_file_bytes": "200MB"},
             "local_backend.max_file_bytes must be a whole number >= 1, not '200MB'; fix it in the config",
         ),
+        (
+            {"clock_offset": float("nan")},
+            "local_backend.clock_offset must be a number of seconds from -2592000 to 2592000, not nan; "
+            "fix it in the config",
+        ),
     ],
     ids=[
         "typo", "unknown", "rate", "status", "kind", "regex", "bool-limit", "window", "window-inf",
         "latency-nan", "api-latency-huge", "retry-after-inf", "upstream", "requests", "upstream-threads", "bytes",
+        "clock-nan",
     ],
 )
 def test_options_from_mapping_errors(mapping, message):

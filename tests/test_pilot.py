@@ -179,8 +179,12 @@ def test_run_pilot_returns_the_answers_and_the_estimate(project):
     [
         (("--pilot", "0"), "--pilot needs a number of rows of at least 1, got 0"),
         (("--pilot-sample", "3"), "--pilot-sample needs --pilot N"),
-        (("--pilot", "2", "--dry-run"), "--pilot cannot be combined with --dry-run, --retry or --adopt"),
-        (("--pilot", "2", "--retry"), "--pilot cannot be combined with --dry-run, --retry or --adopt"),
+        (("--pilot", "2", "--dry-run"), "--pilot cannot be combined with --dry-run, --retry, --adopt or --settle"),
+        (("--pilot", "2", "--retry"), "--pilot cannot be combined with --dry-run, --retry, --adopt or --settle"),
+        (
+            ("--pilot", "2", "--settle", "0001=none"),
+            "--pilot cannot be combined with --dry-run, --retry, --adopt or --settle",
+        ),
     ],
 )
 def test_create_batch_pilot_usage_errors(project, arguments, message):

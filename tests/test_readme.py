@@ -56,6 +56,8 @@ def test_readme_config_with_every_key_is_accepted():
         notify="echo done",
         notify_url="https://hooks.example.com/run",
     )
+    # The Responses API takes its answer format as text.format, not chat's response_format.
+    every["model_params"]["text"] = {"format": every["model_params"].pop("response_format")}
     # content_template replaces content_column: the two are never given together
     assert set(every) | {"content_template"} == set(CONFIG_KEYS)
     validate_config_mapping(every, path=Path("/project/config.yaml"))

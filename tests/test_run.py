@@ -117,7 +117,7 @@ def test_run_from_mapping_checks_the_yaml_schema(tmp_path, server):
     with pytest.raises(ConfigError) as raised:
         Run.from_mapping(mapping, base_dir=tmp_path)
     assert str(raised.value) == (
-        f"{tmp_path}/<mapping>: 2 problems: unknown key 'promt' (did you mean 'prompt'?); missing key 'prompt'"
+        "Run.from_mapping(): 2 problems: unknown key 'promt' (did you mean 'prompt'?); missing key 'prompt'"
     )
 
 
@@ -187,8 +187,8 @@ def test_run_changed_error_after_the_table_changed(project, run):
         run.submit()
     assert str(raised.value) == (
         f"{project.config_path}: the input table input.csv changed since run {run_id_in(project)} "
-        f"took it up in {project.data_path}; run create-batch to continue the run with the table as it is now "
-        "(only its new and edited rows are sent), or restore the table"
+        f"took it up in {project.data_path}: rows of input.csv: 11 (was 10); run create-batch to continue the run "
+        "with the table as it is now (only its new and edited rows are sent), or restore the table"
     )
     assert project.server_files() == []
 
@@ -219,8 +219,9 @@ def test_cli_prints_the_error_class_message(project, run):
     assert result.exit_code == 1
     assert result.err == (
         f"error: {project.config_path}: the input table input.csv changed since run "
-        f"{run_id_in(project)} took it up in {project.data_path}; run create-batch to continue the run with "
-        "the table as it is now (only its new and edited rows are sent), or restore the table\n"
+        f"{run_id_in(project)} took it up in {project.data_path}: rows of input.csv: 11 (was 10); run create-batch "
+        "to continue the run with the table as it is now (only its new and edited rows are sent), or restore the "
+        "table\n"
     )
 
 

@@ -322,7 +322,7 @@ def test_status_jobs_listing_stops_when_fetching_each_batch_is_cheaper(tmp_path,
     from project_support import Project
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    with LocalServer(state_dir=tmp_path / "busy", options=ServerOptions(line_latency=3)) as busy:
+    with LocalServer(state_dir=tmp_path / "busy", options=ServerOptions(line_latency=30)) as busy:
         project = Project(root=tmp_path, base_url=busy.base_url)
         project.write_rows(2)
         project.write_config(batch_size=1)

@@ -38,8 +38,9 @@ def default_sigint() -> None:
 def test_console_script_ctrl_c_during_imports_exits_130_with_one_line(command, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_BATCH_API_RAISE")
     # PYTHONVERBOSE reports each import on stderr. Through a pipe of one page, the child blocks on
-    # its next report while this test stops reading: a line naming the run's core (or a submodule of
-    # the SDK) means the child is held in the middle of its imports when the signal comes.
+    # its next report while this test stops reading: a line naming a module of the run's state (the
+    # first of the core's many imports) or of the SDK means the child is held in the middle of its
+    # imports when the signal comes.
     monkeypatch.setenv("PYTHONVERBOSE", "1")
     # A valid config: the commands import the core only once it is read, and the SDK only for a step
     # that calls the API.
@@ -63,7 +64,7 @@ def test_console_script_ctrl_c_during_imports_exits_130_with_one_line(command, t
     lines = []
     for line in stderr:
         lines.append(line)
-        if line.startswith(("import 'openai.", "import 'openai_batch_api.run'")):
+        if line.startswith(("import 'openai.", "import 'openai_batch_api.utils.state.")):
             child.send_signal(signal.SIGINT)
             break
     rest = stderr.read()

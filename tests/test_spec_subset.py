@@ -50,3 +50,42 @@ def test_check_spec_validates_a_batch_endpoint_request_schema(check_spec):
     check_spec("CreateEmbeddingRequest", {"model": "text-embedding-3-small", "input": "hello"})
     with pytest.raises(AssertionError, match="'input' is a required property"):
         check_spec("CreateEmbeddingRequest", {"model": "text-embedding-3-small"})
+
+
+def test_request_fields_table_is_the_one_the_spec_subset_makes():
+    # The package ships the table (spec/ is not installed); it must say what the subset says.
+    from openai_batch_api.utils.request_fields import REQUEST_FIELDS
+
+    subset = json.loads((SPEC_DIR / "openapi_subset.json").read_text(encoding="utf-8"))
+    assert REQUEST_FIELDS == extract.request_fields(subset)
+    assert REQUEST_FIELDS["/v1/chat/completions"]["max_tokens"] == ("integer", "null")
+    assert REQUEST_FIELDS["/v1/moderations"] == {"input": ("string", "array"), "model": ("string",)}
+
+
+def test_request_fields_follow_refs_and_compositions():
+    spec = {
+        "components": {
+            "schemas": {
+                "Base": {"properties": {"model": {"type": "string"}}},
+                "Flag": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+                "Request": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Base"},
+                        {
+                            "properties": {
+                                "flag": {"$ref": "#/components/schemas/Flag"},
+                                "mode": {"enum": ["a", "b"]},
+                                "anything": {"description": "no type"},
+                            }
+                        },
+                    ]
+                },
+            }
+        }
+    }
+    assert extract.body_fields(spec, spec["components"]["schemas"]["Request"]) == {
+        "model": {"string"},
+        "flag": {"boolean", "null"},
+        "mode": {"string"},
+        "anything": None,
+    }

@@ -166,7 +166,9 @@ def test_read_input_table_folder_error():
     path.mkdir()
     with pytest.raises(BatchToolError) as caught:
         read_input_table(path)
-    assert str(caught.value) == f"{path}: is a folder; input_file must name the table file"
+    assert str(caught.value) == (
+        f"{path}: holds no .parquet files; input_file must name a table file, or a folder or glob of Parquet files"
+    )
 
 
 @pytest.mark.parametrize("name", ["input.csv", "input.parquet", "input.pkl", "input.jsonl"])

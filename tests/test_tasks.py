@@ -16,6 +16,7 @@ from openai_batch_api.utils.costs.tokens import estimate_body_tokens
 from openai_batch_api.utils.endpoints import CHAT as ENDPOINT
 from openai_batch_api.utils.errors import BatchToolError
 from openai_batch_api.utils.requests import ShardPlan, build_request_body, write_shards
+from openai_batch_api.utils.requests.problems import short
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 JPEG = b"\xff\xd8\xff\xe0 fake jpeg bytes"
@@ -424,3 +425,21 @@ def test_write_shards_only_ids_checks_every_row():
     path = write_csv(["r1,text,", "r2,,", "r3,text,"])
     assert shard_error(make_config(), only_ids=["r2", "r3"]) == f"{path}: row 2 (id 'r2') has neither content nor image"
     assert shard_error(make_config(), only_ids=["r3"]) == f"{path}: row 2 (id 'r2') has neither content nor image"
+
+
+def test_write_shards_image_through_a_symlinked_folder_outside_the_table_folder_error(tmp_path):
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-outside"
+    elsewhere.mkdir()
+    (elsewhere / "secret.png").write_bytes(PNG)
+    Path("imgs").symlink_to(elsewhere)
+    Path("own").mkdir()
+    (Path("own") / "photo.png").write_bytes(PNG)
+    Path("pics").symlink_to("own")  # a linked folder within the table's folder is the user's own layout
+    path = write_csv(["a,t,imgs/secret.png", "b,t,pics/photo.png", f"c,t,{elsewhere / 'secret.png'}"])
+    assert shard_error(make_config(image_url_column="image")) == (
+        f"{path}: 2 problems: row 1 (id 'a'): image 'imgs/secret.png' leads through a symbolically linked folder "
+        f"to a file outside the table's folder ({path.parent}); copy the image into that folder; row 3 (id 'c'): "
+        f"image {short(str(elsewhere / 'secret.png'))} is outside the table's folder ({path.parent}); copy the image "
+        "into that folder"
+    )
+    assert not out_dir().exists() or not any(out_dir().iterdir())

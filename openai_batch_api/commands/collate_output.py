@@ -26,7 +26,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     from ..run import Run
     from .reporting import collated_lines
 
-    collated = Run(config, config_arg=args.config, command="collate-output").collate()
+    collated = Run(config, config_arg=args.config, command="collate-output").collate(table=False)
     print("\n".join(collated_lines(collated, config, config_arg=args.config)))
     return 0
 

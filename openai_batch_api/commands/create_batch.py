@@ -56,11 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when the run state in data_path is lost but the API holds its batches, take that run up again "
         "(refused when none are found)",
     )
+    parser.add_argument(
+        "--settle",
+        action="append",
+        default=[],
+        metavar="SHARD=BATCH_ID",
+        help="a shard whose batch creation's answer was lost on a server that lists no batches: BATCH_ID is its "
+        "batch (checked on the server), or none: it has none and is submitted again; repeat for each shard",
+    )
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
     from ..run import Run
-    from .reporting import continued_lines, created_lines, retried_lines, submitted_lines
+    from ..utils.lifecycle.settling import parse_settlements
+    from .reporting import continued_lines, created_lines, retried_lines, settled_lines, submitted_lines
 
     retry = args.retry or args.retry_all
     if args.dry_run and retry:
@@ -68,10 +77,13 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     if args.pilot_sample is not None and args.pilot is None:
         raise UsageError("--pilot-sample needs --pilot N")
     if args.pilot is not None:
-        if args.dry_run or retry or args.adopt:
-            raise UsageError("--pilot cannot be combined with --dry-run, --retry or --adopt")
+        if args.dry_run or retry or args.adopt or args.settle:
+            raise UsageError("--pilot cannot be combined with --dry-run, --retry, --adopt or --settle")
         if args.pilot < 1:
             raise UsageError(f"--pilot needs a number of rows of at least 1, got {args.pilot}")
+    settlements = parse_settlements(args.settle)
+    if settlements and (args.dry_run or args.adopt):
+        raise UsageError(f"--settle cannot be combined with {'--dry-run' if args.dry_run else '--adopt'}")
     run = Run(config, config_arg=args.config, command="create-batch")
     if args.pilot is not None:
         return pilot(run, args)
@@ -80,6 +92,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
         return 0
     run.check_api_settings()  # before any task file or run state is written
     with run.locked("create-batch"):
+        if settlements:
+            print("\n".join(settled_lines(run.settle(settlements))))
         if retry:
             retried = run.retry(include_all=args.retry_all)
             for found in retried.found:

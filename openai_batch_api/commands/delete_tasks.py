@@ -38,8 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace, config: Config) -> int:
     from ..run import STORE_NAME, Run
 
+    # Anthropic keeps a batch's results with the batch: what the run deletes there is its ended batches.
+    remote = ("ended batch", "ended batches") if config.provider == "anthropic" else ("file",)
+
     def ask(plan: Deleted) -> bool:
-        where = "" if args.keep_remote else f" and {plural(plan.remote_files, 'file')} on the API side"
+        where = "" if args.keep_remote else f" and {plural(plan.remote_files, *remote)} on the API side"
         cancel = f"cancel its {running(plan)}, then delete " if plan.cancelled_batches else ""
         question = f"delete run {plan.run_id}: {cancel}the task and result files it wrote in {config.data_path}{where}?"
         return confirm(question, assume_yes=args.yes)
@@ -51,7 +54,7 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     elif not deleted.deleted:
         print("nothing was deleted")
     else:
-        remote_text = "" if args.keep_remote else f", and {plural(deleted.remote_files, 'file')} on the API side"
+        remote_text = "" if args.keep_remote else f", and {plural(deleted.remote_files, *remote)} on the API side"
         cancelled = f"cancelled its {running(deleted)}; " if deleted.cancelled_batches else ""
         print(
             f"deleted run {deleted.run_id}: {cancelled}{plural(deleted.local_files, 'local file')}, "

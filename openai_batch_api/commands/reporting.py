@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..utils.config import Config
     from ..utils.files.table import LineBreakCells
     from ..utils.lifecycle.planning import CostReport
+    from ..utils.lifecycle.settling import Settled
     from ..utils.lifecycle.submission import RunProgress
     from ..utils.state.ledger import Ledger, ShardRecord
 
@@ -163,6 +164,8 @@ def created_lines(created: Created, config: Config) -> list[str]:
     notes = line_break_lines(created.line_breaks, config.input_file.name) if created.line_breaks else []
     lines = head + notes + missing_cells_lines(created.missing_cells)
     lines += cost_lines(created.cost) if created.cost is not None else []
+    if created.dry_run:
+        lines += whole_output_lines(config, rows=created.rows)
     return lines + (["nothing was uploaded"] if created.dry_run else [])
 
 
@@ -222,6 +225,21 @@ def pilot_lines(piloted: Piloted, *, config_arg: str) -> list[str]:
     return lines
 
 
+# From this many rows a dry run says that a pickle output_file is held whole in memory to be written.
+LARGE_TABLE_ROWS = 1_000_000
+
+
+def whole_output_lines(config: Config, *, rows: int) -> list[str]:
+    """A note when output_file is a pickle of a large table: collate holds it all, where other formats stream."""
+    output = config.output_file
+    if output is None or output.suffix.lower() not in (".pkl", ".pickle") or rows < LARGE_TABLE_ROWS:
+        return []
+    return [
+        f"note: output_file {output.name} is a pickle, one object: collate-output holds all {rows:,} rows in "
+        "memory to write it; a .parquet, .csv or .jsonl output_file is written a shard at a time"
+    ]
+
+
 def retried_lines(retried: Retried) -> list[str]:
     """The attempt a retry added, and its cost estimate."""
     lines = [f"attempt {retried.attempt}: retrying {plural(retried.rows, 'row')} in {plural(retried.shards, 'shard')}"]
@@ -255,27 +273,24 @@ def submitted_lines(submitted: Submitted, *, config_arg: str) -> list[str]:
 
 def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> list[str]:
     """The summary of a collated table: rows by status, warnings, the cost, and what to do next."""
-    table = collated.table
     counts = collated.status_counts
     by_status = ", ".join(f"{counts[s]:,} {s}" for s in STATUS_ORDER if counts.get(s))
-    lines = [f"collated {plural(len(table), 'row')} into {collated.output_file}: {by_status}"]
+    lines = [f"collated {plural(collated.rows, 'row')} into {collated.output_file}: {by_status}"]
     lines += batch_warnings(collated.ledger, data_path=config.data_path) + failure_lines(collated.failures)
-    json_errors = int(table["api_json_error"].notna().sum()) if "api_json_error" in table else 0
-    if json_errors:
-        lines.append(f"{plural(json_errors, 'answer')} did not parse as the expected JSON: see api_json_error")
+    if collated.json_errors:
+        lines.append(f"{plural(collated.json_errors, 'answer')} did not parse as the expected JSON: see api_json_error")
     for reason in ("length", "content_filter"):
-        cut = int((table["api_finish_reason"] == reason).sum())
+        cut = collated.finish_reasons.get(reason, 0)
         if cut:
             lines.append(f"{plural(cut, 'answer')} stopped with finish_reason '{reason}'")
-    refusals = int(table["api_refusal"].notna().sum())
-    if refusals:
-        lines.append(f"{plural(refusals, 'request')} refused by the model: see api_refusal")
-    used_in = int(table["api_prompt_tokens"].fillna(0).sum())
-    used_out = int(table["api_completion_tokens"].fillna(0).sum())
+    if collated.refusals:
+        lines.append(f"{plural(collated.refusals, 'request')} refused by the model: see api_refusal")
+    used_in, used_out = collated.input_tokens, collated.output_tokens
     if used_in or used_out:
         lines.append(
             actual_cost_line(model=config.model, input_tokens=used_in, output_tokens=used_out, prices=config.prices)
         )
+        lines += estimate_check_lines(collated, used_in)
     if collated.pending:
         lines.append(
             f"{plural(collated.pending, 'row')} still pending: run collate-output again once "
@@ -287,6 +302,16 @@ def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> li
     else:
         lines.append(f"next, when you are done with the run: {next_command('delete-tasks', config_arg)}")
     return lines
+
+
+def estimate_check_lines(collated: Collated, reported: int) -> list[str]:
+    """An approximate estimate (Claude's) beside the input tokens the API reported for the same rows."""
+    ledger = collated.ledger
+    if not ledger.token_method.startswith("approximate") or collated.pending or not reported:
+        return []
+    estimated = sum(shard.prompt_tokens for shard in ledger.shards if shard.attempt == 1)
+    off = (estimated - reported) / reported
+    return [f"the input estimate before submitting was about {estimated:,} tokens ({ledger.token_method}): {off:+.0%}"]
 
 
 BATCH_HEADERS = ["shard", "batch id", "status", "created", "in progress since", "done / failed / total", "expires"]
@@ -407,3 +432,10 @@ def cancelled_lines(cancelled: Cancelled) -> list[str]:
         f"cancelling {plural(cancelled.running, 'batch', 'batches')}; their finished rows are kept. "
         f"{plural(cancelled.queued, 'queued shard')} will not be submitted"
     ]
+
+
+def settled_lines(settled: Settled) -> list[str]:
+    """What create-batch --settle recorded, a line per shard."""
+    lines = [f"shard {key}: batch {batch_id} taken up as its batch" for key, batch_id in settled.taken_up.items()]
+    lines += [f"shard {key}: no batch was made; it is submitted again" for key in settled.resubmitted]
+    return lines

@@ -144,7 +144,7 @@ def show_steps(run: Run, args: argparse.Namespace, config: Config, *, json_strea
     else:
         print("\n".join(summary_lines(status, config, config_arg=args.config)))
     if args.wait and args.collate:
-        print("\n".join(collated_lines(run.collate(), config, config_arg=args.config)))
+        print("\n".join(collated_lines(run.collate(table=False), config, config_arg=args.config)))
     return 0
 
 

@@ -71,9 +71,15 @@ OPTION_FLAGS: dict[str, tuple[Any, str]] = {
     "no_files_listing": (bool, "answer GET /v1/files with 405, like servers that cannot list files"),
     "no_batches_listing": (bool, "answer GET /v1/batches with 405, like servers that cannot list batches"),
     "no_batch_metadata": (bool, "keep no batch metadata (always null), like servers that drop it"),
+    "clock_offset": (
+        float,
+        "seconds added to the times the backend reports (created_at, Date), e.g. -600: a server clock 10 "
+        "minutes behind the client's (default 0)",
+    ),
 }
 
 METAVARS = {
+    "clock_offset": "SECONDS",
     "upstream": "URL",
     "upstream_key_env": "NAME",
     "upstream_concurrency": "N",

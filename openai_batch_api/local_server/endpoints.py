@@ -153,6 +153,7 @@ class Api:
         self.store = store
         self.engine = engine
         self.options = options
+        self.clock_offset = round(options.clock_offset)
         self._next_sweep = 0.0
         ident = r"([^/]+)"
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
@@ -191,7 +192,14 @@ class Api:
         # Streamed to a temporary file beside the blobs: an upload never sits in memory whole.
         spool = self.store.new_upload_path()
         try:
-            form = parse_multipart(request.content_type, request.stream or io.BytesIO(request.body), file_path=spool)
+            try:
+                form = parse_multipart(
+                    request.content_type, request.stream or io.BytesIO(request.body), file_path=spool
+                )
+            except OSError as exc:
+                if exc.filename is None:
+                    exc.filename = str(spool)  # a write to the spool failed (a full disk): the file to name
+                raise
             purpose = form["purpose"].data.decode("utf-8", "replace") if "purpose" in form else None
             upload = form.get("file")
             check_upload(
@@ -206,7 +214,7 @@ class Api:
             )
         finally:
             spool.unlink(missing_ok=True)
-        return json_response(file_object(row))
+        return json_response(file_object(row, self.clock_offset))
 
     def list_files(self, request: Request) -> Response:
         if self.options.no_files_listing:
@@ -220,7 +228,7 @@ class Api:
             limit=_limit(request.query, default=10_000, maximum=10_000),
             ascending=order == "asc",
         )
-        return json_response(list_page([file_object(row) for row in rows], has_more))
+        return json_response(list_page([file_object(row, self.clock_offset) for row in rows], has_more))
 
     def _file(self, file_id: str, param: str = "id") -> Any:
         row = self.store.get_file(file_id)
@@ -229,7 +237,7 @@ class Api:
         return row
 
     def retrieve_file(self, request: Request, file_id: str) -> Response:
-        return json_response(file_object(self._file(file_id)))
+        return json_response(file_object(self._file(file_id), self.clock_offset))
 
     def delete_file(self, request: Request, file_id: str) -> Response:
         if not self.store.delete_file(file_id):
@@ -298,7 +306,7 @@ class Api:
             output_lifetime=output_lifetime,
         )
         self.engine.submit(row["id"])
-        return json_response(batch_object(row))
+        return json_response(batch_object(row, self.clock_offset))
 
     def list_batches(self, request: Request) -> Response:
         if self.options.no_batches_listing:
@@ -306,7 +314,7 @@ class Api:
         rows, has_more = self.store.list_batches(
             after=request.query.get("after"), limit=_limit(request.query, default=20, maximum=100)
         )
-        return json_response(list_page([batch_object(row) for row in rows], has_more))
+        return json_response(list_page([batch_object(row, self.clock_offset) for row in rows], has_more))
 
     def _batch(self, batch_id: str) -> Any:
         row = self.store.get_batch(batch_id)
@@ -315,7 +323,7 @@ class Api:
         return row
 
     def retrieve_batch(self, request: Request, batch_id: str) -> Response:
-        return json_response(batch_object(self._batch(batch_id)))
+        return json_response(batch_object(self._batch(batch_id), self.clock_offset))
 
     def cancel_batch(self, request: Request, batch_id: str) -> Response:
         status = self._batch(batch_id)["status"]
@@ -329,7 +337,7 @@ class Api:
         if status != "cancelling":
             raise ApiError(409, f"Cannot cancel a batch with status '{status}'.")
         # Re-read: a worker may have finished cancelling already.
-        return json_response(batch_object(self._batch(batch_id)))
+        return json_response(batch_object(self._batch(batch_id), self.clock_offset))
 
     # -- synchronous endpoints -------------------------------------------------------------------
 

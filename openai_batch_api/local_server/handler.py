@@ -20,10 +20,12 @@ from .anthropic_access import anthropic_key_error
 from .anthropic_endpoints import BATCHES_PATH, is_anthropic_path
 from .anthropic_objects import as_anthropic
 from .api_error import ApiError
+from .disk_full import disk_full_error, disk_full_file
 from .endpoints import Api, Request, Response
 from .faults import DEFAULT_FAULT_PATHS, FaultInjector
 from .ids import new_id
 from .request_body import MAX_JSON_BODY_BYTES, MAX_UPLOAD_BODY_BYTES, BodyError, RequestBody
+from .store import DATABASE_NAME
 
 # An idle keep-alive connection is closed after this many seconds.
 IDLE_TIMEOUT = 120
@@ -110,6 +112,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         # Headers and body go out as separate writes: without this, Nagle's algorithm and the
         # client's delayed ACK add ~40 ms to every answer on a kept-alive connection.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, by the server's clock (moved by clock_offset, as its objects' times are)."""
+        if timestamp is None:
+            timestamp = time.time() + self.server.api.clock_offset
+        return super().date_time_string(timestamp)
 
     def version_string(self) -> str:
         return self.server_version
@@ -254,8 +262,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         except ApiError as exc:
             response = self._error_response(exc)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            error = ApiError(500, f"The local backend failed on this request: {exc!r}", type="server_error")
+            full = disk_full_file(exc, database=self.server.api.store.root / DATABASE_NAME)
+            if full is None:
+                traceback.print_exc(file=sys.stderr)
+                error = ApiError(500, f"The local backend failed on this request: {exc!r}", type="server_error")
+            else:
+                error = disk_full_error(full)  # every later request would fail the same way: no traceback
             response = self._error_response(error)
         if fault == "drop_after":
             self.close_connection = True  # done and committed, but the client never hears of it

@@ -19,21 +19,26 @@ BATCH_TIMESTAMPS = (
 )
 
 
-def file_object(row: sqlite3.Row) -> dict[str, Any]:
+def shifted(value: int | None, offset: int) -> int | None:
+    """A stored time as the server reports it: moved by its clock offset (ServerOptions.clock_offset)."""
+    return None if value is None else value + offset
+
+
+def file_object(row: sqlite3.Row, offset: int = 0) -> dict[str, Any]:
     body: dict[str, Any] = {
         "object": "file",
         "id": row["id"],
         "purpose": row["purpose"],
         "filename": row["filename"],
         "bytes": row["bytes"],
-        "created_at": row["created_at"],
+        "created_at": shifted(row["created_at"], offset),
         "status": "processed",
         # Deprecated in the spec, but the SDK's FileObject and some clients expect the key.
         "status_details": None,
     }
     # The spec types expires_at as an integer: leave it out for files that never expire.
     if row["expires_at"] is not None:
-        body["expires_at"] = row["expires_at"]
+        body["expires_at"] = shifted(row["expires_at"], offset)
     return body
 
 
@@ -41,7 +46,7 @@ def file_deleted(file_id: str) -> dict[str, Any]:
     return {"object": "file", "id": file_id, "deleted": True}
 
 
-def batch_object(row: sqlite3.Row) -> dict[str, Any]:
+def batch_object(row: sqlite3.Row, offset: int = 0) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": row["id"],
         "object": "batch",
@@ -53,10 +58,10 @@ def batch_object(row: sqlite3.Row) -> dict[str, Any]:
         "status": row["status"],
         "output_file_id": row["output_file_id"],
         "error_file_id": row["error_file_id"],
-        "created_at": row["created_at"],
+        "created_at": shifted(row["created_at"], offset),
     }
     for name in BATCH_TIMESTAMPS:
-        body[name] = row[name]
+        body[name] = shifted(row[name], offset)
     body["request_counts"] = {"total": row["total"], "completed": row["completed"], "failed": row["failed"]}
     body["usage"] = {
         "input_tokens": row["input_tokens"],

@@ -75,6 +75,9 @@ class ServerOptions:
     no_files_listing: bool = False
     no_batches_listing: bool = False
     no_batch_metadata: bool = False
+    # Seconds added to every time the backend reports (the objects' `*_at`, the Date header): a server
+    # whose clock is behind the client's (negative) or ahead of it. Its own deadlines keep real time.
+    clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
         kinds = self.http_error_kinds
@@ -129,6 +132,10 @@ def option_problem(name: str, value: Any) -> str | None:
     if name in ("line_latency", "api_latency", "retry_after"):
         if not _is_number(value) or not 0 <= value <= MAX_DELAY_SECONDS:
             return f"must be a number of seconds from 0 to {MAX_DELAY_SECONDS}, not {value!r}"
+    elif name == "clock_offset":
+        if not _is_number(value) or not -MAX_COMPLETION_WINDOW <= value <= MAX_COMPLETION_WINDOW:
+            limit = MAX_COMPLETION_WINDOW
+            return f"must be a number of seconds from -{limit} to {limit}, not {value!r}"
     elif name == "completion_window":
         if not _is_number(value) or not 0 < value <= MAX_COMPLETION_WINDOW:
             return f"must be a number of seconds > 0 and at most {MAX_COMPLETION_WINDOW} (30 days), not {value!r}"

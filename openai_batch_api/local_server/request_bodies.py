@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..utils.request_fields import REQUEST_FIELDS
 from .api_error import error_body
 
 # The most choices a chat request may ask for, and the widest embedding the API makes: bigger
@@ -130,6 +131,21 @@ def body_problem(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
                 param="dimensions",
                 code="integer_out_of_range",
             )
+    return None
+
+
+def unrecognized_argument(endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The API's 400 for a body field its endpoint does not take (`max_token`), else None.
+
+    The fields are the request schema's in the OpenAPI spec. Checked by the built-in responder only:
+    a line sent on to an --upstream server is that server's to judge (it may take fields of its own).
+    """
+    known = REQUEST_FIELDS.get(endpoint)
+    if known is None:
+        return None
+    for name in body:
+        if name not in known:
+            return error_body(f"Unrecognized request argument supplied: {name}")
     return None
 
 

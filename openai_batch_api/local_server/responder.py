@@ -20,7 +20,7 @@ import orjson
 
 from .api_error import error_body
 from .ids import new_id
-from .request_bodies import body_problem
+from .request_bodies import body_problem, unrecognized_argument
 from .schema_instance import schema_instance
 
 SNIPPET_CHARS = 60
@@ -58,7 +58,7 @@ def respond(endpoint: str, body: dict[str, Any], *, prompt_tokens: int | None = 
     if not isinstance(body, dict):
         return 400, error_body("The request body must be a JSON object.")
     model = body.get("model")
-    problem = body_problem(endpoint, body)
+    problem = unrecognized_argument(endpoint, body) or body_problem(endpoint, body)
     if problem is not None:
         return 400, problem
     if endpoint != "/v1/moderations" and not model:

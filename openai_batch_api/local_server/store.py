@@ -11,6 +11,7 @@ Finishing links the partial files to new file ids, so no result line is ever cop
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -108,12 +109,19 @@ class Store:
         )
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL survives a killed process (not a power cut), at a fraction of FULL's cost.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._add_column("batches", "output_lifetime INTEGER")
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL survives a killed process (not a power cut), at a fraction of FULL's cost.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+                self._add_column("batches", "output_lifetime INTEGER")
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                # Said as a full disk is said everywhere: by the file, one line (the commands' boundary).
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / DATABASE_NAME)) from None
+            raise
         self._remove_orphan_blobs()
 
     def _add_column(self, table: str, column: str) -> None:

@@ -22,12 +22,13 @@ from typing import Any
 import orjson
 
 from .api_error import error_body
+from .disk_full import disk_full_error, disk_full_file
 from .faults import FaultInjector
 from .ids import new_id
 from .options import ServerOptions
 from .request_bodies import body_problem, request_tokens
 from .responder import respond, usage_tokens
-from .store import TERMINAL_STATUSES, Store
+from .store import DATABASE_NAME, TERMINAL_STATUSES, Store
 from .upstream import DaemonPool, UpstreamClient, UpstreamUnreachable, upstream_key
 from .validation import BatchRequest, InputReader, ParsedInput
 
@@ -132,11 +133,21 @@ class BatchEngine:
             except sqlite3.ProgrammingError:
                 return  # the store was closed under us: the server is stopping
             except Exception as exc:  # a bug must not leave a batch hanging forever
-                traceback.print_exc(file=sys.stderr)
+                full = disk_full_file(exc, database=self.store.root / DATABASE_NAME)
+                if full is None:
+                    traceback.print_exc(file=sys.stderr)
+                    reason = f"The local backend failed on this batch: {exc!r}"
+                else:
+                    reason = disk_full_error(full).message  # no traceback: a full disk is not a bug
                 try:
-                    self._fail(batch_id, "server_error", f"The local backend failed on this batch: {exc!r}")
+                    self._fail(batch_id, "server_error", reason)
                 except sqlite3.ProgrammingError:
                     return
+                except (OSError, sqlite3.OperationalError) as again_full:
+                    if disk_full_file(again_full, database=self.store.root / DATABASE_NAME) is None:
+                        raise
+                    # Not even the failure could be saved: the batch stays in progress, taken up again
+                    # when the backend next starts with room on its disk.
                 again = False
             if again and not self._stopping.is_set():
                 self._queue.put(batch_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from . import endpoints
 from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
+from .files.storage import ObjectUrl, is_url
+from .yaml_keys import RepeatedKeyError, safe_load_unique
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
 MAX_REQUESTS_PER_BATCH = endpoints.MAX_REQUESTS_PER_FILE
@@ -90,10 +93,10 @@ class Config:
     """A validated config; paths are absolute, resolved against the config file's folder."""
 
     path: Path
-    input_file: Path
+    input_file: Path | ObjectUrl  # a local path, or an s3://, gs:// or az:// URL
     id_column: str
     model_params: dict[str, Any]
-    output_file: Path | None  # None only for a run made from Python that returns its table
+    output_file: Path | ObjectUrl | None  # None only for a run made from Python that returns its table
     data_path: Path
     content_column: str | None = None  # exactly one of content_column and content_template is set
     content_template: str | None = None
@@ -120,6 +123,13 @@ class Config:
     provider: str = DEFAULT_PROVIDER
     notify: str | None = None  # a shell command run when the run ends
     notify_url: str | None = None  # https://, or http:// to this machine
+    # How messages name a config given from Python ("batch()"): a mapping has no file to name.
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The config as messages name it: its file, or the call it was given to."""
+        return self.source or str(self.path)
 
     @property
     def model(self) -> str:
@@ -196,6 +206,11 @@ def _check_value(key: str, value: Any, *, max_requests: int = MAX_REQUESTS_PER_B
             return f"must be a non-empty string, got {_type_name(value)}"
         if key == "output_file" and Path(value).suffix.lower() not in OUTPUT_FORMATS:
             return f"must end in {', '.join(OUTPUT_FORMATS)}, got {value!r}"
+        if key == "data_path" and is_url(value.strip()):
+            return (
+                f"must be a local folder, got {value!r}: the run's state and locks need a real filesystem "
+                "(input_file and output_file may be URLs)"
+            )
         if key == "base_url" and value.strip() != LOCAL_BASE_URL and not value.strip().startswith(("http://", "https://")):
             return f"must be `local` or an http:// or https:// URL such as http://127.0.0.1:8089/v1, got {value!r}"
     elif key == "prompt":
@@ -300,11 +315,80 @@ def _model_params_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+# How messages name the JSON types of the request schema, in YAML's and Python's words.
+KIND_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true/false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, (list, tuple)) else "object" if isinstance(value, dict) else "other"
+
+
+def knows_request_fields(base_url: str | None) -> bool:
+    """Whether the server is one whose request schema is the spec's: OpenAI, Azure OpenAI or the local backend.
+
+    Another OpenAI-compatible server (vLLM, a gateway) may take fields of its own: only their types are checked.
+    """
+    if base_url is None or base_url.strip() == LOCAL_BASE_URL:
+        return True
+    host = urlsplit(base_url.strip()).hostname or ""
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
+
+
+def _model_params_schema_problems(endpoint: str, params: dict[str, Any], *, base_url: str | None) -> list[str]:
+    """model_params fields the endpoint's request schema does not have, or of a type it does not take.
+
+    The API refuses such a request line with a 400 (`Unrecognized request argument supplied`), after
+    the batch has waited its turn: here it is refused before anything is written.
+    """
+    from .request_fields import REQUEST_FIELDS
+
+    fields = REQUEST_FIELDS[endpoint]
+    built = set(endpoints.BUILT_FIELDS[endpoint]) | {"messages", "model"}  # refused or checked already
+    problems = []
+    for name, value in params.items():
+        if name in built:
+            continue
+        if name not in fields:
+            if knows_request_fields(base_url):
+                close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(f"unknown model_params field '{name}'{hint}: {endpoint} requests have no such field")
+            continue
+        kinds = fields[name]
+        if kinds is None or name in TOKEN_LIMIT_PARAMS:  # the token limits have their own check
+            continue
+        kind = _json_kind(value)
+        if kind in kinds or (kind == "integer" and "number" in kinds):
+            continue
+        words = [KIND_WORDS[k] for k in kinds]
+        expected = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+        problems.append(f"'model_params.{name}' must be {expected}, got {KIND_WORDS.get(kind, kind)} ({value!r:.40})")
+    return problems
+
+
 def _path_problems(values: dict[str, Any]) -> list[str]:
     """Resolved paths that cannot be what they name: found at load, before a run pays for rows."""
     problems = []
     output_file = values.get("output_file")
-    if output_file is not None:
+    if output_file is not None and not isinstance(output_file, ObjectUrl):
         if output_file.is_dir():
             problems.append(f"output_file {output_file} is a folder; name the file collate-output writes")
         elif (blocker := _file_in_the_way(output_file.parent)) is not None:
@@ -326,25 +410,26 @@ def _file_in_the_way(folder: Path) -> Path | None:
     return None
 
 
-def _unknown_key_message(key: str) -> str:
-    close = difflib.get_close_matches(key, [*CONFIG_KEYS, *LEGACY_KEYS], n=1, cutoff=0.6)
+def _unknown_key_message(key: str, *, keywords: Sequence[str] | None = None) -> str:
+    """`unknown key 'promt' (did you mean 'prompt'?)`; with `keywords` (a function's own), among those too."""
+    close = difflib.get_close_matches(key, [*(keywords or ()), *CONFIG_KEYS, *LEGACY_KEYS], n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key '{key}'{hint}"
+    return f"unknown {'key' if keywords is None else 'keyword'} '{key}'{hint}"
 
 
-def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
+def _check_endpoint_keys(raw: dict, values: dict[str, Any], *, noun: str = "key") -> list[str]:
     """Problems of keys that depend on each other and on the endpoint."""
     problems = []
     endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
     if "content_column" in raw and "content_template" in raw:
         problems.append("'content_column' and 'content_template' both given: keep one")
     elif "content_column" not in raw and "content_template" not in raw:
-        problems.append("missing key 'content_column' (or 'content_template')")
+        problems.append(f"missing {noun} 'content_column' (or 'content_template')")
     if raw.get("endpoint") is not None and "endpoint" not in values:
         return problems  # an unknown endpoint: the checks below would only guess
     if endpoint in endpoints.PROMPT_ENDPOINTS:
         if "prompt" not in raw:
-            problems.append("missing key 'prompt'")
+            problems.append(f"missing {noun} 'prompt'")
     elif "prompt" in raw:
         problems.append(f"'prompt' is not sent to {endpoint}, which has no system message: remove it")
     if "examples" in raw and endpoint not in endpoints.EXAMPLE_ENDPOINTS:
@@ -364,14 +449,24 @@ def _check_endpoint_keys(raw: dict, values: dict[str, Any]) -> list[str]:
 
 
 def validate_config_mapping(
-    raw: Any, *, path: Path, required: tuple[str, ...] = REQUIRED_KEYS
+    raw: Any,
+    *,
+    path: Path,
+    required: tuple[str, ...] = REQUIRED_KEYS,
+    source: str | None = None,
+    keywords: Sequence[str] | None = None,
 ) -> Config:
     """Check a parsed config against the schema; raise one error listing every problem.
 
     `required` is the keys that must be given: a run made from Python may leave out output_file.
+    A config given from Python names its `source` in messages ("batch()") rather than `path`, whose
+    folder relative paths are read from; with `keywords` (the calling function's own keyword
+    arguments) the keys are keywords, and a mistyped one is matched among those too.
     """
+    where = source or path
+    noun = "key" if keywords is None else "keyword"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of keys, got {_type_name(raw)}")
+        raise ConfigError(f"{where}: the config must be a mapping of {noun}s, got {_type_name(raw)}")
     values: dict[str, Any] = {}
     problems: list[str] = []
     # batch_size is checked against the server's limit, when that limit is itself valid.
@@ -390,7 +485,7 @@ def validate_config_mapping(
                 continue
             key = new_key
         if key not in CONFIG_KEYS:
-            problems.append(_unknown_key_message(key))
+            problems.append(_unknown_key_message(key, keywords=keywords))
             continue
         if value is None and key not in required and key not in CONDITIONAL_KEYS:
             continue  # an optional key left empty means its default
@@ -401,36 +496,44 @@ def validate_config_mapping(
             values[key] = value
     for key in required:
         if key not in raw:
-            problems.append(f"missing key '{key}'")
-    problems.extend(_check_endpoint_keys(raw, values))
+            problems.append(f"missing {noun} '{key}'")
+    problems.extend(_check_endpoint_keys(raw, values, noun=noun))
     if isinstance(values.get("model_params"), dict):
         problems.extend(_model_params_problems(values["model_params"]))
+        # An unknown endpoint has no schema to check; provider anthropic's model_params have their own check.
+        if (raw.get("endpoint") is None or "endpoint" in values) and provider == DEFAULT_PROVIDER:
+            endpoint = values.get("endpoint", endpoints.DEFAULT_ENDPOINT)
+            problems.extend(
+                _model_params_schema_problems(endpoint, values["model_params"], base_url=values.get("base_url"))
+            )
     if provider == "anthropic":
         problems.extend(_anthropic_problems(raw, values))
     if problems:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
-        raise ConfigError(f"{path}: {count}{'; '.join(problems)}")
+        raise ConfigError(f"{where}: {count}{'; '.join(problems)}")
 
     folder = path.parent
     values.setdefault("output_file", None)
     for key in ("input_file", "output_file", "data_path"):
-        if values[key] is not None:
+        if values[key] is not None and is_url(values[key].strip()):
+            values[key] = ObjectUrl(values[key].strip())
+        elif values[key] is not None:
             values[key] = (folder / Path(values[key]).expanduser()).resolve()
     path_problems = _path_problems(values)
     if path_problems:
         count = f"{len(path_problems)} problems: " if len(path_problems) > 1 else ""
-        raise ConfigError(f"{path}: {count}{'; '.join(path_problems)}")
+        raise ConfigError(f"{where}: {count}{'; '.join(path_problems)}")
     if values["output_file"] == values["input_file"]:
         # collate-output would overwrite the table the run was made from, and the run with it.
         raise ConfigError(
-            f"{path}: output_file is the input_file ({values['input_file'].name}); collate-output would "
+            f"{where}: output_file is the input_file ({values['input_file'].name}); collate-output would "
             "overwrite the table the run was made from: choose another output_file"
         )
     for key in ("input_file", "output_file"):
         owner = owned_folder(values[key], data_path=values["data_path"])
         if owner is not None:
             raise ConfigError(
-                f"{path}: {key} {values[key]} is inside {owner}, where the tool writes and deletes its own "
+                f"{where}: {key} {values[key]} is inside {owner}, where the tool writes and deletes its own "
                 f"files; move it out of that folder (or set another data_path) and fix {key} in the config"
             )
     if "result_retention" in values:
@@ -443,20 +546,7 @@ def validate_config_mapping(
         values.setdefault("max_requests_per_batch", endpoints.ANTHROPIC_MAX_REQUESTS)
         values.setdefault("max_batch_bytes", endpoints.ANTHROPIC_MAX_BATCH_BYTES)
         values.setdefault("batch_size", endpoints.ANTHROPIC_MAX_REQUESTS)
-    return Config(path=path, **values)
-
-
-def refuse_unsubmittable(config: Config) -> None:
-    """Refuse, before any call or file, a provider whose batches this version cannot submit yet.
-
-    provider anthropic builds and checks every Message Batches request and estimates its cost (a dry
-    run); its requests must never go to OpenAI's Batch API instead.
-    """
-    if config.provider != DEFAULT_PROVIDER:
-        raise ConfigError(
-            f"{config.path}: provider {config.provider}: this version checks its requests and estimates their "
-            "cost (create-batch --dry-run) but cannot submit them yet; use provider openai to submit"
-        )
+    return Config(path=path, source=source, **values)
 
 
 def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
@@ -478,11 +568,13 @@ def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
 OWNED_FOLDERS = ("tasks", "results", "local_backend")
 
 
-def owned_folder(file: Path | None, *, data_path: Path) -> Path | None:
+def owned_folder(file: Path | ObjectUrl | None, *, data_path: Path) -> Path | None:
     """The folder of data_path the tool owns that holds `file`, or None."""
+    if not isinstance(file, Path):
+        return None  # a URL in object storage
     for name in OWNED_FOLDERS:
         folder = data_path / name
-        if file is not None and (file == folder or folder in file.parents):
+        if file == folder or folder in file.parents:
             return folder
     return None
 
@@ -499,7 +591,12 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load_unique(text)
+    except RepeatedKeyError as exc:
+        first, second = exc.lines
+        raise ConfigError(
+            f"{path}: key '{exc.key}' is given twice (lines {first} and {second}); keep one of them"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

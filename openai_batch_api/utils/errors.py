@@ -1,7 +1,8 @@
 """The package's errors, one base class with a subclass per kind of failure, and the exit codes.
 
 A caller catches the base (`BatchApiToolError`) for any failure the user can fix, or one kind:
-`ConfigError`, `InputError`, `ApiError`, `RunLockedError`, `RunChangedError` (and its `LostRunError`),
+`ConfigError`, `InputError`, `ApiError` (and its `LostCreationError`), `RunLockedError`, `RunChangedError` (and its
+`LostRunError`),
 `CostOverLimitError`.
 Each carries the one-line message the commands print after `error: `. This module stays free of
 heavy imports: the console scripts import it before anything else.
@@ -70,6 +71,43 @@ class LostRunError(RunChangedError):
     A new run would pay for every row again: the run is refused, or taken up again with adopt.
     Also raised when adopt is asked for and no such run is found: nothing is started then.
     """
+
+
+class LostCreationError(ApiError):
+    """Batch creations whose answers were lost on a server that cannot say whether they made a batch.
+
+    No other batch is created for those shards (that could pay twice): the user, who can look on the
+    server, settles each with `create-batch --settle SHARD=BATCH_ID` or `--settle SHARD=none`.
+    `shards` holds (shard key, its input file id) pairs.
+    """
+
+    def __init__(self, shards: list[tuple[str, str]], *, status: int, config_arg: str | None = None) -> None:
+        self.shards = shards
+        self.status = status
+        command = f"create-batch --config {config_arg}" if config_arg else "create-batch"
+        if len(shards) == 1:
+            key, file_id = shards[0]
+            message = (
+                f"shard {key}: a batch creation's answer was lost and the server does not list batches ({status}), "
+                f"so whether it made a batch from input file {file_id} cannot be checked; no other batch is created "
+                "for this shard (that could pay twice): look on the server for a batch of that input file, then run "
+                f"{command} --settle {key}=BATCH_ID (that batch is the shard's) or --settle {key}=none (there is "
+                "none: submit the shard again)"
+            )
+        else:
+            listed = ", ".join(f"{key} (input file {file_id})" for key, file_id in shards)
+            message = (
+                f"shards {listed}: batch creations' answers were lost and the server does not list batches "
+                f"({status}), so whether they made batches cannot be checked; no other batch is created for these "
+                "shards (that could pay twice): look on the server for a batch of each input file, then run "
+                f"{command} with --settle SHARD=BATCH_ID for each shard whose batch you found and --settle "
+                "SHARD=none for each that has none (it is submitted again)"
+            )
+        super().__init__(message)
+
+    def for_config(self, config_arg: str) -> LostCreationError:
+        """The same error, its command naming the config as the user gave it."""
+        return LostCreationError(self.shards, status=self.status, config_arg=config_arg)
 
 
 class CostOverLimitError(BatchApiToolError):

@@ -265,6 +265,8 @@ _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 _ESTIMATORS: dict[str, TokenEstimator] = {}
+# Held while an encoding loads: a preload under way and the step that needs it load it once.
+_ESTIMATORS_LOCK = threading.Lock()
 
 
 def get_estimator(model: str | None = None) -> TokenEstimator:
@@ -277,8 +279,19 @@ def get_estimator(model: str | None = None) -> TokenEstimator:
     encoding_name = encoding_name_for(model)
     estimator = _ESTIMATORS.get(encoding_name)
     if estimator is None:
-        estimator = _ESTIMATORS.setdefault(encoding_name, TokenEstimator(model))
+        with _ESTIMATORS_LOCK:
+            estimator = _ESTIMATORS.get(encoding_name)
+            if estimator is None:
+                estimator = _ESTIMATORS[encoding_name] = TokenEstimator(model)
     return estimator
+
+
+def preload_estimator(model: str | None = None) -> None:
+    """Start loading `model`'s encoding in the background (a table of 200,000 tokens takes a few tenths
+    of a second): a step that counts tokens later finds it loaded, having read its table meanwhile.
+    The counts are the same; `get_estimator` waits for a load under way rather than starting another."""
+    if encoding_name_for(model) not in _ESTIMATORS:
+        threading.Thread(target=get_estimator, args=(model,), name="token-encoding", daemon=True).start()
 
 
 def clear_caches() -> None:

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import with_filename
+
 TEMP_SUFFIX = ".part"
 # A temporary file of target `name` (in group "name"), as `temp_path_for` names it.
 TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{16}\.part")
@@ -55,10 +57,16 @@ def atomic_path(path: Path, *, mode: int = 0o666) -> Iterator[Path]:
 
 @contextmanager
 def atomic_writer(path: Path, *, text: bool = False, mode: int = 0o666) -> Iterator[IO[Any]]:
-    """An open file (binary, or UTF-8 text) whose content replaces `path` if the block succeeds."""
+    """An open file (binary, or UTF-8 text) whose content replaces `path` if the block succeeds.
+
+    A write that fails naming no file (a full disk met as the file is flushed) names `path`.
+    """
     with atomic_path(path, mode=mode) as tmp:
-        with open(tmp, "w" if text else "wb", encoding="utf-8" if text else None) as fh:
-            yield fh
+        try:
+            with open(tmp, "w" if text else "wb", encoding="utf-8" if text else None) as fh:
+                yield fh
+        except OSError as exc:
+            raise with_filename(exc, path) from None
 
 
 def write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o666) -> int:

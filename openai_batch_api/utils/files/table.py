@@ -1,5 +1,8 @@
 """Reading the input table (CSV, pickle, Parquet or JSONL, chosen by extension), whole or in chunks.
 
+The table may be a local file, a folder or glob of Parquet files (one table, its files in sorted
+order), or either in object storage (an s3://, gs:// or az:// URL, read through `storage`).
+
 Ids keep exactly the text they have in the file: CSV cells are read as text (empty cells as "", never
 NaN), and ids in typed formats go through str() on their original values, so `1` stays `1`.
 """
@@ -8,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
+import io
 import json
 import math
 import pickle
@@ -27,6 +32,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import BatchToolError, InputError
+from . import storage
+from .storage import Location, ObjectUrl
 
 # extension -> format name used in messages
 FORMATS = {".csv": "CSV", ".pkl": "pickle", ".pickle": "pickle", ".parquet": "Parquet", ".jsonl": "JSONL"}
@@ -80,8 +87,15 @@ def id_text(value: Any) -> str:
     return str(value)
 
 
-def input_format(path: Path) -> str:
-    """The format named by `path`'s extension: "CSV", "pickle", "Parquet" or "JSONL"."""
+def is_dataset(path: Location) -> bool:
+    """Whether `path` names a folder or a glob of Parquet files rather than one file."""
+    return (storage.has_glob(path) and not storage.exists(path)) or storage.is_folder(path)
+
+
+def input_format(path: Location) -> str:
+    """The format named by `path`'s extension: "CSV", "pickle", "Parquet" or "JSONL" (a dataset is Parquet)."""
+    if is_dataset(path):
+        return "Parquet"
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         got = f"extension '{path.suffix}'" if path.suffix else "no extension"
@@ -91,11 +105,95 @@ def input_format(path: Path) -> str:
     return fmt
 
 
-def _check_is_file(path: Path) -> None:
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; input_file must name the table file")
-    if not path.exists():
+def _check_is_file(path: Location) -> None:
+    if is_dataset(path):
+        if not storage.dataset_files(path):
+            raise InputError(
+                f"{path}: holds no .parquet files; input_file must name a table file, or a folder or glob of "
+                "Parquet files"
+            )
+        return
+    if not storage.exists(path):
         raise InputError(f"{path}: no such input file; fix input_file in the config")
+
+
+def input_digest(path: Location) -> str:
+    """A digest that changes when the table does: of a local file's bytes (of each file of a local dataset,
+    with its name), or of an object's key, size and ETag in object storage (see storage.fingerprint)."""
+    dataset = is_dataset(path)
+    files = storage.dataset_files(path) if dataset else [path]
+    if isinstance(path, ObjectUrl):
+        return storage.fingerprint(path, files)
+    if not dataset:
+        return _file_sha256(path)
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{Path(file).relative_to(_dataset_root(path))}\n{_file_sha256(Path(file))}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _dataset_root(path: Location) -> Location:
+    """The folder a dataset's files are named from: the folder itself, or the one before a glob's first pattern."""
+    if not storage.has_glob(path):
+        return path
+    if isinstance(path, ObjectUrl):
+        return path.with_key(storage.folder_before_glob(path.key))
+    parts = []
+    for part in Path(path).parts:
+        if any(character in part for character in storage.GLOB_CHARACTERS):
+            break
+        parts.append(part)
+    return Path(*parts)
+
+
+def _parquet_batches(
+    path: Location, *, columns: Sequence[str] | None = None, batch_size: int = CHUNK_ROWS
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The Parquet table's schema, and its record batches in order, read a page at a time.
+
+    A dataset's files are read one after another in sorted order, its columns those of the first file
+    plus the folders' `key=value` partitions.
+    """
+    if not is_dataset(path):
+        parquet = pq.ParquetFile(storage.arrow_source(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        return parquet.schema_arrow, parquet.iter_batches(batch_size=batch_size, columns=columns)
+    import pyarrow.dataset as ds
+
+    files = storage.dataset_files(path)
+    root = _dataset_root(path)
+    if isinstance(path, ObjectUrl):
+        store = storage.filesystem(path)
+        dataset = ds.dataset(
+            [storage.path_in_store(f) for f in files],  # type: ignore[arg-type]
+            filesystem=store,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=storage.path_in_store(root),  # type: ignore[arg-type]
+        )
+    else:
+        dataset = ds.dataset(
+            [str(f) for f in files], format="parquet", partitioning="hive", partition_base_dir=str(root)
+        )
+    options = ds.ParquetFragmentScanOptions(
+        pre_buffer=False, use_buffered_stream=True, buffer_size=PARQUET_BUFFER_BYTES
+    )
+    schema = dataset.schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for fragment in dataset.get_fragments():  # in the order of `files`
+            yield from fragment.to_batches(
+                schema=schema, columns=columns, batch_size=batch_size, fragment_scan_options=options
+            )
+
+    return schema, batches()
 
 
 @contextmanager
@@ -147,7 +245,7 @@ def _check_columns(
     raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
 
 
-def check_unique_columns(path: Path, names: Sequence[Any]) -> None:
+def check_unique_columns(path: Path | str, names: Sequence[Any]) -> None:
     """Raise naming the columns that appear more than once: a repeated name would send one, collate another."""
     counts: dict[str, int] = {}
     for name in names:
@@ -163,7 +261,7 @@ def check_unique_columns(path: Path, names: Sequence[Any]) -> None:
 
 
 def _csv_header(path: Path) -> list[str]:
-    with _reading(path, "CSV"), open(path, newline="", encoding="utf-8-sig") as f:
+    with _reading(path, "CSV"), io.TextIOWrapper(storage.open_input(path), encoding="utf-8-sig", newline="") as f:
         header = next(csv.reader(f), None)
     if not header:
         raise InputError(f"{path}: the file is empty; a CSV input needs a header row naming its columns")
@@ -193,7 +291,7 @@ def _read_csv(path: Path) -> pa.Table:
     block_size = CSV_BLOCK_BYTES
     while True:
         try:
-            return pacsv.read_csv(path, **_csv_options(header, block_size=block_size))
+            return pacsv.read_csv(storage.arrow_source(path), **_csv_options(header, block_size=block_size))
         except pa.ArrowInvalid as exc:
             if not _is_row_longer_than_block(exc, block_size):
                 raise
@@ -202,7 +300,7 @@ def _read_csv(path: Path) -> pa.Table:
 
 def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
     """The JSON objects of a JSONL file, one per non-blank line."""
-    with _reading(path, "JSONL"), open(path, "rb") as f:
+    with _reading(path, "JSONL"), storage.open_input(path) as f:
         for line_number, line in enumerate(f, 1):
             if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
@@ -234,7 +332,7 @@ def _has_inexact_number(record: dict[str, Any]) -> bool:
 
 
 def _load_pickle(path: Path) -> pd.DataFrame:
-    with _reading(path, "pickle"), open(path, "rb") as f:
+    with _reading(path, "pickle"), storage.open_input(path) as f:
         table = pickle.load(f)
     if not isinstance(table, pd.DataFrame):
         raise InputError(
@@ -245,8 +343,11 @@ def _load_pickle(path: Path) -> pd.DataFrame:
     return table
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _read_jsonl(path: Path, raw_ids: list[Any] | None = None, id_column: str = "") -> pd.DataFrame:
     """The JSONL table, as pandas makes it of the list of every record, built a slice of records at a time.
+
+    `raw_ids` gets each record's `id_column` value as the file has it (pandas would make 1 and 1.0 both
+    1.0 in a float column).
 
     A million records as dicts take about four times the memory of the frame pandas makes of them.
     Each slice infers its columns' types from its own rows: where the slices disagree (a column empty
@@ -256,6 +357,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     records = _jsonl_records(path)
     slices = []
     while chunk := list(islice(records, CHUNK_ROWS)):
+        if raw_ids is not None:
+            raw_ids.extend(record.get(id_column) for record in chunk)
         slices.append(pd.DataFrame(chunk))
     if len(slices) <= 1:
         return slices[0] if slices else pd.DataFrame()
@@ -278,31 +381,197 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     With `id_column`, that column must exist and becomes text: str() of each original value, "" where
     the cell is missing.
     """
-    path = Path(path)
+    path = as_location(path)
     fmt = input_format(path)
     _check_is_file(path)
+    # The id cells as iter_input_chunks gives them to create-batch, where pandas would change them (a
+    # Parquet duration, JSONL's 1 beside 1.0): the custom ids are made of these, by id_text, both times.
+    raw_ids: list[Any] | None = None
     if fmt == "CSV":
         with _reading(path, fmt):
             table = _read_csv(path).to_pandas()
     elif fmt == "Parquet":
         with _reading(path, fmt):
-            table = pq.read_table(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
-            check_unique_columns(path, table.column_names)
-            table = table.to_pandas()
+            if is_dataset(path):
+                schema, batches = _parquet_batches(path)
+                arrow = pa.Table.from_batches(list(batches), schema=schema)
+            else:
+                arrow = pq.read_table(storage.arrow_source(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+            check_unique_columns(path, arrow.column_names)
+            raw_ids = _raw_ids(arrow, id_column)
+            table = arrow.to_pandas()
+            del arrow
     elif fmt == "pickle":
         table = _load_pickle(path)
     else:
-        table = _read_jsonl(path)
+        raw_ids = [] if id_column is not None else None
+        table = _read_jsonl(path, raw_ids, id_column or "")
     if id_column is not None:
-        label = _frame_column(path, table, id_column, "id_column")
-        column = table[label]
-        if isinstance(column.dtype, pd.StringDtype):
-            # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
-            # through id_text would make a Python string of every id, seconds at a million rows.
-            table[label] = column.fillna("").astype(str)
-        else:
-            table[label] = pd.Series([id_text(value) for value in column.tolist()], index=table.index, dtype=str)
+        _ids_as_text(path, table, id_column, raw_ids)
     return table
+
+
+def typed_id_column(path: Location, *, id_column: str) -> pd.Series | None:
+    """The id column as a typed format holds it (Parquet, pickle: int64 stays int64), by position; else None.
+
+    The run matches rows by the ids' text (their custom_id); the collated table gives the column back
+    in the input's own dtype, so it joins back onto the caller's. CSV ids are text already; JSONL ids
+    stay their text, since pandas would read `1` and `1.0` as one float. Only the id column of a
+    Parquet table is read again; a pickle is loaded again whole.
+    """
+    path = as_location(path)
+    fmt = input_format(path)
+    if fmt == "pickle":
+        table = _load_pickle(path)  # type: ignore[arg-type]
+        return table[_frame_column(path, table, id_column, "id_column")].reset_index(drop=True)
+    if fmt != "Parquet":
+        return None
+    with _reading(path, fmt):
+        schema, batches = _parquet_batches(path, columns=[id_column])
+        field = pa.schema([schema.field(id_column)], metadata=schema.metadata)
+        table = pa.Table.from_batches(list(batches), schema=field)
+        return table.to_pandas()[id_column]
+
+
+def as_location(path: Location | str) -> Location:
+    """A table's place: an ObjectUrl for an object store's URL, else a local Path."""
+    if isinstance(path, ObjectUrl):
+        return path
+    return ObjectUrl(path) if storage.is_url(path) else Path(path)
+
+
+def _raw_ids(table: pa.Table, id_column: str | None) -> list[Any] | None:
+    """The id cells of a Parquet table as iter_input_chunks gives them to create-batch (pandas would change
+    some: a duration becomes a Timedelta), or None when the table has no such column."""
+    if id_column is None or id_column not in table.column_names:
+        return None
+    return table.column(id_column).to_pylist()
+
+
+def _ids_as_text(path: Path, table: pd.DataFrame, id_column: str, raw_ids: list[Any] | None = None) -> None:
+    """Make `id_column` of `table` text in place: str() of each original value, "" where the cell is missing.
+
+    `raw_ids` are the cells as create-batch read them, where pandas would read them otherwise (JSONL's 1
+    beside 1.0, a Parquet duration): the custom ids are made of these, by id_text, both times.
+    """
+    label = _frame_column(path, table, id_column, "id_column")
+    column = table[label]
+    if raw_ids is not None:
+        table[label] = pd.Series([id_text(value) for value in raw_ids], index=table.index, dtype=str)
+    elif isinstance(column.dtype, pd.StringDtype):
+        # Already text (a CSV read by pandas 3, a string column): only missing cells change. Going
+        # through id_text would make a Python string of every id, seconds at a million rows.
+        table[label] = column.fillna("").astype(str)
+    else:
+        table[label] = pd.Series([id_text(value) for value in column.tolist()], index=table.index, dtype=str)
+
+
+def iter_input_frames(path: Path, *, id_column: str, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+    """The whole input table as DataFrames of consecutive rows, `sizes[0]` rows, then `sizes[1]`, ...
+
+    Every column is read as read_input_table reads it, and `id_column` becomes text. Rows left after
+    the last size come as one more frame; a table shorter than the sizes ends early. CSV, JSONL and
+    Parquet are streamed, so memory follows the largest size, not the table; a pickle is loaded whole.
+    Each frame's index continues the previous one's (0, 1, ... over the table), except a pickle's or
+    a Parquet file's own index, which is kept.
+    """
+    path = as_location(path)
+    fmt = input_format(path)
+    _check_is_file(path)
+    # Each frame with its id cells as create-batch read them, where pandas reads them otherwise.
+    if fmt == "pickle":
+        frames: Iterator[tuple[pd.DataFrame, list[Any] | None]] = ((f, None) for f in _pickle_frames(path, sizes))
+    elif fmt == "JSONL":
+        frames = _jsonl_frames(path, sizes, id_column)
+    else:
+        raw = fmt == "Parquet"  # CSV cells are text both times
+        frames = (
+            (table.to_pandas(), _raw_ids(table, id_column) if raw else None)
+            for table in _sized_tables(path, fmt, sizes)
+        )
+    offset = 0
+    with _reading(path, fmt):
+        for frame, raw_ids in frames:
+            if fmt != "pickle" and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
+                frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            _ids_as_text(path, frame, id_column, raw_ids)
+            yield frame
+
+
+def _sizes_then_rest(sizes: Sequence[int]) -> Iterator[int | None]:
+    yield from sizes
+    yield None  # whatever is left
+
+
+def _sized_tables(path: Path, fmt: str, sizes: Sequence[int]) -> Iterator[pa.Table]:
+    """Arrow tables of `sizes` rows each (then the rest), cut from the file's record batches as they stream."""
+    if fmt == "CSV":
+        header = _csv_header(path)
+        schema = pa.schema([(name, pa.string()) for name in header])
+        batches = _csv_batches(path, header)
+    else:
+        schema, batches = _parquet_batches(path)
+        check_unique_columns(path, schema.names)
+    buffer: list[pa.RecordBatch] = []
+    buffered = 0
+    for size in _sizes_then_rest(sizes):
+        for batch in batches:
+            buffer.append(batch)
+            buffered += batch.num_rows
+            if size is not None and buffered >= size:
+                break
+        if not buffered:
+            return
+        table = pa.Table.from_batches(buffer, schema=schema)
+        if size is not None and buffered > size:
+            table, rest = table.slice(0, size), table.slice(size)
+            buffer, buffered = rest.to_batches(), rest.num_rows
+        else:
+            buffer, buffered = [], 0
+        yield table
+
+
+def _csv_batches(path: Path, header: list[str]) -> Iterator[pa.RecordBatch]:
+    """Every column of the CSV as text, a block at a time; read again with larger blocks when a row is longer."""
+    block_size = CSV_BLOCK_BYTES
+    rows_done = 0
+    while True:
+        try:
+            skip = rows_done  # after a re-read, the rows already given out
+            for batch in pacsv.open_csv(storage.arrow_source(path), **_csv_options(header, block_size=block_size)):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                rows_done += batch.num_rows - skip
+                yield batch.slice(skip)
+                skip = 0
+            return
+        except pa.ArrowInvalid as exc:
+            if not _is_row_longer_than_block(exc, block_size):
+                raise
+            block_size *= 8
+
+
+def _jsonl_frames(path: Path, sizes: Sequence[int], id_column: str) -> Iterator[tuple[pd.DataFrame, list[Any]]]:
+    """Frames of the JSONL records, each made by pandas of its own records (their types are its own)."""
+    records = _jsonl_records(path)
+    for size in _sizes_then_rest(sizes):
+        chunk = list(islice(records, size))
+        if not chunk:
+            return
+        yield pd.DataFrame(chunk), [record.get(id_column) for record in chunk]
+
+
+def _pickle_frames(path: Path, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+    table = _load_pickle(path)
+    start = 0
+    for size in _sizes_then_rest(sizes):
+        if start >= len(table):
+            return
+        stop = len(table) if size is None else start + size
+        yield table.iloc[start:stop].copy()
+        start = stop
 
 
 def _arrow_chunks(batches: Iterable[pa.RecordBatch], columns: Sequence[str], chunk_rows: int) -> Iterator[Chunk]:
@@ -329,7 +598,9 @@ def _csv_chunks(
     with _reading(path, "CSV"):
         while True:
             try:
-                reader = pacsv.open_csv(path, **_csv_options(header, block_size=block_size, include=columns))
+                reader = pacsv.open_csv(
+                    storage.arrow_source(path), **_csv_options(header, block_size=block_size, include=columns)
+                )
                 skip = rows_done  # after a re-read, the rows already given out
                 for batch in reader:
                     if skip >= batch.num_rows:
@@ -352,11 +623,12 @@ def _parquet_chunks(
     path: Path, columns: list[str], column_keys: Mapping[str, str], chunk_rows: int, all_columns: list[str]
 ) -> Iterator[Chunk]:
     with _reading(path, "Parquet"):
-        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
-        check_unique_columns(path, parquet.schema_arrow.names)
-        _check_columns(path, parquet.schema_arrow.names, columns, column_keys)
-        all_columns.extend(parquet.schema_arrow.names)
-        yield from _arrow_chunks(parquet.iter_batches(batch_size=chunk_rows, columns=columns), columns, chunk_rows)
+        schema, _ = _parquet_batches(path, columns=[])
+        check_unique_columns(path, schema.names)
+        _check_columns(path, schema.names, columns, column_keys)
+        all_columns.extend(schema.names)
+        _, batches = _parquet_batches(path, columns=columns, batch_size=chunk_rows)
+        yield from _arrow_chunks(batches, columns, chunk_rows)
 
 
 def _pickle_chunks(
@@ -419,7 +691,7 @@ def iter_input_chunks(
     counts the cells of `columns` that span lines as the chunks are read. `all_columns` gets the name of
     every column of the file (of a JSONL file, once the last chunk is read).
     """
-    path = Path(path)
+    path = as_location(path)
     fmt = input_format(path)
     _check_is_file(path)
     columns = list(dict.fromkeys(columns))

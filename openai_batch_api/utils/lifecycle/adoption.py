@@ -11,11 +11,11 @@ its shard, and only the shards with no batch are submitted.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from ..config import Config
 from ..errors import LostRunError
+from ..next_steps import next_step, option
 from ..providers.base import ListingMissing, Provider, ProviderError
 from ..requests import ShardPlan
 from ..state.batch_state import ANSWERING_STATUSES, BatchState
@@ -41,23 +41,41 @@ class EarlierRuns:
     searched: bool  # False: the server does not list batches
     runs: dict[str, list[BatchState]] = field(default_factory=dict)  # run id -> its batches, newest run first
     notices: list[str] = field(default_factory=list)
+    # Batches with no metadata at all (a server that keeps none), by input file id: upload_search.py.
+    untagged: dict[str, list[BatchState]] = field(default_factory=dict)
 
     @property
     def newest(self) -> tuple[str, list[BatchState]] | None:
         return next(iter(self.runs.items()), None)
 
 
-def find_earlier_runs(api: Provider, *, tags: dict[str, str], now: float | None = None) -> EarlierRuns:
-    """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first."""
-    since = (time.time() if now is None else now) - SEARCH_DAYS * 86400
+def find_earlier_runs(api: Provider, *, tags: dict[str, str]) -> EarlierRuns:
+    """Batches of the last SEARCH_DAYS tagged with `tags` (input and data folder), by run, newest run first.
+
+    The days are counted back from the newest batch, by the server's clock: this machine's may differ.
+    """
+    since: int | None = None
     runs: dict[str, list[BatchState]] = {}
+    untagged: dict[str, list[BatchState]] = {}
+    if not api.capabilities.tags_kept:
+        return EarlierRuns(
+            searched=False,
+            notices=[
+                "the API keeps no batch metadata: whether a run of this input and data_path was already "
+                "submitted (and its run state lost) cannot be checked"
+            ],
+        )
     try:
         for batch in api.list_batches():
+            if since is None:
+                since = batch.created_at - SEARCH_DAYS * 86400
             if batch.created_at < since:
                 break
             meta = batch.metadata or {}
             if meta.get(RUN_TAG) and all(meta.get(k) == v for k, v in tags.items()):
                 runs.setdefault(meta[RUN_TAG], []).append(batch)
+            elif not meta and batch.input_file_id:
+                untagged.setdefault(batch.input_file_id, []).append(batch)
     except ListingMissing as exc:
         return EarlierRuns(
             searched=False,
@@ -67,7 +85,7 @@ def find_earlier_runs(api: Provider, *, tags: dict[str, str], now: float | None 
             ],
         )
     runs = {run: batches for run, batches in runs.items() if not cleaned_up(api, batches)}
-    return EarlierRuns(searched=True, runs=runs)
+    return EarlierRuns(searched=True, runs=runs, untagged=untagged)
 
 
 def cleaned_up(api: Provider, batches: list[BatchState]) -> bool:
@@ -86,8 +104,8 @@ def refusal(config: Config, earlier: EarlierRuns, *, config_arg: str) -> LostRun
         f"{config.data_path}: no run state here ({STORE_NAME}), but the API holds {len(batches)} "
         f"{'batch' if len(batches) == 1 else 'batches'} of run {run_id} made from this input and data_path "
         f"({examples}{', ...' if len(batches) > 2 else ''}{more}), and a new run would pay for every row again; "
-        f"take that run up again with create-batch --config {config_arg} --adopt (only shards with no batch "
-        "are submitted), or set another data_path to start a new run"
+        f"take that run up again with {next_step(config, config_arg, 'create-batch', '--adopt')} (only shards "
+        "with no batch are submitted), or set another data_path to start a new run"
     )
 
 
@@ -109,19 +127,27 @@ def start_run(api: Provider, config: Config, *, input_hash: str, adopt: bool, co
         token_method="",
     )
     earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+    if not earlier.searched and adopt and not api.capabilities.tags_kept:
+        raise LostRunError(
+            f"{config.data_path}: --adopt finds a run's batches by the tags they carry, which this API does not "
+            "keep; look for the run's batches on the server and cancel them, or run create-batch without --adopt"
+        )
     if not earlier.searched and adopt:
         raise LostRunError(
             f"{config.data_path}: --adopt needs the server's batches listing, which it does not offer; "
             "look for the run's batches on the server and cancel them, or run create-batch without --adopt"
         )
+    if earlier.newest is None and earlier.untagged:
+        check_uploads(api, config, draft, earlier, adopt=adopt)
     if earlier.newest is not None and not adopt:
         raise refusal(config, earlier, config_arg=config_arg)
     if earlier.newest is None and adopt:
         # Adopting is asked for when a run is believed lost: starting a new one instead would pay again.
         raise LostRunError(
             f"{config.data_path}: nothing found to adopt: no batch of the last {SEARCH_DAYS} days on the API "
-            f"was made from {config.input_file} and this data_path; run create-batch --config {config_arg} "
-            "without --adopt to start a new run"
+            f"was made from {config.input_file} and this data_path; run "
+            f"{next_step(config, config_arg, 'create-batch')} without {option(config, '--adopt', 'adopt=True')} "
+            "to start a new run"
         )
     plan, cost = plan_attempt(config, out_dir=attempt_dir(config.data_path, 1))
     ledger = new_ledger(config, plan, input_hash=input_hash)
@@ -144,9 +170,30 @@ def check_no_lost_run(api: Provider, config: Config, *, input_hash: str, config_
         token_method="",
     )
     earlier = find_earlier_runs(api, tags=draft.origin_tags(data_path=config.data_path))
+    if earlier.newest is None and earlier.untagged:
+        check_uploads(api, config, draft, earlier, adopt=False)
     if earlier.newest is not None:
         raise refusal(config, earlier, config_arg=config_arg)
     return earlier.notices
+
+
+def check_uploads(api: Provider, config: Config, draft: Ledger, earlier: EarlierRuns, *, adopt: bool) -> None:
+    """On a server that keeps no batch metadata, refuse when a lost run of this input is found by its uploads."""
+    from .upload_search import find_run_by_uploads
+    from .upload_search import refusal as uploads_refusal
+
+    if not api.capabilities.upload_needed:
+        return  # no uploads to find it by
+    try:
+        found = find_run_by_uploads(api, tag=draft.upload_tag(data_path=config.data_path), untagged=earlier.untagged)
+    except ListingMissing:
+        earlier.notices.append(
+            "the server keeps no batch metadata and does not list files: whether a run of this input and data_path "
+            "was already submitted (and its run state lost) cannot be checked"
+        )
+        return
+    if found is not None:
+        raise uploads_refusal(config, found, adopt=adopt)
 
 
 def adopt_batches(api: Provider, config: Config, ledger: Ledger, *, run_id: str, batches: list[BatchState]) -> int:

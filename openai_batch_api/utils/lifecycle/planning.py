@@ -11,7 +11,7 @@ from ..config import Config
 from ..costs.pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
 from ..errors import BatchToolError, ConfigError, CostOverLimitError, InputError, with_filename
 from ..requests import ShardPlan, remove_shards, write_shards
-from ..state.ledger import Ledger, ShardRecord, file_sha256, new_run_id, request_sha256
+from ..state.ledger import Ledger, ShardRecord, new_run_id, request_sha256
 
 TASKS_DIR = "tasks"
 
@@ -21,11 +21,14 @@ def attempt_dir(data_path: Path, attempt: int) -> Path:
 
 
 def input_sha256(config: Config) -> str:
+    """A digest of the input table: of its bytes, or in object storage of its objects' keys, sizes and ETags."""
+    from ..files.table import input_digest  # pyarrow: loaded by the steps that read the table
+
     try:
-        return file_sha256(config.input_file)
+        return input_digest(config.input_file)
     except FileNotFoundError:
         raise InputError(
-            f"{config.path}: input_file {config.input_file} does not exist; fix the path in the config"
+            f"{config.name}: input_file {config.input_file} does not exist; fix the path in the config"
         ) from None
 
 
@@ -62,7 +65,7 @@ def check_token_limit(config: Config, plan: ShardPlan) -> None:
     too_big = [s for s in plan.shards if limit is not None and s.prompt_tokens > limit]
     if too_big:
         raise ConfigError(
-            f"{config.path}: shard {too_big[0].index} holds about {too_big[0].prompt_tokens:,} prompt tokens, more "
+            f"{config.name}: shard {too_big[0].index} holds about {too_big[0].prompt_tokens:,} prompt tokens, more "
             f"than max_enqueued_tokens ({limit:,}), so it could never be submitted; lower batch_size"
         )
 
@@ -132,16 +135,16 @@ def check_max_cost(config: Config, cost: CostReport) -> None:
         return
     if cost.estimate is None:
         raise CostOverLimitError(
-            f"{config.path}: max_cost is set but model '{cost.model}' has no known price; "
+            f"{config.name}: max_cost is set but model '{cost.model}' has no known price; "
             "add it under `prices:` in the config"
         )
     if cost.output_tokens_max is None:
         raise CostOverLimitError(
-            f"{config.path}: max_cost is set but the output is unbounded; set max_tokens or "
+            f"{config.name}: max_cost is set but the output is unbounded; set max_tokens or "
             "max_completion_tokens in model_params"
         )
     if cost.estimate.total_usd > config.max_cost:
         raise CostOverLimitError(
-            f"{config.path}: the estimated cost, at most {format_usd(cost.estimate.total_usd)}, is above max_cost "
+            f"{config.name}: the estimated cost, at most {format_usd(cost.estimate.total_usd)}, is above max_cost "
             f"${config.max_cost:g}; raise max_cost, lower max_tokens, or submit fewer rows"
         )

@@ -8,10 +8,11 @@ from __future__ import annotations
 from ..answers import result_columns as columns
 from ..config import Config
 from ..errors import BatchToolError
+from ..next_steps import next_step
 from ..providers.base import Provider
 from ..state.row_requests import answer_sources
 from ..state.run_store import RunStore
-from .collation import collate_results
+from .collation import collated_chunks
 from .planning import CostReport, attempt_dir, plan_attempt, shard_records
 from .result_files import run_result_files
 
@@ -23,14 +24,17 @@ def rows_to_retry(api: Provider, store: RunStore, config: Config, *, include_all
     if running:
         raise BatchToolError(
             f"{config.data_path}: {len(running)} batches of run {ledger.run_id} are not finished; "
-            "wait for them with status-jobs --wait before retrying"
+            f"wait for them with {next_step(config, None, 'status-jobs', '--wait')} before retrying"
         )
     files = run_result_files(api, store, workers=config.concurrency)
-    collation = collate_results(config, ledger, files, **answer_sources(store))
-    failed = collation.table[columns.STATUS] != "ok"
-    if not include_all:
-        failed &= collation.retryable
-    return collation.table.loc[failed, config.id_column].astype(str).tolist()
+    ids: list[str] = []
+    # A group of shards at a time (memory follows a shard); a continued run, or one with a pilot, is one chunk.
+    for chunk in collated_chunks(config, ledger, files, **answer_sources(store)):
+        failed = chunk.table[columns.STATUS] != "ok"
+        if not include_all:
+            failed &= chunk.retryable
+        ids.extend(chunk.ids[failed].tolist())
+    return ids
 
 
 def add_retry_attempt(

@@ -55,7 +55,21 @@ def download_results(
     """
     files = recorded_result_files(store, kinds=kinds)
     missing = [(file_id, path) for file_id, path in files if not path.exists()]
-    run_in_parallel(lambda item: api.download(item[0], item[1]), missing, workers=workers)
+    if api.capabilities.upload_needed:
+        run_in_parallel(lambda item: api.download(item[0], item[1]), missing, workers=workers)
+    else:
+        # One stream per batch, whose custom ids the shard's request file turns back into row ids.
+        from .submission import inline_shard
+
+        ledger = store.ledger
+        shards = {result_file_path(store.data_path, s, "output"): s for s in ledger.shards if s.batch_id}
+        run_in_parallel(
+            lambda item: api.download_inline(
+                item[0], item[1], shard=inline_shard(ledger, shards[item[1]], store.data_path)
+            ),
+            missing,
+            workers=workers,
+        )
     return [path for _, path in files]
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import Config
-from ..errors import ApiError
+from ..errors import ApiError, LostCreationError
 from ..files.parallel import run_in_parallel
-from ..providers.base import Provider
+from ..providers.base import InlineShard, Provider
 from ..state.ledger import Ledger, ShardRecord
 from ..state.run_store import RunStore
 
@@ -16,32 +17,62 @@ def reconcile(api: Provider, store: RunStore) -> list[str]:
     """Settle the steps a crash may have left half-done; return what was found again.
 
     A shard caught `uploading` or `creating` may or may not have its file or batch on
-    the API side: look for it by the name or tags it was given, and adopt it if found.
+    the API side: look for it by the name or tags it was given, and adopt it if found. Shards
+    a server without a batches listing cannot settle are named together in one LostCreationError
+    (the user settles them: settling.py).
     """
     ledger = store.ledger
     found: list[str] = []
+    unsettled: list[LostCreationError] = []
     in_doubt = ledger.in_doubt_shards()
-    uploading = {ledger.upload_name(s): s.bytes for s in in_doubt if s.open_intent == "upload"}
+    names = {s.key: ledger.upload_name(s, data_path=store.data_path) for s in in_doubt if s.open_intent == "upload"}
+    uploading = {names[s.key]: s.bytes for s in in_doubt if s.open_intent == "upload"}
     uploaded = api.find_uploads(uploading) if uploading else {}  # one listing for them all
     for shard in in_doubt:
         if shard.open_intent == "upload":
-            file_id = uploaded.get(ledger.upload_name(shard))
+            file_id = uploaded.get(names[shard.key])
             store.settle_upload(shard, file_id)
             if file_id:
                 found.append(f"{shard.key}: file {file_id}")
-        if shard.open_intent == "create":
-            lookup = api.find_submission(
-                tags=ledger.batch_metadata(shard),
-                since=ledger.created_at,
-                input_file_id=shard.file_id,
-                exclude=shard.requeued_batch_ids,
+        if shard.open_intent == "create" and not api.capabilities.upload_needed:
+            lookup = api.find_inline_submission(
+                inline_shard(ledger, shard, store.data_path), since=ledger.created_at, exclude=run_batch_ids(ledger)
             )
+        elif shard.open_intent == "create":
+            try:
+                lookup = api.find_submission(
+                    tags=ledger.batch_metadata(shard),
+                    since=ledger.created_at,
+                    input_file_id=shard.file_id,
+                    exclude=shard.requeued_batch_ids,
+                )
+            except LostCreationError as lost:
+                unsettled.append(lost)  # the others are settled still; all of these are named together
+                continue
+        if shard.open_intent == "create":
             if lookup.unknowable:
                 raise ApiError(lookup.unknowable)  # creating another could pay twice: the shard stays in doubt
             store.settle_create(shard, lookup.batch)
             if lookup.batch:
                 found.append(f"{shard.key}: batch {lookup.batch.id}")
+    if unsettled:
+        raise LostCreationError([pair for lost in unsettled for pair in lost.shards], status=unsettled[0].status)
     return found
+
+
+def inline_shard(ledger: Ledger, shard: ShardRecord, data_path: Path) -> InlineShard:
+    """A shard as a provider without uploads sends it: its request file, and this creation's tags."""
+    return InlineShard(path=data_path / shard.path, index=shard.index, tags=ledger.batch_metadata(shard))
+
+
+def run_batch_ids(ledger: Ledger) -> set[str]:
+    """Every batch the run knows as its own: none of them is the one a lost creation made.
+
+    Without tags, a lost creation is looked for among batches of its size; the run's other shards'
+    batches are often of the same size, and are known already.
+    """
+    known = {shard.batch_id for shard in ledger.shards if shard.batch_id}
+    return known.union(*(shard.requeued_batch_ids for shard in ledger.shards))
 
 
 def refresh(api: Provider, store: RunStore, *, workers: int) -> list[ShardRecord]:
@@ -91,23 +122,39 @@ def submit_waiting(api: Provider, store: RunStore, config: Config) -> list[Shard
     ledger = store.ledger
     chosen = shards_that_fit(ledger, config.max_enqueued_tokens)
     origin = ledger.origin_tags(data_path=config.data_path)  # how a lost run is found again (adoption.py)
-    store.begin([s for s in chosen if s.needs_upload], kind="upload")
+    uploads = api.capabilities.upload_needed  # else the requests go in the creation itself
+    store.begin([s for s in chosen if s.needs_upload and uploads], kind="upload")
 
     def submit(shard: ShardRecord) -> None:
+        if not uploads:
+            store.begin([shard], kind="create")
+            batch = api.create_inline(
+                inline_shard(ledger, shard, config.data_path), since=ledger.created_at, exclude=run_batch_ids(ledger)
+            )
+            store.settle_create(shard, batch)
+            return
         if shard.open_intent == "upload":
-            file_id = api.upload(config.data_path / shard.path, name=ledger.upload_name(shard))
+            name = ledger.upload_name(shard, data_path=config.data_path)
+            file_id = api.upload(config.data_path / shard.path, name=name)
             store.settle_upload(shard, file_id)
         store.begin([shard], kind="create")
-        batch = api.create(
-            input_file_id=shard.file_id,
-            endpoint=config.endpoint,
-            tags={**ledger.batch_metadata(shard), **origin},
-            since=ledger.created_at,
-            exclude=shard.requeued_batch_ids,
-        )
+        try:
+            batch = api.create(
+                input_file_id=shard.file_id,
+                endpoint=config.endpoint,
+                tags={**ledger.batch_metadata(shard), **origin},
+                since=ledger.created_at,
+                exclude=shard.requeued_batch_ids,
+            )
+        except LostCreationError as exc:
+            lost.append(exc)  # the other shards go on; all of these are named together
+            return
         store.settle_create(shard, batch)
 
+    lost: list[LostCreationError] = []
     run_in_parallel(submit, chosen, workers=config.concurrency)
+    if lost:
+        raise LostCreationError(sorted(pair for exc in lost for pair in exc.shards), status=lost[0].status)
     return chosen
 
 

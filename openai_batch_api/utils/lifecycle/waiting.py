@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import BatchToolError
+from ..next_steps import next_step
 from ..providers.base import Provider
 from ..state.ledger import Ledger
 from ..state.run_store import RunStore
@@ -105,12 +106,12 @@ def check_moving(ledger: Ledger, config: Config) -> None:
     limit = config.max_enqueued_tokens
     if waiting and limit is not None and waiting[0].prompt_tokens > limit:
         raise BatchToolError(
-            f"{config.path}: shard {waiting[0].key} of run {ledger.run_id} holds about "
+            f"{config.name}: shard {waiting[0].key} of run {ledger.run_id} holds about "
             f"{waiting[0].prompt_tokens:,} prompt tokens, more than max_enqueued_tokens ({limit:,}), so it can "
             "never be submitted; raise max_enqueued_tokens and run the command again"
         )
     stuck = [s for s in ledger.shards if not s.finished]
     raise BatchToolError(  # a safety net: the steps above leave no such shard
         f"{config.data_path}: no batch of run {ledger.run_id} is running and shard {stuck[0].key} "
-        f"({stuck[0].status}) could not be submitted; run create-batch --config {config.path} to settle it"
+        f"({stuck[0].status}) could not be submitted; run {next_step(config, None, 'create-batch')} to settle it"
     )

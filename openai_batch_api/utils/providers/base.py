@@ -69,6 +69,19 @@ class Lookup:
         return self.batch is not None
 
 
+@dataclass(frozen=True)
+class InlineShard:
+    """A shard as a provider without uploads sends it: its request file, and the tags of this creation.
+
+    Such a provider keeps no tags: it marks the requests themselves (their custom ids) with what the
+    tags say, and reads them back from a batch's results to know it again.
+    """
+
+    path: Path  # the shard's request file: a line per row, its id and the request body
+    index: int  # the shard's number in its attempt
+    tags: dict[str, str]  # what tags would say of this creation (run, shard, submission)
+
+
 class Provider(Protocol):
     """One session with a provider; its calls retry transient failures and never pay twice."""
 
@@ -116,3 +129,15 @@ class Provider(Protocol):
 
     def stop(self) -> None:
         """Make no more calls: a call under way ends as it is (the step was interrupted)."""
+
+    # Providers without uploads (capabilities.upload_needed False) take a shard's requests in the
+    # creation itself, and give its results as one stream, named by the batch.
+
+    def create_inline(self, shard: InlineShard, *, since: int, exclude: Collection[str]) -> BatchState:
+        """Make the batch of a shard's requests, sent in the creation."""
+
+    def find_inline_submission(self, shard: InlineShard, *, since: int, exclude: Collection[str]) -> Lookup:
+        """The batch a creation of `shard` whose answer was lost made, if it made one, or why that cannot be known."""
+
+    def download_inline(self, batch_id: str, dest: Path, *, shard: InlineShard) -> Path:
+        """An ended batch's results at `dest`, each on its row's id, whole or not at all."""

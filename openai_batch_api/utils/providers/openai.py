@@ -20,7 +20,7 @@ from openai.types import Batch
 from openai.types.batch_create_params import OutputExpiresAfter
 
 from ..config import Config
-from ..errors import with_filename
+from ..errors import LostCreationError, with_filename
 from ..files.atomic_files import atomic_writer
 from ..files.parallel import run_in_parallel
 from ..state.batch_state import BatchState, batch_state_from_openai
@@ -31,7 +31,9 @@ from .openai_errors import classify, describe_api_error, provider_error, retry_d
 from .retries import DEFAULT_RETRY, CallsStopped, Retrier, RetryPolicy
 
 T = TypeVar("T")
-# Batches created this long before the run started are not looked at when reconciling.
+# Looking for a batch made from an input file, the listing is read back to that file's creation, less
+# this margin: both times are the server's (this machine's clock is never compared with them), the
+# margin is for its machines' clocks among themselves.
 CLOCK_SKEW_SECONDS = 300
 # Batches a page of `GET /v1/batches` holds (the API's maximum).
 LIST_PAGE = 100
@@ -177,16 +179,20 @@ class BatchApi:
         input_file_id: str | None = None,
         exclude: Collection[str] = (),
     ) -> Lookup:
-        """The batch tagged with `tags`, looking back no further than `since` (newest first).
+        """The batch tagged with `tags` (newest first), read back to the creation of `input_file_id`.
 
-        On a server that keeps no metadata, the batch made from `input_file_id` (an upload of this
-        run's, used by no other batch but those in `exclude`). When neither can tell, the answer is
-        unknowable: creating the batch again could pay twice.
+        Both times are the server's: `since` (when the run began, by this machine's clock, which may be
+        ahead of the server's) is not compared with them; no batch made from a file is older than the
+        file, and when the file cannot be read the whole listing is. On a server that keeps no metadata,
+        the batch made from `input_file_id` (an upload of this run's, used by no other batch but those in
+        `exclude`). When neither can tell, the answer is unknowable: creating the batch again could pay
+        twice. A server without a batches listing raises LostCreationError (the user settles the shard).
         """
+        cutoff = self.file_created_at(input_file_id) if input_file_id else None
         untagged: list[BatchState] = []
         try:
             for item in self._each(lambda: self.client.batches.list(limit=LIST_PAGE)):
-                if item.created_at < since - CLOCK_SKEW_SECONDS:
+                if cutoff is not None and item.created_at < cutoff - CLOCK_SKEW_SECONDS:
                     break
                 batch_tags = item.metadata or {}
                 if batch_tags and all(batch_tags.get(k) == v for k, v in tags.items()):
@@ -194,12 +200,7 @@ class BatchApi:
                 if not batch_tags and item.id not in exclude and input_file_id and item.input_file_id == input_file_id:
                     untagged.append(batch_state(item))
         except ListingMissing as exc:
-            return Lookup(
-                unknowable=f"shard {tags.get('shard', '?')}: a batch creation's answer was lost and the server does "
-                f"not list batches ({exc.status}), so whether it made a batch from input file {input_file_id} "
-                "cannot be checked; create-batch will not create another for this shard (that could pay twice): "
-                "look on the server for a batch of that input file"
-            )
+            raise LostCreationError([(tags.get("shard", "?"), input_file_id or "?")], status=exc.status or 0) from None
         if len(untagged) > 1:
             ids = ", ".join(batch.id for batch in untagged)
             return Lookup(
@@ -224,6 +225,19 @@ class BatchApi:
         if lookup.unknowable:
             raise ProviderError(lookup.unknowable)
         return lookup.batch
+
+    def file_created_at(self, file_id: str) -> int | None:
+        """When the server made the file, by its clock; None when it cannot say (the file is gone)."""
+        try:
+            return self._call(lambda: self.client.files.retrieve(file_id)).created_at
+        except ProviderError as exc:
+            if exc.status in (404, 422):
+                return None
+            raise
+
+    def list_uploads(self) -> Iterator[tuple[str, str]]:
+        """(file id, name) of every uploaded batch input file, newest first (ListingMissing when not offered)."""
+        return ((item.id, item.filename) for item in self._each(lambda: self.client.files.list(purpose="batch")))
 
     def list_batches(self, *, page_size: int = LIST_PAGE) -> Iterator[BatchState]:
         """Every batch, newest first, a page of `page_size` at a time (ListingMissing when not offered)."""
@@ -324,10 +338,6 @@ def check_api_settings(config: Config) -> None:
     """Fail before any work on what open_api would refuse: a missing key, bad local_backend options."""
     if config.is_local:
         check_local_settings(config)
-    elif config.provider == "anthropic":
-        from .anthropic_key import anthropic_api_key
-
-        anthropic_api_key(config)
     else:
         api_key_for(config)
 

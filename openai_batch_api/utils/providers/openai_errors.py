@@ -20,7 +20,14 @@ UNREACHABLE_ERRNOS = (errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH)
 NO_LISTING_STATUSES = (404, 405, 501)
 
 
+# 507 Insufficient Storage: the server's disk is full (the local backend says so), which seconds of
+# waiting will not change; the request is not retried, so the user hears of it at once.
+INSUFFICIENT_STORAGE = 507
+
+
 def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == INSUFFICIENT_STORAGE:
+        return False
     return isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # The API's rule for a custom id.
@@ -25,6 +25,12 @@ RUN_TAG_LENGTH = 12
 def run_tag(run_id: str) -> str:
     """The tag of a run in its custom ids: 12 hex digits of its id's hash (ids of any form fit in 64)."""
     return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:RUN_TAG_LENGTH]
+
+
+def creation_tag(tags: Mapping[str, str]) -> str:
+    """The tag of one creation of a shard: of the tags a provider with metadata would carry (run, shard,
+    submission), so a shard submitted again (requeued, or retried) is told apart from its earlier batch."""
+    return run_tag("\n".join(f"{key}={value}" for key, value in sorted(tags.items())))
 
 
 @dataclass(frozen=True)

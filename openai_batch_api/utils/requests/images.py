@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -70,13 +71,18 @@ def image_source(value: Any, *, base_dir: Path) -> str | Path | None:
         raise BadImage(not_an_image)
     if path.suffix.lower() not in IMAGE_TYPES:
         raise BadImage(f"image {short(value)} is not a png, jpeg, gif or webp file")
-    if path.is_symlink() and not path.resolve().is_relative_to(base_dir.resolve()):
-        # A link planted among the images (an unpacked archive, a shared folder) must not send a file
-        # from elsewhere on this machine; links within the table's folder are the user's own layout.
-        raise BadImage(
-            f"image {short(value)} is a symbolic link to a file outside the table's folder "
-            f"({base_dir}); copy the image into that folder"
-        )
+    # The whole path resolved, every link along it followed: a link planted among the images (an unpacked
+    # archive, a shared folder), to a file or to a folder (imgs -> ../elsewhere), must not send a file
+    # from elsewhere on this machine; links within the table's folder are the user's own layout.
+    folder = base_dir.resolve()
+    if not path.resolve().is_relative_to(folder):
+        if path.is_symlink():
+            how = "is a symbolic link to a file outside the table's folder"
+        elif Path(os.path.abspath(path)).is_relative_to(os.path.abspath(base_dir)):
+            how = "leads through a symbolically linked folder to a file outside the table's folder"
+        else:
+            how = "is outside the table's folder"
+        raise BadImage(f"image {short(value)} {how} ({base_dir}); copy the image into that folder")
     return path
 
 

@@ -133,7 +133,7 @@ class RequestLines:
             rest = orjson.dumps({"method": "POST", "url": config.endpoint, "body": self._body(marker, None)})
         except TypeError as exc:
             raise ConfigError(
-                f"{config.path}: 'model_params' cannot be sent as JSON ({exc}); use text, numbers, lists and mappings"
+                f"{config.name}: 'model_params' cannot be sent as JSON ({exc}); use text, numbers, lists and mappings"
             ) from None
         before, after = rest.split(marker.encode())  # a random marker: it is found exactly once
         # Only a completion's prompt holds the text inside a longer string; elsewhere the text is the

@@ -262,7 +262,8 @@ def _write_rows(
 ) -> tuple[int, Problems, _Template | None]:
     """One pass over the input: check every row, write the wanted ones. Returns (rows written, problems, template)."""
     path = config.input_file
-    base_dir = path.parent
+    # Local images are named from the table's folder; a table in object storage has none: the config's.
+    base_dir = path.parent if isinstance(path, Path) else config.path.parent
     lines = RequestLines(config)
     head, before, after, image_line = lines.head, lines.before, lines.after, lines.image_line
     inside_string = lines.inside_string

@@ -175,9 +175,18 @@ class Ledger:
     pilot_rows: int = 0
     stale_rows: int = 0
 
-    def upload_name(self, shard: ShardRecord) -> str:
-        """The filename a shard is uploaded under: how a re-run finds an upload it lost track of."""
-        return f"{self.run_id}-{shard.key}.jsonl"
+    def upload_name(self, shard: ShardRecord, *, data_path: Path) -> str:
+        """The filename a shard is uploaded under: how a re-run finds an upload it lost track of.
+
+        It carries the run, the shard and `upload_tag`: on a server that keeps no batch metadata, the
+        uploads are what tie a lost run to its input and data folder (lifecycle/upload_search.py).
+        """
+        return f"{self.run_id}-{shard.key}-{self.upload_tag(data_path=data_path)}.jsonl"
+
+    def upload_tag(self, *, data_path: Path) -> str:
+        """A short digest of `origin_tags`: the input, the request shape and the data folder."""
+        tags = self.origin_tags(data_path=data_path)
+        return hashlib.sha256("\n".join(tags.values()).encode()).hexdigest()[:16]
 
     def batch_metadata(self, shard: ShardRecord) -> dict[str, str]:
         """The tags a shard's batch carries: how a re-run finds a batch it lost track of."""
@@ -311,6 +320,11 @@ def file_sha256(path: Path) -> str:
 
 def request_sha256(config: Config) -> str:
     """A hash of everything besides the table that shapes the request lines."""
+    return hashlib.sha256(json.dumps(request_shape(config), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def request_shape(config: Config) -> dict[str, Any]:
+    """Everything besides the table that shapes the request lines, by config key."""
     shape = {
         "prompt": config.prompt,
         "model_params": config.model_params,
@@ -327,34 +341,62 @@ def request_sha256(config: Config) -> str:
         shape["content_template"] = config.content_template
     if config.examples:
         shape["examples"] = config.examples
-    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+    return shape
 
 
 def new_run_id() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
 
 
-def check_same_inputs(ledger: Ledger, config: Config, *, input_sha256: str, table_may_change: bool = False) -> None:
-    """Refuse to mix a run with a changed table, prompt or model parameters.
+def check_same_inputs(
+    ledger: Ledger,
+    config: Config,
+    *,
+    input_sha256: str,
+    input_file: Path | None = None,
+    table_may_change: bool = False,
+) -> None:
+    """Refuse to mix a run with a changed table, prompt or model parameters, naming what changed.
 
-    `table_may_change`: the step takes up a changed table (create continues the run with it), so only
-    a change of what shapes every request is refused.
+    `input_file` is the table hashed, when it is not (yet) the config's input_file. `table_may_change`:
+    the step takes up a table whose rows changed (create continues the run with it), so only a change
+    of what shapes every request, or of the table's columns, is refused.
     """
-    changed = []
     table_changed = input_sha256 != ledger.input_sha256
-    if table_changed and not table_may_change:
-        changed.append(f"the input table {config.input_file.name}")
-    if request_sha256(config) != ledger.request_sha256:
-        changed.append("the endpoint, prompt, examples, columns, batch_size or model_params")
-    if changed == [f"the input table {config.input_file.name}"]:
+    request_changed = request_sha256(config) != ledger.request_sha256
+    if not table_changed and not request_changed:
+        return
+    from ..next_steps import from_python
+    from .run_inputs import recorded_inputs, request_changes, table_changes
+    from .run_store import store_path
+
+    recorded = recorded_inputs(store_path(config.data_path))
+    changed = []
+    if request_changed:
+        if recorded is not None:
+            changed += request_changes(recorded["request"], request_shape(config))
+        changed = changed or ["the endpoint, prompt, examples, columns, batch_size or model_params"]
+    table = []
+    if table_changed:
+        columns = recorded.get("columns") if recorded is not None else None
+        table = table_changes(config, input_file or config.input_file, old_rows=ledger.rows, old_columns=columns)
+    columns_changed = any(change.startswith("columns of ") for change in table)
+    if not request_changed and not columns_changed:
+        if table_may_change:
+            return
+        # Only its rows changed: create-batch continues the run with them.
+        name = getattr(config.input_file, "name", str(config.input_file))
         raise RunChangedError(
-            f"{config.path}: the input table {config.input_file.name} changed since run {ledger.run_id} took it "
-            f"up in {config.data_path}; run create-batch to continue the run with the table as it is now (only its "
-            "new and edited rows are sent), or restore the table"
+            f"{config.name}: the input table {name} changed since run {ledger.run_id} took it up in "
+            f"{config.data_path}: {'; '.join(table)}; run create-batch to continue the run with the table as it "
+            "is now (only its new and edited rows are sent), or restore the table"
         )
-    if changed:
-        raise RunChangedError(
-            f"{config.path}: {' and '.join(changed)} changed since run {ledger.run_id} was created in "
-            f"{config.data_path}; to continue that run restore what it was made from, to start a new "
-            "run set another data_path (or collate and delete-tasks the old one first)"
-        )
+    # A step that takes up the rows' changes names only what it refuses.
+    changed += [change for change in table if not table_may_change or change.startswith("columns of ")]
+    # The two steps by name: their --config is the one just given, which the refusal is about.
+    collate, delete = ("Run.collate()", "Run.delete()") if from_python(config) else ("collate-output", "delete-tasks")
+    raise RunChangedError(
+        f"{config.name}: changed since run {ledger.run_id} was created in {config.data_path}: "
+        f"{'; '.join(changed)}. To continue that run, restore what it was made from; to start a new run, "
+        f"set another data_path (or {collate} and {delete} the old run first)"
+    )

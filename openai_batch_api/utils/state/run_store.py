@@ -596,9 +596,11 @@ def has_run(data_path: Path) -> bool:
 def require_run(config: Config, *, config_arg: str) -> None:
     """An error saying how to start the run when data_path holds none (nothing is read or made)."""
     if not has_run(config.data_path):
+        from ..next_steps import next_step
+
         raise BatchToolError(
             f"{config.data_path}: no run here yet (no {STORE_NAME}); start one with "
-            f"create-batch --config {config_arg}"
+            f"{next_step(config, config_arg, 'create-batch')}"
         )
 
 
