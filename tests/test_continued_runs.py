@@ -199,3 +199,39 @@ def test_steps_after_the_table_changed_say_create_batch_continues_the_run(projec
         f"{project.data_path}: rows of input.csv: 3 (was 2); run create-batch to continue the run with the table "
         "as it is now (only its new and edited rows are sent), or restore the table\n"
     )
+
+
+def test_continued_run_with_int_ids_collates_to_parquet_in_input_order_with_provenance(project):
+    # A continued run is joined as one piece: its typed ids, its order and the Parquet writer are main's.
+    first = pd.DataFrame({"id": [30, 10, 20], "content": ["c", "a", "b"]})
+    project.write_table(first, "input.parquet")
+    project.write_config(output_file="output.parquet", provenance=True)
+    assert project.run("create-batch").exit_code == 0
+    grown = pd.DataFrame({"id": [30, 10, 20, 5], "content": ["c", "a, edited", "b", "e"]})
+    project.write_table(grown, "input.parquet")
+    continued = project.run("create-batch")
+    assert continued.exit_code == 0, continued.err
+    for command, args in (("status-jobs", ("--wait", "--interval", "0.05")), ("collate-output", ())):
+        result = project.run(command, *args)
+        assert result.exit_code == 0, result.err
+    answers = pd.read_parquet(project.root / "output.parquet")
+    assert answers["id"].dtype == "int64"
+    assert answers["id"].tolist() == [30, 10, 20, 5]
+    assert answers["api_output"].tolist() == ["Answer to: c", "Answer to: a, edited", "Answer to: b", "Answer to: e"]
+    assert answers["api_attempts"].tolist() == [1, 1, 1, 1]
+    batch_ids = answers["api_batch_id"].tolist()
+    assert batch_ids[0] == batch_ids[2] != batch_ids[1] == batch_ids[3]  # the edited and new rows: attempt 2
+
+
+def test_provenance_of_a_run_never_continued_is_read_a_shard_group_at_a_time(project):
+    project.write_table(table([1, 2, 3]))
+    project.write_config(batch_size=1, output_file="output.parquet", provenance=True)
+    assert project.run("create-batch").exit_code == 0
+    for command, args in (("status-jobs", ("--wait", "--interval", "0.05")), ("collate-output", ())):
+        result = project.run(command, *args)
+        assert result.exit_code == 0, result.err
+    answers = pd.read_parquet(project.root / "output.parquet")
+    batches = {b.metadata["shard"]: b.id for b in project.server_batches()}
+    assert answers["api_batch_id"].tolist() == [batches[key] for key in sorted(batches)]
+    assert answers["api_model"].tolist() == ["gpt-4o-mini"] * 3
+    assert answers["api_request_hash"].str.len().tolist() == [64] * 3
