@@ -142,3 +142,15 @@ def test_another_runs_batch_of_the_same_size_is_not_taken_for_this_shards(tmp_pa
     assert (lookup.batch, lookup.unknowable) == (None, None)
     # Another shard of this run is not this shard either.
     assert provider.find_submission(ids=shard_ids(path, tag=TAG, shard=1), count=5, since=0).batch is None
+
+
+def test_lost_create_answer_with_this_machines_clock_ahead_is_found_not_made_again(tmp_path, start_server):
+    """The server's clock 7 minutes behind this machine's: its batch looks older than the run by the local clock."""
+    server = start_server(
+        clock_offset=-420, http_error_rate=1.0, http_error_kinds=["drop_after"], http_error_paths="^POST "
+    )
+    path = shard_file(tmp_path)
+    provider = provider_of(server)
+    batch = provider.create_from_file(path, ids=shard_ids(path, tag=TAG, shard=0), since=int(time.time()))
+    assert [item.id for item in provider.list_batches()] == [batch.id]
+    assert batch.created_at < time.time() - 400  # as the server's clock stamped it

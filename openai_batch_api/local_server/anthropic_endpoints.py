@@ -108,6 +108,7 @@ class MessageBatchesApi:
         self.batches = batches
         self.engine = engine
         self.options = options
+        self.clock_offset = round(options.clock_offset)  # the times it reports, as the OpenAI side's
 
     def routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Response]]]:
         ident = r"([^/]+)"
@@ -126,7 +127,7 @@ class MessageBatchesApi:
         return f"http://{request.headers.get('Host', '127.0.0.1')}"
 
     def _object(self, request: Request, row: Any) -> Response:
-        return json_response(message_batch_object(row, origin=self._origin(request)))
+        return json_response(message_batch_object(row, origin=self._origin(request), offset=self.clock_offset))
 
     def _batch(self, batch_id: str) -> Any:
         row = self.batches.get(batch_id)
@@ -157,7 +158,8 @@ class MessageBatchesApi:
             raise AnthropicError("invalid_request_error", "Only one of after_id and before_id may be given.")
         rows, has_more = self.batches.page(after_id=after_id, before_id=before_id, limit=_limit(request.query))
         origin = self._origin(request)
-        return json_response(list_page([message_batch_object(row, origin=origin) for row in rows], has_more))
+        page = [message_batch_object(row, origin=origin, offset=self.clock_offset) for row in rows]
+        return json_response(list_page(page, has_more))
 
     def retrieve(self, request: Request, batch_id: str) -> Response:
         return self._object(request, self._batch(batch_id))

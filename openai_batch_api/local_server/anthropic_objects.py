@@ -43,15 +43,16 @@ def error_envelope(error_type: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": new_id("req_")}
 
 
-def rfc3339(seconds: float | None) -> str | None:
-    """A Unix time as the API writes it, e.g. 2024-08-20T18:37:24.100435Z."""
+def rfc3339(seconds: float | None, offset: float = 0) -> str | None:
+    """A Unix time as the API writes it, e.g. 2024-08-20T18:37:24.100435Z, moved by the server's clock offset."""
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(seconds + offset, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def message_batch_object(row: sqlite3.Row, *, origin: str) -> dict[str, Any]:
-    """A stored batch as a MessageBatch; `origin` (http://host:port) makes its results_url absolute."""
+def message_batch_object(row: sqlite3.Row, *, origin: str, offset: float = 0) -> dict[str, Any]:
+    """A stored batch as a MessageBatch; `origin` (http://host:port) makes its results_url absolute, and its
+    times are moved by `offset` (ServerOptions.clock_offset), as a server whose clock differs would report them."""
     ended = row["status"] == "ended"
     # As on the API, requests count as processing until the whole batch has ended.
     counts = {
@@ -66,11 +67,11 @@ def message_batch_object(row: sqlite3.Row, *, origin: str) -> dict[str, Any]:
         "type": "message_batch",
         "processing_status": row["status"],
         "request_counts": counts,
-        "ended_at": rfc3339(row["ended_at"]),
-        "created_at": rfc3339(row["created_at"]),
-        "expires_at": rfc3339(row["expires_at"]),
+        "ended_at": rfc3339(row["ended_at"], offset),
+        "created_at": rfc3339(row["created_at"], offset),
+        "expires_at": rfc3339(row["expires_at"], offset),
         "archived_at": None,
-        "cancel_initiated_at": rfc3339(row["cancel_initiated_at"]),
+        "cancel_initiated_at": rfc3339(row["cancel_initiated_at"], offset),
         "results_url": f"{origin}/v1/messages/batches/{row['id']}/results" if ended else None,
     }
 

@@ -17,6 +17,7 @@ from .addresses import is_loopback
 from .content_template import TemplateError, parse_template
 from .errors import ConfigError
 from .files.storage import ObjectUrl, is_url
+from .json_kinds import json_kind
 from .yaml_keys import RepeatedKeyError, safe_load_unique
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
@@ -327,20 +328,6 @@ KIND_WORDS = {
 }
 
 
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, (list, tuple)) else "object" if isinstance(value, dict) else "other"
-
-
 def knows_request_fields(base_url: str | None) -> bool:
     """Whether the server is one whose request schema is the spec's: OpenAI, Azure OpenAI or the local backend.
 
@@ -375,7 +362,7 @@ def _model_params_schema_problems(endpoint: str, params: dict[str, Any], *, base
         kinds = fields[name]
         if kinds is None or name in TOKEN_LIMIT_PARAMS:  # the token limits have their own check
             continue
-        kind = _json_kind(value)
+        kind = json_kind(value)
         if kind in kinds or (kind == "integer" and "number" in kinds):
             continue
         words = [KIND_WORDS[k] for k in kinds]

@@ -11,6 +11,8 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from .json_kinds import json_kind
+
 # name -> the JSON kinds it takes (None: any); `system` and `messages` are built from the config.
 MESSAGE_FIELDS: dict[str, tuple[str, ...] | None] = {
     "model": ("string",),
@@ -43,20 +45,6 @@ KIND_WORDS = {"string": "a string", "integer": "a whole number", "number": "a nu
               "object": "a mapping"}
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "object" if isinstance(value, Mapping) else "null" if value is None else type(value).__name__
-
-
 def message_params_problems(params: Mapping[str, Any]) -> list[str]:
     """What is wrong with model_params for Anthropic's Messages API, each as one line of the config error."""
     problems = []
@@ -86,7 +74,7 @@ def message_params_problems(params: Mapping[str, Any]) -> list[str]:
             )
             continue
         kinds = MESSAGE_FIELDS[name]
-        kind = _kind(value)
+        kind = json_kind(value)
         if kinds is None or name in ("model", "max_tokens"):
             continue  # the model and the token limit have their own checks
         if kind in kinds or (kind == "integer" and "number" in kinds):

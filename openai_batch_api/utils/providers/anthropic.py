@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,18 @@ from .local import check_local_settings, local_backend
 from .retries import DEFAULT_RETRY, Retrier, RetryPolicy
 
 LIST_PAGE = 100
-# Clocks of this machine and the API's differ by a little: a search looks this much further back.
+# The API's own machines' clocks differ by a little: a search by the server's time looks this much further back.
 CLOCK_SKEW_SECONDS = 300
 # The SDK's own timeout per call; creating a batch of 256 MB takes a while to send.
 TIMEOUT_SECONDS = 600.0
+
+
+def _http_date(value: str | None) -> float | None:
+    """An HTTP Date header as a Unix time; None when absent or unreadable."""
+    try:
+        return parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _epoch(value: Any) -> int | None:
@@ -194,8 +203,12 @@ class AnthropicProvider:
         out by the custom ids of its results; one still running cannot be told apart yet.
         """
         undecided = []
-        for batch in self.list_batches():
-            if batch.created_at < since - CLOCK_SKEW_SECONDS:
+        server_date: list[float] = []
+        for batch in self.list_batches(server_date=server_date):
+            # `since` is by this machine's clock, created_at by the server's: compare them on the server's,
+            # through its Date header. Without one, the whole listing is read: a clock ahead must never pay twice.
+            lag = time.time() - server_date[0] if server_date else None
+            if lag is not None and batch.created_at < since - lag - CLOCK_SKEW_SECONDS:
                 break
             if batch.id in exclude or batch.total != count:
                 continue
@@ -228,9 +241,18 @@ class AnthropicProvider:
 
     # Reading batches
 
-    def list_batches(self) -> Iterator[BatchState]:
-        """Every batch, newest first, a page at a time."""
-        page = self._call(lambda: self.client.messages.batches.list(limit=LIST_PAGE))
+    def list_batches(self, *, server_date: list[float] | None = None) -> Iterator[BatchState]:
+        """Every batch, newest first, a page at a time; the first page's Date header (the server's clock,
+        as a Unix time) is appended to `server_date` when given and sent."""
+
+        def first_page() -> Any:
+            raw = self.client.messages.batches.with_raw_response.list(limit=LIST_PAGE)
+            date = _http_date(raw.headers.get("date"))
+            if server_date is not None and date is not None:
+                server_date.append(date)
+            return raw.parse()
+
+        page = self._call(first_page)
         while True:
             yield from (batch_state(item) for item in page.data)
             if not page.has_next_page():
