@@ -396,6 +396,12 @@ def status_lines(status: RunStatus, config: Config, *, config_arg: str) -> list[
     progress = status.progress
     lines = [f"run {status.run_id}", batch_table([batch_row(s) for s in status.ledger.shards]), progress_line(progress)]
     lines += batch_warnings(status.ledger, data_path=config.data_path) + failure_lines(status.failures)
+    return lines + closing_lines(status, config=config, config_arg=config_arg)
+
+
+def closing_lines(status: RunStatus, *, config: Config, config_arg: str) -> list[str]:
+    """The tokens the run used and what they cost, when it used any, then what to do next."""
+    lines = []
     if status.input_tokens or status.output_tokens:
         lines.append(
             actual_cost_line(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .reporting import actual_cost_line, failure_lines, local_time, next_lines, plural
+from .reporting import closing_lines, failure_lines, local_time, plural
 
 if TYPE_CHECKING:
     from ..step_results import RunStatus
@@ -133,16 +133,7 @@ def summary_lines(status: RunStatus, config: Config, *, config_arg: str, now: fl
             f"  ... and {plural(len(rest), 'other reason')} ({plural(more, 'row')}); status-jobs --json lists them all"
         )
     lines += reasons
-    if status.input_tokens or status.output_tokens:
-        lines.append(
-            actual_cost_line(
-                model=config.model,
-                input_tokens=status.input_tokens,
-                output_tokens=status.output_tokens,
-                prices=config.prices,
-            )
-        )
-    return lines + next_lines(status, config_arg=config_arg)
+    return lines + closing_lines(status, config=config, config_arg=config_arg)
 
 
 def wait_line(update: WaitUpdate) -> tuple[str, str]:
