@@ -426,8 +426,9 @@ def collated_chunks(
 ) -> Iterator[CollatedChunk]:
     """Join the results in `result_files` onto every input row, in input order, a group of shards at a time.
 
-    Memory follows the largest group (about COLLATE_CHUNK_ROWS rows, or one shard when shards are
-    larger), not the table; `whole=True` makes it one chunk of every row. A run whose table changed
+    A group's result lines (about COLLATE_CHUNK_ROWS rows, or one shard when shards are larger) are
+    read once and joined onto its rows in chunks of at most COLLATE_SLICE_ROWS, so memory follows a
+    group's results and a slice, not the table; `whole=True` makes it one chunk of every row. A run whose table changed
     (`stale`: per source, a shard key or the pilot, the requests the table no longer asks) or that
     had a pilot (`pilot_ids`: the rows it answered) is always one chunk.
     """
