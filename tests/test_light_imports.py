@@ -42,3 +42,24 @@ def test_status_jobs_does_not_import_collate_output():
 def test_every_public_name_of_the_package_imports():
     code = "import openai_batch_api\nfor name in openai_batch_api.__all__:\n    getattr(openai_batch_api, name)"
     assert "openai_batch_api.run" in modules_loaded_by(code)
+
+
+def test_create_batch_dry_run_imports_no_sdk(tmp_path, monkeypatch):
+    # A dry run calls no API: the SDK (most of a second to import) stays out of its time.
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    (tmp_path / "input.csv").write_text("id,content\n1,hello\n2,world\n", encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "input_file: input.csv\nid_column: id\ncontent_column: content\nprompt: Say hi.\n"
+        "model_params:\n  model: gpt-4o-mini\noutput_file: output.csv\ndata_path: data\n",
+        encoding="utf-8",
+    )
+    code = (
+        "import contextlib, io\n"
+        "from openai_batch_api.commands import create_batch\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert create_batch.main(['--config', {str(config)!r}, '--dry-run']) == 0\n"
+    )
+    loaded = modules_loaded_by(code)
+    assert "openai_batch_api.utils.requests.shards" in loaded
+    assert "openai" not in loaded
