@@ -97,11 +97,8 @@ class _ShardFile:
         every = range(first_every, rows + stop - start, TOKEN_SAMPLE_EVERY)
         sampled = [texts[start + row - rows] for row in (*head, *every)]
         tokens = self.tokens
-        count = tokens.count
-        sampled_chars = sum(map(len, sampled))
-        tokens.sampled_tokens += sum(count(text) for text in sampled)
-        tokens.sampled_chars += sampled_chars
-        tokens.unsampled_chars += sum(map(len, texts[start:stop])) - sampled_chars
+        tokens.sampled.extend(sampled)
+        tokens.unsampled_chars += sum(map(len, texts[start:stop])) - sum(map(len, sampled))
         if not rows:
             self.first_id = lines.ids[start]
         self.last_id = lines.ids[stop - 1]
