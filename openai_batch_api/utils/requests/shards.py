@@ -240,7 +240,7 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
 
 def _check_added_columns(config: Config, names: list[str]) -> None:
     """Refuse input columns that collate-output's results would overwrite, before anything is paid for."""
-    from ..lifecycle.collation import added_columns, column_clash_message  # the results' modules, loaded only here
+    from ..answers.added_columns import added_columns, column_clash_message
 
     clashes = [name for name in added_columns(config) if name in set(names)]
     if clashes:
