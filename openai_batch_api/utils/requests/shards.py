@@ -78,7 +78,7 @@ class _ShardFile:
         """Add one request line; `text` is the text it sends, for the token estimate."""
         tokens = self.tokens
         if self.rows < TOKEN_SAMPLE_HEAD or self.rows % TOKEN_SAMPLE_EVERY == 0:  # inlined: once per row
-            tokens.sampled_tokens += tokens.count(text)
+            tokens.sampled.append(text)
             tokens.sampled_chars += len(text)
         else:
             tokens.unsampled_chars += len(text)
