@@ -260,3 +260,27 @@ def test_encoding_loads_in_a_thread_where_no_process_can_start(tmp_path, monkeyp
     estimator = get_estimator("gpt-4o")
     assert type(estimator) is TokenEstimator
     assert estimator.count_many(TEXTS) == expected
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX only")
+def test_a_forked_copy_counts_on_its_own_and_leaves_the_parents_counter_alone(tmp_path, monkeypatch, fresh_caches):
+    import os
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    expected = TokenEstimator("gpt-4o").count_many(TEXTS)
+    tokens.preload_estimator("gpt-4o")
+    estimator = get_estimator("gpt-4o")
+    assert estimator.count_many(TEXTS) == expected
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the copy: counts, reports, and leaves at once
+        try:
+            os.write(write_end, repr(estimator.count_many(TEXTS)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as answer:
+        assert answer.read() == repr(expected)
+    assert estimator.count_many(TEXTS) == expected  # the parent's counter still answers
+    assert estimator._worker._process is not None

@@ -12,6 +12,7 @@ answers each line holding a list of texts with the list of their counts.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ class TokenWorker:
         self._lock = threading.Lock()  # one request and its answer on the pipes at a time
         self._header: dict | None = None
         self._local: tuple[Callable[[str], int] | None, str] | None = None  # the parent's own, after a failure
+        self._pid = os.getpid()  # a forked copy of the parent must not share the pipes
         self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
             [sys.executable, "-m", __name__, encoding_name],
             stdin=subprocess.PIPE,
@@ -54,6 +56,9 @@ class TokenWorker:
     def header(self) -> dict:
         """The child's method label and whether its counts are exact (waits for its encoding to load)."""
         with self._lock:
+            if self._pid != os.getpid() and self._local is None:
+                self._process = None  # the pipes are the parent's
+                self._local = _load_encoding(self.encoding_name)
             if self._header is None and self._local is None:
                 try:
                     header = self._read()
