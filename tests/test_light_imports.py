@@ -44,16 +44,27 @@ def test_every_public_name_of_the_package_imports():
     assert "openai_batch_api.run" in modules_loaded_by(code)
 
 
-def test_create_batch_dry_run_imports_no_sdk(tmp_path, monkeypatch):
-    # A dry run calls no API: the SDK (most of a second to import) stays out of its time.
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    (tmp_path / "input.csv").write_text("id,content\n1,hello\n2,world\n", encoding="utf-8")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "input_file: input.csv\nid_column: id\ncontent_column: content\nprompt: Say hi.\n"
-        "model_params:\n  model: gpt-4o-mini\noutput_file: output.csv\ndata_path: data\n",
-        encoding="utf-8",
+def test_create_batch_of_a_csv_imports_no_pandas_and_loads_no_encoding(project):
+    """pandas is for collating; the estimate's encoding loads in a process of its own."""
+    project.write_rows(10)
+    config = project.write_config()
+    code = (
+        "import contextlib, io\n"
+        "from openai_batch_api.commands import create_batch\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert create_batch.main(['--config', {str(config)!r}]) == 0\n"
+        "from openai_batch_api.utils.costs.tokens import get_estimator\n"
+        "assert type(get_estimator('gpt-4o-mini')).__name__ == 'WorkerEstimator'"
     )
+    loaded = modules_loaded_by(code)
+    assert "openai" in loaded  # the run was submitted
+    assert "pandas" not in loaded
+
+
+def test_create_batch_dry_run_imports_no_sdk(project):
+    """A dry run calls no API: the SDK (most of a second to import) stays out of its time."""
+    project.write_rows(10)
+    config = project.write_config()
     code = (
         "import contextlib, io\n"
         "from openai_batch_api.commands import create_batch\n"

@@ -97,8 +97,10 @@ class _ShardFile:
         every = range(first_every, rows + stop - start, TOKEN_SAMPLE_EVERY)
         sampled = [texts[start + row - rows] for row in (*head, *every)]
         tokens = self.tokens
+        sampled_chars = sum(map(len, sampled))
         tokens.sampled.extend(sampled)
-        tokens.unsampled_chars += sum(map(len, texts[start:stop])) - sum(map(len, sampled))
+        tokens.sampled_chars += sampled_chars
+        tokens.unsampled_chars += sum(map(len, texts[start:stop])) - sampled_chars
         if not rows:
             self.first_id = lines.ids[start]
         self.last_id = lines.ids[stop - 1]
@@ -267,7 +269,7 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
 
 def _check_added_columns(config: Config, names: list[str]) -> None:
     """Refuse input columns that collate-output's results would overwrite, before anything is paid for."""
-    from ..lifecycle.collation import added_columns, column_clash_message  # the results' modules, loaded only here
+    from ..answers.added_columns import added_columns, column_clash_message
 
     clashes = [name for name in added_columns(config) if name in set(names)]
     if clashes:
