@@ -15,7 +15,7 @@ from openai_batch_api.utils.config import Config, validate_config_mapping
 from openai_batch_api.utils.costs.tokens import estimate_body_tokens
 from openai_batch_api.utils.endpoints import CHAT as ENDPOINT
 from openai_batch_api.utils.errors import BatchToolError
-from openai_batch_api.utils.requests import ShardPlan, build_request_body, write_shards
+from openai_batch_api.utils.requests import ShardPlan, build_request_body, repeated_ids, write_shards
 from openai_batch_api.utils.requests.problems import short
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
@@ -262,6 +262,31 @@ def test_write_shards_error_leaves_nothing_behind():
     path = write_csv(["a,text,", "a,more text,"] + [f"r{i},text," for i in range(50)])
     assert shard_error(make_config(batch_size=5)) == f"{path}: 1 id repeated in 2 rows (rows 1 and 2: id 'a')"
     assert os.listdir(out_dir().parent) == []
+
+
+def test_write_shards_repeated_ids_found_with_hashes_spilled_to_disk(monkeypatch):
+    # Past SPILL_BYTES of hashes (a million rows), they go to bucket files beside the shards and each
+    # bucket is sorted on its own: here at once.
+    monkeypatch.setattr(repeated_ids, "SPILL_BYTES", 48)
+    rows = [f"r{i},text," for i in range(40)]
+    rows[35] = "r3,text,"
+    rows[38] = "r20,text,"
+    path = write_csv(rows)
+    with pytest.raises(BatchToolError) as raised:
+        write_shards(make_config(), out_dir=out_dir())
+    assert str(raised.value) == (
+        f"{path}: 2 problems: 2 ids repeated in 4 rows (rows 4 and 36: id 'r3'; rows 21 and 39: id 'r20')"
+    )
+    assert os.listdir(out_dir().parent) == []
+
+
+def test_write_shards_spilled_hashes_leave_nothing_behind(monkeypatch):
+    monkeypatch.setattr(repeated_ids, "SPILL_BYTES", 48)
+    write_csv([f"r{i},text," for i in range(40)])
+    plan = write_shards(make_config(batch_size=15), out_dir=out_dir())
+    assert [shard.rows for shard in plan.shards] == [15, 15, 10]
+    assert sorted(os.listdir(out_dir().parent)) == ["attempt-1"]
+    assert sorted(os.listdir(out_dir())) == ["shard-0001.jsonl", "shard-0002.jsonl", "shard-0003.jsonl"]
 
 
 def test_write_shards_existing_out_dir_error():

@@ -23,6 +23,7 @@ from ..errors import BatchToolError, InputError
 from ..files.table import LineBreakCells, id_text, is_missing, iter_input_chunks
 from .images import BadImage, data_url, image_source
 from .problems import Problems, short
+from .repeated_ids import RepeatedHashes
 from .request_lines import RequestLines, has_text
 from .token_sampling import TOKEN_SAMPLE_EVERY, TOKEN_SAMPLE_HEAD, TokenCosts, TokenTally
 
@@ -250,10 +251,8 @@ def _check_row(
     return (text, source) if ok else None
 
 
-def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, list[int]]]:
-    """Ids on more than one row, with their rows: repeated hashes are confirmed by reading the ids again."""
-    hashes.sort()
-    repeated = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+def _duplicate_groups(config: Config, repeated: set[int]) -> list[tuple[str, list[int]]]:
+    """Ids on more than one row, with their rows: the `repeated` hashes are confirmed by reading the ids again."""
     if not repeated:
         return []
     rows_by_id: dict[str, list[int]] = {}
@@ -287,7 +286,12 @@ def _contents(chunk: dict[str, list[Any]], config: Config, template: _Template |
 
 
 def _write_rows(
-    config: Config, writer: _ShardWriter, *, wanted: set[str] | None, line_breaks: LineBreakCells | None = None
+    config: Config,
+    writer: _ShardWriter,
+    *,
+    wanted: set[str] | None,
+    seen: RepeatedHashes,
+    line_breaks: LineBreakCells | None = None,
 ) -> tuple[int, Problems, _Template | None]:
     """One pass over the input: check every row, write the wanted ones. Returns (rows written, problems, template)."""
     path = config.input_file
@@ -300,7 +304,6 @@ def _write_rows(
     max_bytes = writer.max_bytes
     no_missing: list[str] = []
     problems = Problems()
-    hashes: list[np.ndarray] = []
     found: set[str] = set()
     row = written = 0
     template = _Template(config.content_template) if config.content_template is not None else None
@@ -320,7 +323,7 @@ def _write_rows(
     for chunk in chunks:
         ids = [value if type(value) is str else id_text(value) for value in chunk[config.id_column]]
         # 64-bit hashes find repeated ids without holding every id string; they are confirmed at the end.
-        hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
+        seen.add(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
         images = chunk[config.image_url_column] if config.image_url_column else repeat(None)
         contents = _contents(chunk, config, template, len(ids))
         made = _ChunkLines()
@@ -389,7 +392,7 @@ def _write_rows(
     if row == 0:
         raise InputError(f"{path}: the input has no rows; add the rows to send")
     _check_added_columns(config, all_columns)
-    problems.add_duplicates(_duplicate_groups(config, np.concatenate(hashes)))
+    problems.add_duplicates(_duplicate_groups(config, seen.repeated()))
     if wanted is not None and len(found) < len(wanted):
         problems.add_missing_ids(wanted - found)
     return written, problems, template
@@ -441,9 +444,10 @@ def write_shards(
         max_bytes=max_file_bytes if max_file_bytes is not None else config.max_batch_bytes,
     )
     wanted = set(only_ids) if only_ids is not None else None
+    seen = RepeatedHashes(out_dir.parent)
     try:
         line_breaks = LineBreakCells()
-        written, problems, template = _write_rows(config, writer, wanted=wanted, line_breaks=line_breaks)
+        written, problems, template = _write_rows(config, writer, wanted=wanted, seen=seen, line_breaks=line_breaks)
         if problems.found:
             raise InputError(problems.message(config.input_file))
         shards = writer.finish()
@@ -452,6 +456,8 @@ def write_shards(
         writer.abandon()
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+    finally:
+        seen.close()
     method = costs.estimator.method
     if costs.extrapolated:
         method += "; content beyond a sample of each shard extrapolated by length"
