@@ -343,12 +343,13 @@ def _with_results(
         joined.loc[override, [columns.OUTPUT, columns.FINISH_REASON, columns.REFUSAL, columns.CATEGORIES]] = None
         joined.loc[override, columns.RETRYABLE] = ~is_pending[override]
     missing = joined[columns.STATUS].isna()
-    joined.loc[missing, [columns.STATUS, columns.ERROR_CODE, columns.ERROR]] = (
-        "error",
-        "no_result",
-        "no result for this row in any batch of the run",
-    )
-    joined.loc[missing, columns.RETRYABLE] = True
+    if missing.any():  # most chunks have none: a masked assignment costs milliseconds even so
+        joined.loc[missing, [columns.STATUS, columns.ERROR_CODE, columns.ERROR]] = (
+            "error",
+            "no_result",
+            "no result for this row in any batch of the run",
+        )
+        joined.loc[missing, columns.RETRYABLE] = True
     joined[columns.ATTEMPTS] = attempts
 
     out = table  # the chunk is ours alone: its columns are added in place
@@ -632,12 +633,15 @@ def _write_jsonl(table: pd.DataFrame, fh: TextIO) -> None:
 
 
 def _write_parquet(tables: Iterable[pd.DataFrame], path: Any, *, config: Config | None) -> None:
-    """One row group per table, all of the first table's schema (with types for the columns it left empty)."""
+    """One row group per table, all of the first table's schema (with types for the columns it left empty).
+
+    Each table is converted on this thread: its columns are Python objects, which a pool of threads
+    would convert one at a time anyway, and starting one per table cost more than it saved."""
     writer: pq.ParquetWriter | None = None
     try:
         for table in tables:
             if writer is None:
-                first = pa.Table.from_pandas(table, preserve_index=False)
+                first = pa.Table.from_pandas(table, preserve_index=False, nthreads=1)
                 schema = _filled_schema(first.schema, config)
                 writer = pq.ParquetWriter(path, schema)
                 arrow = first.cast(schema)
@@ -645,7 +649,7 @@ def _write_parquet(tables: Iterable[pd.DataFrame], path: Any, *, config: Config 
                 if [str(name) for name in table.columns] != schema.names:
                     raise _ShapeChanged(f"columns {list(table.columns)} after {schema.names}")
                 try:
-                    arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+                    arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False, nthreads=1)
                 except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
                     raise _ShapeChanged(str(exc)) from exc
             writer.write_table(arrow)
