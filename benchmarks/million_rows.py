@@ -13,7 +13,7 @@ pandas, pyarrow).
     python benchmarks/million_rows.py --quick      # 200,000 rows
 
 --scaling measures how build, create and collate grow with the rows: each command and its floor at
-100,000 and 1,000,000 rows (and 10,000,000 with --ten-million: about half an hour and 60 GB of disk; not
+100,000 and 1,000,000 rows (and 10,000,000 with --ten-million: an hour or more, about 45 GB of disk; not
 part of CI), then each command's time per row and peak memory against its figures at 100,000 rows.
 
     python benchmarks/million_rows.py --scaling [--ten-million] [--format csv|parquet|jsonl]
@@ -366,7 +366,9 @@ def main() -> None:
         "--scaling", action="store_true", help="build, create and collate at 100,000 and 1,000,000 rows, and the growth"
     )
     parser.add_argument(
-        "--ten-million", action="store_true", help="with --scaling: 10,000,000 rows too (half an hour, 60 GB of disk)"
+        "--ten-million",
+        action="store_true",
+        help="with --scaling: 10,000,000 rows too (an hour or more, about 45 GB of disk)",
     )
     args = parser.parse_args()
     if args.scaling:
