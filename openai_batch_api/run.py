@@ -31,23 +31,15 @@ from .utils.config import (
     validate_config_mapping,
 )
 from .utils.errors import BatchApiToolError, ConfigError, CostOverLimitError, LostCreationError, RunLockedError
+from .utils.layout import DRY_RUN_PREFIX, STORE_NAME, imported_ledger_path, lock_path, store_path, tasks_dir
 from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk, run_result_files
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.next_steps import next_step, option
-from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs, request_shape
+from .utils.state.ledger import Ledger, check_same_inputs, request_shape
 from .utils.state.row_requests import answer_sources
 from .utils.state.run_inputs import record_inputs
-from .utils.state.run_lock import LOCK_NAME, run_lock
-from .utils.state.run_store import (
-    IMPORTED_SUFFIX,
-    STORE_NAME,
-    RunStore,
-    has_run,
-    open_run,
-    require_run,
-    sidecars,
-    store_path,
-)
+from .utils.state.run_lock import run_lock
+from .utils.state.run_store import RunStore, has_run, open_run, require_run, sidecars
 from .utils.state.step_traces import StepTraces
 from .utils.words import plural
 
@@ -244,9 +236,9 @@ class Run:
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
-                scratch = tempfile.mkdtemp(prefix=".dry-run-", dir=config.data_path)
+                scratch = tempfile.mkdtemp(prefix=DRY_RUN_PREFIX, dir=config.data_path)
                 try:
-                    plan, cost = plan_attempt(config, out_dir=Path(scratch) / "tasks")
+                    plan, cost = plan_attempt(config, out_dir=tasks_dir(Path(scratch)))
                 finally:
                     shutil.rmtree(scratch, ignore_errors=True)
             return Created(
@@ -629,10 +621,10 @@ class Run:
                 remove_local_backend_state(config)
             # The run's state goes last: a crash before this line leaves a run delete can finish.
             database = store_path(config.data_path)
-            backup = config.data_path / (LEDGER_NAME + IMPORTED_SUFFIX)
+            backup = imported_ledger_path(config.data_path)
             for path in (backup, *sidecars(database), database):
                 path.unlink(missing_ok=True)
-        (config.data_path / LOCK_NAME).unlink(missing_ok=True)
+        lock_path(config.data_path).unlink(missing_ok=True)
         try:
             config.data_path.rmdir()
         except OSError:

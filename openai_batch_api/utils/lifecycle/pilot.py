@@ -24,6 +24,7 @@ import orjson
 from ..config import Config
 from ..costs.pricing import CostEstimate, estimate_cost, format_usd
 from ..files.parallel import run_in_parallel
+from ..layout import PILOT_PREFIX, tasks_dir
 from ..providers.base import Provider
 from ..requests import write_shards
 from ..requests.request_hashes import line_requests
@@ -54,9 +55,9 @@ class TableRequests:
 def table_requests(config: Config) -> TableRequests:
     """Check and build every row's request (nothing is kept on disk)."""
     config.data_path.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".pilot-", dir=config.data_path))
+    scratch = Path(tempfile.mkdtemp(prefix=PILOT_PREFIX, dir=config.data_path))
     try:
-        plan = write_shards(config, out_dir=scratch / "tasks")
+        plan = write_shards(config, out_dir=tasks_dir(scratch))
         requests = [
             PilotRequest(custom_id, digest, body)
             for shard in plan.shards
@@ -211,7 +212,7 @@ def pilot_table(config: Config, answers: list[PilotAnswer], order: list[str]) ->
     from .collation import answer_format
 
     config.data_path.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".pilot-", dir=config.data_path) as scratch:
+    with tempfile.TemporaryDirectory(prefix=PILOT_PREFIX, dir=config.data_path) as scratch:
         path = Path(scratch) / "pilot.jsonl"
         path.write_bytes(b"".join(answer.line for answer in answers))
         results = load_results([path])

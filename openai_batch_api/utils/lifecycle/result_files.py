@@ -10,19 +10,19 @@ from pathlib import Path
 
 from ..files.atomic_files import write_atomically
 from ..files.parallel import run_in_parallel
+from ..layout import RESULTS_DIR as RESULTS_DIR
+from ..layout import pilot_result_path as pilot_result_path
+from ..layout import result_file_path as _result_file_path
 from ..providers.base import Provider
 from ..state.ledger import Ledger, ShardRecord
 from ..state.row_requests import PILOT, pilot_answers
 from ..state.run_store import RunStore
 
-RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
-# The pilot's answers, as one output file: written from the run store each time the run is collated.
-PILOT_RESULTS = "pilot-output.jsonl"
 
 
 def result_file_path(data_path: Path, shard: ShardRecord, kind: str) -> Path:
-    return data_path / RESULTS_DIR / f"{shard.key}-{shard.batch_id}-{kind}.jsonl"
+    return _result_file_path(data_path, shard.key, shard.batch_id, kind)
 
 
 def finished_result_files(
@@ -71,10 +71,6 @@ def download_results(
             workers=workers,
         )
     return [path for _, path in files]
-
-
-def pilot_result_path(data_path: Path) -> Path:
-    return data_path / RESULTS_DIR / PILOT_RESULTS
 
 
 def result_sources(ledger: Ledger, data_path: Path) -> dict[Path, tuple[str, str]]:

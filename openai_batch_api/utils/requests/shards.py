@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Collection
@@ -20,6 +19,7 @@ from ..config import Config
 from ..content_template import parse_template, template_columns
 from ..errors import BatchToolError, InputError
 from ..files.table import LineBreakCells, id_text, is_missing, iter_input_chunks
+from ..layout import SHARD_NAME, shard_file_name
 from .images import BadImage, data_url, image_source
 from .problems import Problems, short
 from .request_lines import RequestLines, has_text
@@ -27,7 +27,6 @@ from .token_sampling import TOKEN_SAMPLE_EVERY, TOKEN_SAMPLE_HEAD, TokenCosts, T
 
 WRITE_BUFFER_BYTES = 8 << 20
 # The names of the shard files write_shards writes: the only files remove_shards removes.
-SHARD_NAME = re.compile(r"shard-[0-9]{4,}\.jsonl")
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ class _ShardWriter:
             if shard is not None:
                 self.shards.append(shard.close())
             index = len(self.shards) + 1
-            name = f"shard-{index:04d}.jsonl"
+            name = shard_file_name(index)
             shard = self._current = _ShardFile(index, self.folder / name, self.final_folder / name, self.costs)
         return shard
 

@@ -22,8 +22,6 @@ from ..endpoints import DEFAULT_ENDPOINT
 from ..errors import BatchToolError, RunChangedError
 from .batch_state import BatchState, batch_state_from_openai
 
-# The state file of earlier versions, imported once into the run store.
-LEDGER_NAME = "ledger.json"
 LEDGER_VERSION = 1
 
 # Shard states, in the order a shard moves through them.
