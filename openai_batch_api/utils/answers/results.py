@@ -18,10 +18,10 @@ import orjson
 import pandas as pd
 
 from ..errors import BatchToolError
+from ..providers.anthropic_results import is_message_result, message_answer, message_failure
 from . import result_columns as columns
 from .failures import FailureGroup  # noqa: F401 - where callers have found it
 from .failures import request_failure as _failure
-from .message_results import is_message_result, message_answer, message_failure
 
 # Responses-API reasons a reply stopped early, in the chat completions' finish_reason words.
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}

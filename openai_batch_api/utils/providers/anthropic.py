@@ -27,12 +27,12 @@ from typing import Any
 import anthropic
 import orjson
 
-from ..answers.message_results import write_mapped_results
 from ..config import Config
 from ..requests.custom_ids import CustomIdMap, creation_tag, parse_custom_id
 from ..state.batch_state import BatchState
 from .anthropic_errors import classify, provider_error
 from .anthropic_key import ANTHROPIC_BASE_URL_ENV, anthropic_api_key
+from .anthropic_results import write_mapped_results
 from .base import Capabilities, InlineShard, Lookup, ProviderError
 from .local import check_local_settings, local_backend
 from .retries import DEFAULT_RETRY, Retrier, RetryPolicy
