@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ApiError
 from ..state.batch_state import BatchState
@@ -55,6 +55,22 @@ class ProviderError(ApiError):
 
 class ListingMissing(ProviderError):
     """The server has no such listing (some compatible servers offer no batches or files list)."""
+
+
+# A request's result in no provider's words: what `answers/` reads of a result line, whichever provider
+# wrote it. Plain tuples, not objects: collate reads a million of them, and a tuple is made several
+# times faster than a NamedTuple.
+#
+# The answer: (the answer itself: the text, an embedding vector or a moderation's flag; the refusal; the
+# finish reason, in chat completions' words; a moderation's flagged categories; then the prompt,
+# completion and total tokens).
+Answer = tuple[Any, str | None, str | None, str | None, int | None, int | None, int | None]
+NO_ANSWER: Answer = (None, None, None, None, None, None, None)
+# A request that did not succeed: (api_status: error, expired or cancelled; the error, "code: message";
+# the code; whether a later attempt may succeed).
+Failure = tuple[str, str, str, bool]
+# One result line: (the row's id, its answer, and its failure: None when it succeeded).
+ResultRecord = tuple[str, Answer, Failure | None]
 
 
 @dataclass(frozen=True)
