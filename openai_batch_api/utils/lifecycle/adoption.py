@@ -179,12 +179,14 @@ def check_no_lost_run(api: Provider, config: Config, *, input_hash: str, config_
 
 
 def check_uploads(api: Provider, config: Config, draft: Ledger, earlier: EarlierRuns, *, adopt: bool) -> None:
-    """On a server that keeps no batch metadata, refuse when a lost run of this input is found by its uploads."""
+    """On a server that keeps no batch metadata, refuse when a lost run of this input is found by its uploads.
+
+    Called only with `earlier.untagged`: batches with no metadata, by the input file they were made
+    from, which only a provider that uploads has.
+    """
     from .upload_search import find_run_by_uploads
     from .upload_search import refusal as uploads_refusal
 
-    if not api.capabilities.upload_needed:
-        return  # no uploads to find it by
     try:
         found = find_run_by_uploads(api, tag=draft.upload_tag(data_path=config.data_path), untagged=earlier.untagged)
     except ListingMissing:

@@ -17,6 +17,7 @@ from ..providers.base import Provider, ProviderError
 from ..state.batch_state import BatchState
 from ..state.ledger import ShardRecord
 from ..state.run_store import RunStore
+from .submission import Submissions, run_batch_ids
 
 # How a settlement says that the lost creation made no batch.
 NO_BATCH = "none"
@@ -107,10 +108,7 @@ def check_no_batch(api: Provider, store: RunStore, shard: ShardRecord) -> None:
     """Where the server lists batches, refuse "none" for a shard whose input file has a batch."""
     ledger = store.ledger
     try:
-        lookup = api.find_submission(
-            tags=ledger.batch_metadata(shard), since=ledger.created_at, input_file_id=shard.file_id,
-            exclude=shard.requeued_batch_ids,
-        )
+        lookup = api.find_lost_submission(Submissions(ledger, store.data_path, exclude=run_batch_ids(ledger)).of(shard))
     except LostCreationError:
         return  # the server cannot be searched: the user's word is taken
     if lookup.unknowable:

@@ -18,7 +18,7 @@ deleting what the run made. Batches are `BatchState`s; failures are the package'
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,10 @@ from ..state.batch_state import BatchState
 class Capabilities:
     """What a provider's server offers, which decides how a run submits and finds things again."""
 
-    upload_needed: bool  # a shard's file is uploaded before its batch is made from it
+    # The calls that make a shard's batch, in order, each behind an intent the run records first:
+    # ("upload", "create") where a shard's file is uploaded and the batch made from it, ("create",) where
+    # one creation carries the requests.
+    submission_steps: tuple[str, ...]
     tags_kept: bool  # a batch keeps the tags (metadata) it was made with: a lost one is found by them
     batches_listed: bool  # batches can be listed: lost ones are searched for
     files_listed: bool  # uploaded files can be listed: a lost upload is found again
@@ -86,43 +89,76 @@ class Lookup:
 
 
 @dataclass(frozen=True)
-class InlineShard:
-    """A shard as a provider without uploads sends it: its request file, and the tags of this creation.
+class ShardSubmission:
+    """One creation of a shard's batch as the run hands it to a provider: what to send, and how to know it again.
 
-    Such a provider keeps no tags: it marks the requests themselves (their custom ids) with what the
-    tags say, and reads them back from a batch's results to know it again.
+    The request file is the run's neutral form, a line per row: `{"custom_id": the row's id, "method",
+    "url", "body": the request}`. It is OpenAI's batch input line as is, so that provider uploads the file
+    unchanged (and the shard's sha256, which its batches carry, is the file's); another provider encodes
+    each line into its own request when it sends them (Anthropic: `{"custom_id": <tag>-<shard>-<line>,
+    "params": body}`). A provider that keeps no tags marks the requests themselves with what the tags say
+    (their custom ids), and reads them back from a batch's results to know it again.
     """
 
-    path: Path  # the shard's request file: a line per row, its id and the request body
+    path: Path  # the shard's request file
     index: int  # the shard's number in its attempt
-    tags: dict[str, str]  # what tags would say of this creation (run, shard, submission)
+    name: str  # the name an upload of it carries: how a lost upload is found again
+    endpoint: str  # where its requests go, e.g. /v1/chat/completions
+    tags: dict[str, str]  # this creation (run, shard, submission): how a lost one is found again
+    origin: dict[str, str]  # the run's input and data folder: a batch carries them too, where tags are kept
+    since: int  # when the run began, by this machine's clock
+    exclude: Collection[str]  # batches the run knows as its own: none of them is a lost creation's
+    file_id: str | None = None  # its upload, when one was made already
+
+
+class Intents(Protocol):
+    """The run's record of one shard's submission: each step's intent is saved before its call is made.
+
+    A crash between a call and the saving of its answer leaves the intent open, and the next step
+    looks for what the call made (find_lost_submission, find_uploads) before anything is made again.
+    """
+
+    def begin(self, step: str) -> None:
+        """Save that `step` (one of capabilities.submission_steps) is about to be made; nothing when it is already."""
+
+    def uploaded(self, file_id: str) -> None:
+        """Save the upload's answer, the file the creation is made from."""
 
 
 class Provider(Protocol):
-    """One session with a provider; its calls retry transient failures and never pay twice."""
+    """One session with a provider; its calls retry transient failures and never pay twice.
+
+    The run's steps call only these. A provider reads and writes its own formats: it encodes the
+    shard's neutral request lines into its requests when it sends them, and fetches results as it gives
+    them, which `result_lines.read_result_file` reads into neutral result records.
+    """
 
     capabilities: Capabilities
     notices: list[str]  # what the commands tell the user about a server that offers less, once each
     calls: int  # calls made, retries included
 
-    def upload(self, path: Path, *, name: str) -> str:
-        """Upload a shard file under `name` (how it is found again); return its file id."""
+    # Submitting, and finding a lost submission again
+
+    def submit_shard(self, shard: ShardSubmission, intents: Intents) -> BatchState:
+        """Make the batch of a shard, each of the submission steps saved in `intents` before its call.
+
+        After a lost answer the batch the call made is found and returned; when that cannot be known,
+        ProviderError (LostCreationError where the server cannot be searched), and nothing is made again.
+        """
+
+    def find_lost_submission(self, shard: ShardSubmission) -> Lookup:
+        """The batch a creation of `shard` whose answer was lost made, if it made one, or why that cannot
+        be known (LostCreationError where the server cannot be searched at all)."""
 
     def find_uploads(self, sizes: dict[str, int]) -> dict[str, str]:
-        """The file ids of the uploads among `sizes` (name: size) that reached the server."""
+        """The file ids of the uploads among `sizes` (name: size) that reached the server (none for a
+        provider that uploads nothing)."""
 
-    def create(
-        self, *, input_file_id: str, endpoint: str, tags: dict[str, str], since: int, exclude: Collection[str]
-    ) -> BatchState:
-        """Make a batch of an uploaded shard, carrying `tags`."""
+    # Batches
 
-    def find_submission(
-        self, *, tags: dict[str, str], since: int, input_file_id: str | None, exclude: Collection[str]
-    ) -> Lookup:
-        """The batch a creation whose answer was lost made, if it made one, or why that cannot be known."""
-
-    def poll(self, batches: Collection[BatchState | str], *, workers: int) -> dict[str, BatchState]:
-        """The batches as they stand now, by id, in as few calls as it takes."""
+    def poll(self, wanted: Mapping[str, int], *, workers: int) -> dict[str, BatchState]:
+        """The batches `wanted` (id: created_at, 0 when unknown) as they stand now, by id, in as few calls
+        as it takes."""
 
     def list_batches(self) -> Iterator[BatchState]:
         """Every batch, newest first (ListingMissing when the server lists none)."""
@@ -130,8 +166,14 @@ class Provider(Protocol):
     def cancel(self, batch_id: str) -> BatchState:
         """Cancel a batch; one that finished meanwhile is returned as it now stands."""
 
+    # Results and files
+
+    def fetch_results(self, file_id: str, dest: Path, *, shard: ShardSubmission) -> Path:
+        """A finished batch's result file `file_id` (a BatchState's output or error file) at `dest`, whole
+        or not at all, each line on its row's id, in the provider's own line format."""
+
     def download(self, file_id: str, dest: Path) -> Path:
-        """A result or input file's content at `dest`, whole or not at all."""
+        """A file the run made on the server (a batch's input file) at `dest`, whole or not at all."""
 
     def file_exists(self, file_id: str) -> bool:
         """Whether a file is still on the server."""
@@ -145,15 +187,3 @@ class Provider(Protocol):
 
     def stop(self) -> None:
         """Make no more calls: a call under way ends as it is (the step was interrupted)."""
-
-    # Providers without uploads (capabilities.upload_needed False) take a shard's requests in the
-    # creation itself, and give its results as one stream, named by the batch.
-
-    def create_inline(self, shard: InlineShard, *, since: int, exclude: Collection[str]) -> BatchState:
-        """Make the batch of a shard's requests, sent in the creation."""
-
-    def find_inline_submission(self, shard: InlineShard, *, since: int, exclude: Collection[str]) -> Lookup:
-        """The batch a creation of `shard` whose answer was lost made, if it made one, or why that cannot be known."""
-
-    def download_inline(self, batch_id: str, dest: Path, *, shard: InlineShard) -> Path:
-        """An ended batch's results at `dest`, each on its row's id, whole or not at all."""
