@@ -1,9 +1,10 @@
 """Anthropic's Message Batches behind the provider seam: one create carrying the requests, no upload, no tags.
 
 The one module (with `anthropic_errors.py`) that imports the anthropic SDK. A shard's request file
-is the run's usual one (a line per row: its id and the request body); here its lines become
+is the run's neutral one (a line per row: its id and the request body); here its lines are encoded as
 `{"custom_id": "<run tag>-<shard>-<line>", "params": body}` (see requests/custom_ids.py) and go in
-the body of one create call.
+the body of one create call. The results come back on those custom ids, and are written to disk each
+on its row's id again (anthropic_results.write_mapped_results), for result_lines.py to read.
 
 Exactly once with no tags: the API keeps no metadata and takes no idempotency key, and a batch shows
 only counts and times until it ends. A create whose answer was lost (a dropped connection after the
@@ -95,7 +96,7 @@ def shard_ids(path: Path, *, tag: str, shard: int) -> CustomIdMap:
     return CustomIdMap(tag, shard, row_ids)
 
 
-def message_requests(path: Path, ids: CustomIdMap) -> list[dict[str, Any]]:
+def encode_requests(path: Path, ids: CustomIdMap) -> list[dict[str, Any]]:
     """The requests of a create call, each of the shard's neutral request lines encoded as a Message
     Batches request: its body as the params, under its custom id."""
     requests = []
@@ -184,7 +185,7 @@ class AnthropicProvider:
         self, path: Path, *, ids: CustomIdMap, since: int, exclude: Collection[str] = (), name: str | None = None
     ) -> BatchState:
         """Make the batch of a shard's request file; after a lost answer, the one it made is found or refused."""
-        requests = message_requests(path, ids)
+        requests = encode_requests(path, ids)
 
         def create() -> BatchState:
             return batch_state(self.client.messages.batches.create(requests=requests))  # type: ignore[arg-type]

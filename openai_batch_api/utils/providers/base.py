@@ -1,19 +1,25 @@
 """The seam between a run and a batch provider: what every provider offers, in the run's terms.
 
-The run's steps (`utils/lifecycle/`) speak only this: capabilities, a submission (an upload when
-the provider needs one, then a creation, each behind an intent the store records first), finding
-a lost submission again, polling many batches, cancelling, fetching result files, and listing and
-deleting what the run made. Batches are `BatchState`s; failures are the package's errors
-(`ProviderError`), never a provider SDK's own.
+The run's steps (`utils/lifecycle/`) speak only this: capabilities, submitting a shard (each of the
+provider's submission steps behind an intent the store records first), finding a lost submission
+again, polling many batches, cancelling, fetching results, and listing and deleting what the run
+made. Batches are `BatchState`s; failures are the package's errors (`ProviderError`), never a
+provider SDK's own. A shard's request file is the neutral form of its requests (`ShardSubmission`),
+which the provider encodes as it sends them; the result files it fetches are read by
+`result_lines.py` into neutral result records (`ResultRecord`), all that `utils/answers/` sees.
 
-| operation            | OpenAI files + batches (`openai.py`)       | Anthropic Message Batches (next)         |
-|----------------------|--------------------------------------------|------------------------------------------|
-| capabilities         | upload needed, tags kept, batches and files listed | no upload, no tags, batches listed |
-| submit a shard       | upload, then create with tags              | one create carrying the requests         |
-| find a lost one      | by tags, or by input file; else unknowable | by created time and request count        |
-| poll many            | listing in pages, GET for the rest         | listing in pages, GET for the rest       |
-| cancel, delete       | cancel; delete files                       | cancel; delete the ended batch           |
-| results              | output and error files                     | one JSONL stream                         |
+| operation            | OpenAI files + batches (`openai.py`)     | Anthropic Message Batches (`anthropic.py`)  |
+|----------------------|------------------------------------------|---------------------------------------------|
+| capabilities         | steps upload, create; tags kept; batches | step create; no tags; batches listed        |
+|                      | and files listed                         |                                             |
+| encode a request     | the neutral line as is (uploaded as is)  | `{custom_id: <tag>-<shard>-<line>, params}` |
+| submit_shard         | upload, then create with tags            | one create carrying the requests            |
+| find_lost_submission | by tags, or by input file; else          | by created time and request count, then the |
+|                      | unknowable                               | custom ids of its results; else unknowable  |
+| poll, list_batches   | listing in pages, GET for the rest       | listing in pages, GET for the rest          |
+| cancel, delete       | cancel; delete files                     | cancel; delete the ended batch              |
+| fetch_results        | output and error files, as written       | one JSONL stream, on the rows' ids again    |
+| result records       | `openai_results.py`                      | `anthropic_results.py`                      |
 """
 
 from __future__ import annotations
