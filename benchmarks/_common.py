@@ -92,6 +92,7 @@ class Measurement:
     wall: float  # seconds
     peak_mb: float  # the process's peak resident memory (ru_maxrss), in MB
     stdout: str
+    cpu: float = 0.0  # user + system seconds of the process (less sensitive than wall to a loaded machine)
 
 
 # Linux keeps a process's peak RSS across exec, so a process forked from a big one (this benchmark)
@@ -106,7 +107,7 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - started
 with open(sys.argv[1], "w") as fh:
-    json.dump({"wall": wall, "maxrss": usage.ru_maxrss}, fh)
+    json.dump({"wall": wall, "maxrss": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, fh)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -126,7 +127,7 @@ def run_measured(args: Sequence[str], *, cwd: Path | None = None, env: dict[str,
         measured = json.loads(figures.read_text())
     # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
     peak = measured["maxrss"] / (1 << 20 if sys.platform == "darwin" else 1 << 10)
-    return Measurement(wall=measured["wall"], peak_mb=peak, stdout=text)
+    return Measurement(wall=measured["wall"], peak_mb=peak, stdout=text, cpu=measured["cpu"])
 
 
 def command(name: str, config: Path, *extra: str) -> list[str]:

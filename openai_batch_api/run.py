@@ -178,6 +178,17 @@ class Run:
         """Whether data_path holds a run."""
         return has_run(self.config.data_path)
 
+    def preload_estimator(self) -> None:
+        """Start loading the token encoding `create` estimates with, when data_path holds no run yet.
+
+        It loads in a process of its own (`utils/costs/token_worker.py`) while this one goes on, e.g.
+        importing the SDK; `create` starts it itself otherwise.
+        """
+        from .utils.costs.tokens import preload_estimator
+
+        if not self.exists():
+            preload_estimator(self.config.model)
+
     def check_api_settings(self) -> None:
         """Raise ConfigError when the API cannot be called (no key), before anything is written.
 

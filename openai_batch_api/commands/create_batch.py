@@ -90,6 +90,8 @@ def handle(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         print("\n".join(created_lines(run.create(dry_run=True), config)))
         return 0
+    if not retry and not settlements:
+        run.preload_estimator()  # the estimate's encoding loads on the other core while the SDK is imported
     run.check_api_settings()  # before any task file or run state is written
     with run.locked("create-batch"):
         if settlements:

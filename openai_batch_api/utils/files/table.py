@@ -16,16 +16,16 @@ import io
 import json
 import math
 import pickle
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -34,6 +34,9 @@ import pyarrow.parquet as pq
 from ..errors import BatchToolError, InputError
 from . import storage
 from .storage import Location, ObjectUrl
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # extension -> format name used in messages
 FORMATS = {".csv": "CSV", ".pkl": "pickle", ".pickle": "pickle", ".parquet": "Parquet", ".jsonl": "JSONL"}
@@ -63,9 +66,11 @@ class LineBreakCells:
     def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
         spans = None
         for name in columns:
-            found = pc.fill_null(pc.match_substring_regex(batch.column(name), "[\r\n]"), False)
+            # Empty cells match as null: sum and indices_nonzero skip them, or_kleene keeps a true.
+            # (fill_null would make a scalar, which imports pandas.)
+            found = pc.match_substring_regex(batch.column(name), "[\r\n]")
             self.count += pc.sum(found).as_py() or 0
-            spans = found if spans is None else pc.or_(spans, found)
+            spans = found if spans is None else pc.or_kleene(spans, found)
         if spans is not None and len(self.first_rows) < FIRST_ROWS_LISTED:
             rows = pc.indices_nonzero(spans)[: FIRST_ROWS_LISTED - len(self.first_rows)].to_pylist()
             self.first_rows.extend(first_row + index for index in rows)
@@ -73,7 +78,12 @@ class LineBreakCells:
 
 def is_missing(value: Any) -> bool:
     """Whether a cell is empty in the typed formats' sense: None, NaN, pd.NA or NaT."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None:
+        return True
+    # pandas is imported only by the steps that need it (create-batch reads with pyarrow): a cell
+    # can be pd.NA or NaT only when pandas made it.
+    pd = sys.modules.get("pandas")
+    if pd is not None and (value is pd.NA or value is pd.NaT):
         return True
     return isinstance(value, (float, np.floating)) and math.isnan(value)
 
@@ -332,6 +342,8 @@ def _has_inexact_number(record: dict[str, Any]) -> bool:
 
 
 def _load_pickle(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     with _reading(path, "pickle"), storage.open_input(path) as f:
         table = pickle.load(f)
     if not isinstance(table, pd.DataFrame):
@@ -354,6 +366,8 @@ def _read_jsonl(path: Path, raw_ids: list[Any] | None = None, id_column: str = "
     throughout one slice, numbers in one and text in another), only the whole column can say, so the
     file is read again the plain way.
     """
+    import pandas as pd
+
     records = _jsonl_records(path)
     slices = []
     while chunk := list(islice(records, CHUNK_ROWS)):
@@ -454,6 +468,8 @@ def _ids_as_text(path: Path, table: pd.DataFrame, id_column: str, raw_ids: list[
     `raw_ids` are the cells as create-batch read them, where pandas would read them otherwise (JSONL's 1
     beside 1.0, a Parquet duration): the custom ids are made of these, by id_text, both times.
     """
+    import pandas as pd
+
     label = _frame_column(path, table, id_column, "id_column")
     column = table[label]
     if raw_ids is not None:
@@ -475,6 +491,8 @@ def iter_input_frames(path: Path, *, id_column: str, sizes: Sequence[int]) -> It
     Each frame's index continues the previous one's (0, 1, ... over the table), except a pickle's or
     a Parquet file's own index, which is kept.
     """
+    import pandas as pd
+
     path = as_location(path)
     fmt = input_format(path)
     _check_is_file(path)
@@ -555,6 +573,8 @@ def _csv_batches(path: Path, header: list[str]) -> Iterator[pa.RecordBatch]:
 
 def _jsonl_frames(path: Path, sizes: Sequence[int], id_column: str) -> Iterator[tuple[pd.DataFrame, list[Any]]]:
     """Frames of the JSONL records, each made by pandas of its own records (their types are its own)."""
+    import pandas as pd
+
     records = _jsonl_records(path)
     for size in _sizes_then_rest(sizes):
         chunk = list(islice(records, size))

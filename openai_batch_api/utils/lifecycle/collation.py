@@ -16,16 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..answers import result_columns as columns
+from ..answers.added_columns import added_columns, answer_format, column_clash_message, result_columns, schema_of
 from ..answers.results import (
     FailureGroup,
-    _schema_of,
-    answer_columns,
     expand_structured_answers,
     load_results,
     summarize_failures,
 )
 from ..config import OUTPUT_FORMATS, Config
-from ..endpoints import EMBEDDINGS, MODERATIONS, RESPONSES
+from ..endpoints import EMBEDDINGS, MODERATIONS
 from ..errors import BatchToolError, ConfigError, with_filename
 from ..files import storage
 from ..files.atomic_files import atomic_path
@@ -193,43 +192,6 @@ class Collation:
         if self.table is None:
             return dict(self.summary.status_counts)
         return {str(k): int(v) for k, v in self.table[columns.STATUS].value_counts().items()}
-
-
-def result_columns(config: Config) -> list[str]:
-    """The columns collate adds for the config's endpoint, in order (with `provenance`, where each answer came from)."""
-    added = list(columns.COLLATED)
-    if config.endpoint == MODERATIONS:
-        added = [columns.COLLATED[0], columns.CATEGORIES, *columns.COLLATED[1:]]
-    return [*added, *columns.PROVENANCE] if config.provenance else added
-
-
-def answer_format(config: Config) -> dict | None:
-    """The JSON answer format of the requests: chat's `response_format`, or the Responses API's `text.format`
-    (Anthropic's `output_config.format` in the same shape)."""
-    if config.provider == "anthropic":
-        from ..requests.message_params import as_response_format
-
-        return as_response_format(config.model_params)
-    if config.endpoint == RESPONSES:
-        text = config.model_params.get("text")
-        return text.get("format") if isinstance(text, dict) else None
-    return config.model_params.get("response_format")
-
-
-def added_columns(config: Config) -> list[str]:
-    """Every column collate adds to the input's: the api_* columns, and those of a JSON answer format."""
-    return [*result_columns(config), *answer_columns(answer_format(config), prefix=config.answer_column_prefix)]
-
-
-def column_clash_message(config: Config, clashes: list[str]) -> str:
-    """What to do about input columns named like columns collate adds (it would overwrite them)."""
-    answers = answer_columns(answer_format(config), prefix=config.answer_column_prefix)
-    fix = "rename the column in the input"
-    if any(name in answers and name != columns.JSON_ERROR for name in clashes):
-        fix += ", or set answer_column_prefix to another prefix"
-    listed = ", ".join(f"'{name}'" for name in clashes)
-    noun = "column" if len(clashes) == 1 else "columns"
-    return f"{config.input_file}: the input {noun} {listed} would be overwritten by collate-output's results; {fix}"
 
 
 def _shard_groups(ledger: Ledger, *, whole: bool) -> list[list[ShardRecord]]:
@@ -676,7 +638,7 @@ def _filled_schema(schema: pa.Schema, config: Config | None) -> pa.Schema:
             config.endpoint, pa.string()
         )
         fmt = answer_format(config)
-        answers_schema = _schema_of(fmt) if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+        answers_schema = schema_of(fmt) if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
         for name, spec in ((answers_schema or {}).get("properties") or {}).items():
             kind = spec.get("type") if isinstance(spec, dict) else None
             if isinstance(kind, str) and kind in _JSON_TYPES:

@@ -208,8 +208,8 @@ def pilot_table(config: Config, answers: list[PilotAnswer], order: list[str]) ->
     import pandas as pd
 
     from ..answers import result_columns as columns
+    from ..answers.added_columns import answer_format
     from ..answers.results import expand_structured_answers, load_results
-    from .collation import answer_format
 
     config.data_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=PILOT_PREFIX, dir=config.data_path) as scratch:

@@ -77,7 +77,7 @@ class _ShardFile:
         """Add one request line; `text` is the text it sends, for the token estimate."""
         tokens = self.tokens
         if self.rows < TOKEN_SAMPLE_HEAD or self.rows % TOKEN_SAMPLE_EVERY == 0:  # inlined: once per row
-            tokens.sampled_tokens += tokens.count(text)
+            tokens.sampled.append(text)
             tokens.sampled_chars += len(text)
         else:
             tokens.unsampled_chars += len(text)
@@ -239,7 +239,7 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
 
 def _check_added_columns(config: Config, names: list[str]) -> None:
     """Refuse input columns that collate-output's results would overwrite, before anything is paid for."""
-    from ..lifecycle.collation import added_columns, column_clash_message  # the results' modules, loaded only here
+    from ..answers.added_columns import added_columns, column_clash_message
 
     clashes = [name for name in added_columns(config) if name in set(names)]
     if clashes:

@@ -19,38 +19,59 @@ DEFAULT_TOKENS_PER_CHAR = 0.25
 
 
 class TokenCosts:
-    """Prompt tokens of a row: a fixed part (prompt, examples, message overhead, image) plus its text's tokens."""
+    """Prompt tokens of a row: a fixed part (prompt, examples, message overhead, image) plus its text's tokens.
+
+    The fixed part is counted when the first shard is estimated, so the encoding (loading meanwhile,
+    see `preload_estimator`) is not waited for before the rows are read.
+    """
 
     def __init__(self, config: Config):
         self.estimator = get_estimator(config.model)
-        fixed, with_image = (
-            self.estimator.body_tokens(config_request_body(config, content="", image_url=url), endpoint=config.endpoint)
-            for url in (None, "https://example.com/image.png")
-        )
-        self.fixed = fixed
-        self.image = with_image - fixed
+        self._config = config
+        self._fixed: tuple[int, int] | None = None
         self.extrapolated = False
+
+    def _fixed_parts(self) -> tuple[int, int]:
+        if self._fixed is None:
+            config = self._config
+            fixed, with_image = (
+                self.estimator.body_tokens(
+                    config_request_body(config, content="", image_url=url), endpoint=config.endpoint
+                )
+                for url in (None, "https://example.com/image.png")
+            )
+            self._fixed = (fixed, with_image - fixed)
+        return self._fixed
+
+    @property
+    def fixed(self) -> int:
+        return self._fixed_parts()[0]
+
+    @property
+    def image(self) -> int:
+        return self._fixed_parts()[1]
 
 
 class TokenTally:
     """The sampled and unsampled text of one shard, and its estimate.
 
-    The shard writer fills it once per row (rows below TOKEN_SAMPLE_HEAD and every TOKEN_SAMPLE_EVERY-th
-    row counted with `count`), inline, as a method call per row is a measurable part of the time.
+    The shard writer fills it once per row, inline, as a method call per row is a measurable part of
+    the time: rows below TOKEN_SAMPLE_HEAD and every TOKEN_SAMPLE_EVERY-th row go to `sampled`, counted
+    at once when the shard is estimated.
     """
 
     def __init__(self, costs: TokenCosts):
+        self.sampled: list[str] = []
         self.sampled_chars = 0
-        self.sampled_tokens = 0
         self.unsampled_chars = 0
         self._costs = costs
-        self.count = costs.estimator.count
 
     def estimated_tokens(self, *, rows: int, images: int) -> int:
         costs = self._costs
-        exact = rows * costs.fixed + images * costs.image + self.sampled_tokens
+        sampled_tokens = sum(costs.estimator.count_many(self.sampled))
+        exact = rows * costs.fixed + images * costs.image + sampled_tokens
         if not self.unsampled_chars:
             return exact
         costs.extrapolated = True
-        per_char = self.sampled_tokens / self.sampled_chars if self.sampled_chars else DEFAULT_TOKENS_PER_CHAR
+        per_char = sampled_tokens / self.sampled_chars if self.sampled_chars else DEFAULT_TOKENS_PER_CHAR
         return exact + round(self.unsampled_chars * per_char)
