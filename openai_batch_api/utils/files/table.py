@@ -66,14 +66,29 @@ class LineBreakCells:
     def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
         spans = None
         for name in columns:
+            column = batch.column(name)
+            if not _may_hold_line_break(column):
+                continue
             # Empty cells match as null: sum and indices_nonzero skip them, or_kleene keeps a true.
             # (fill_null would make a scalar, which imports pandas.)
-            found = pc.match_substring_regex(batch.column(name), "[\r\n]")
+            found = pc.match_substring_regex(column, "[\r\n]")
             self.count += pc.sum(found).as_py() or 0
             spans = found if spans is None else pc.or_kleene(spans, found)
         if spans is not None and len(self.first_rows) < FIRST_ROWS_LISTED:
             rows = pc.indices_nonzero(spans)[: FIRST_ROWS_LISTED - len(self.first_rows)].to_pylist()
             self.first_rows.extend(first_row + index for index in rows)
+
+
+def _may_hold_line_break(column: pa.Array) -> bool:
+    """False when no cell of a text column can hold a line break: its bytes hold none (the regex per cell is
+    slower than reading the block, and nearly every block has none); True for any other column."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return True
+    data = column.buffers()[2]
+    if data is None:
+        return False  # every cell empty or null
+    text = memoryview(data).tobytes()  # the bytes of the cells (a slice's neighbours too: a false alarm at most)
+    return b"\n" in text or b"\r" in text
 
 
 def is_missing(value: Any) -> bool:
