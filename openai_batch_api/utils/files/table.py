@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -64,6 +63,10 @@ class LineBreakCells:
     first_rows: list[int] = field(default_factory=list)  # 1-based data rows, the header not counted
 
     def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
+        if not any(_may_hold_line_break(batch.column(name)) for name in columns):
+            return  # most tables: neither byte is in the text at all
+        import pyarrow.compute as pc  # its import takes a tenth of a second: only where it is needed
+
         spans = None
         for name in columns:
             # Empty cells match as null: sum and indices_nonzero skip them, or_kleene keeps a true.
@@ -74,6 +77,17 @@ class LineBreakCells:
         if spans is not None and len(self.first_rows) < FIRST_ROWS_LISTED:
             rows = pc.indices_nonzero(spans)[: FIRST_ROWS_LISTED - len(self.first_rows)].to_pylist()
             self.first_rows.extend(first_row + index for index in rows)
+
+
+def _may_hold_line_break(column: pa.Array) -> bool:
+    """False when no cell of a text column can hold a line break: neither byte is in its text's bytes."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return True  # other layouts are searched cell by cell
+    text = column.buffers()[2]  # every cell's bytes, one after another (a slice's neighbours too)
+    if text is None:
+        return False
+    data = text.to_pybytes()
+    return b"\n" in data or b"\r" in data
 
 
 def is_missing(value: Any) -> bool:
