@@ -62,10 +62,10 @@ QUICK_ROWS = 200_000
 SCALING_ROWS = (100_000, 1_000_000)
 TEN_MILLION = 10_000_000
 BATCH_SIZE = 50_000
-# Targets of the issue: the tool's wall time / the reference's, or a ratio of peaks.
-BUILD_TARGET = 1.5
+# Targets: the tool's wall time / the reference's, or a ratio of peaks.
+BUILD_TARGET = 1.2
 CREATE_TARGET = 1.0
-COLLATE_TARGET = 1.5
+COLLATE_TARGET = 1.2
 FLAT_MEMORY_TARGET = 1.2
 COLLATE_MEMORY_TARGET = 3.0
 
@@ -121,6 +121,11 @@ class Benchmark:
             "batch_size": BATCH_SIZE,
         }
 
+    def record(self, phase: Phase) -> None:
+        """Keep a phase, and print it at once: a long run that fails later keeps what it measured."""
+        self.phases.append(phase)
+        print("\n".join(phase.lines()), file=sys.stderr, flush=True)
+
     def tool(self, name: str, config: Path, *extra: str) -> Measurement:
         return run_measured(command(name, config, *extra), env=self.env)
 
@@ -162,7 +167,7 @@ class Benchmark:
         floor_files = sorted(self.work.glob("floor/*.jsonl"))
         self.floor_hashes = [hashlib.sha256(path.read_bytes()).hexdigest() for path in floor_files]
         shutil.rmtree(self.work / "floor", ignore_errors=True)
-        self.phases.append(phase)
+        self.record(phase)
 
     def uploads(self, url: str) -> None:
         """The references' uploads, one after another; their batches are cancelled and the server settles."""
@@ -171,6 +176,9 @@ class Benchmark:
             "floor_create", out_dir=str(self.work / "floor-create"), record=str(self.work / "floor-uploads.json")
         )
         self.cancel_batches(url, self.work / "floor-uploads.json")
+        # The floor's shard files and their uploads are not needed again (at 10,000,000 rows, 12 GB of disk).
+        shutil.rmtree(self.work / "floor-create", ignore_errors=True)
+        self.delete_files(url, self.work / "floor-uploads.json")
         if not self.naive:
             return
         progress("the naive uploads")
@@ -185,6 +193,11 @@ class Benchmark:
                 client.batches.cancel(batch_id)
         wait_until_idle(url)
 
+    def delete_files(self, url: str, record: Path) -> None:
+        with sdk(url) as client:
+            for file_id in json.loads(record.read_text())["files"]:
+                client.files.delete(file_id)
+
     def create(self, url: str) -> None:
         progress("create-batch")
         self.run_config = self.config("run", self.table, url)
@@ -192,7 +205,7 @@ class Benchmark:
         phase.add("floor: build, then upload and create one by one", self.floor_create, target=CREATE_TARGET)
         if self.naive:
             phase.add("naive: build, then upload and create one by one", self.naive_build, self.naive_upload)
-        self.phases.append(phase)
+        self.record(phase)
         shards = self.ledger().shards
         self.shards = len(shards)
         self.same_lines = [shard.sha256 for shard in shards] == self.floor_hashes
@@ -205,7 +218,7 @@ class Benchmark:
             "naive: retrieve every batch one by one",
             self.reference("naive_poll", batch_ids=[s.batch_id for s in shards]),
         )
-        self.phases.append(phase)
+        self.record(phase)
 
     def collate(self, url: str) -> None:
         progress("waiting for the batches")
@@ -222,14 +235,20 @@ class Benchmark:
             for file_id in (s.batch.output_file_id, s.batch.error_file_id)
             if file_id
         ]
+        (self.work / "run-output.parquet").unlink(missing_ok=True)  # measured: the floor needs the disk
         progress("the floor's collate")
-        floor = self.reference(
-            "floor_collate",
-            file_ids=self.result_files,
-            out_dir=str(self.work / "floor-results"),
-            output_file=str(self.work / "floor-output.parquet"),
-        )
+        try:
+            floor = self.reference(
+                "floor_collate",
+                file_ids=self.result_files,
+                out_dir=str(self.work / "floor-results"),
+                output_file=str(self.work / "floor-output.parquet"),
+            )
+        except RuntimeError as exc:  # the floor holds the whole table: at 10,000,000 rows it may not fit
+            progress(f"the floor's collate failed: {str(exc).strip().splitlines()[-1]}")
+            floor = Measurement(wall=float("nan"), peak_mb=float("nan"), stdout="")
         shutil.rmtree(self.work / "floor-results", ignore_errors=True)
+        (self.work / "floor-output.parquet").unlink(missing_ok=True)
         phase = Phase("collate: collate-output", self.collated)
         phase.add("floor: download one by one, orjson, pandas merge", floor, target=COLLATE_TARGET)
         if self.naive:
@@ -238,7 +257,7 @@ class Benchmark:
                 "naive_collate", file_ids=self.result_files, output_file=str(self.work / "naive-output.parquet")
             )
             phase.add("naive: download whole, json.loads into a list, merge", naive)
-        self.phases.append(phase)
+        self.record(phase)
 
     def delete(self, url: str) -> None:
         progress("delete-tasks")
@@ -250,7 +269,7 @@ class Benchmark:
             files = [file.id for file in client.files.list()][:remote]
         phase = Phase(f"delete {remote} remote files and the local ones: delete-tasks --yes", delete)
         phase.add(f"naive: delete {len(files)} files one by one", self.reference("delete_one_by_one", file_ids=files))
-        self.phases.append(phase)
+        self.record(phase)
 
     def memory_lines(self) -> list[str]:
         # The libraries collate-output loads before it reads a row (the package itself imports them lazily).

@@ -59,3 +59,18 @@ def test_create_batch_of_a_csv_imports_no_pandas_and_loads_no_encoding(project):
     loaded = modules_loaded_by(code)
     assert "openai" in loaded  # the run was submitted
     assert "pandas" not in loaded
+
+
+def test_create_batch_dry_run_imports_no_sdk(project):
+    """A dry run calls no API: the SDK (most of a second to import) stays out of its time."""
+    project.write_rows(10)
+    config = project.write_config()
+    code = (
+        "import contextlib, io\n"
+        "from openai_batch_api.commands import create_batch\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert create_batch.main(['--config', {str(config)!r}, '--dry-run']) == 0\n"
+    )
+    loaded = modules_loaded_by(code)
+    assert "openai_batch_api.utils.requests.shards" in loaded
+    assert "openai" not in loaded

@@ -96,6 +96,27 @@ def test_collate_in_shard_groups_with_a_retry_and_pending_rows_same_as_whole(tmp
     assert not list(tmp_path.glob(".chunked*")) and not list(tmp_path.glob(".whole*"))
 
 
+def test_collate_shards_larger_than_a_slice_in_slices_same_as_whole(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    failing = ServerOptions(seed=3, line_failure_pattern="^(2|7)$", line_failure_status=500)
+    with LocalServer(state_dir=tmp_path / "state", options=failing) as server:
+        project = Project(root=tmp_path, base_url=server.base_url)
+        project.write_rows(10)
+        project.write_config(batch_size=4)
+        assert project.run("create-batch").exit_code == 0
+        assert project.run("status-jobs", *WAIT).exit_code == 0
+        # A group of one shard of four rows is joined and written two rows at a time.
+        monkeypatch.setattr(collation, "COLLATE_SLICE_ROWS", 3)
+        chunked, whole, kept = collate_both_ways(project, monkeypatch, ".parquet")
+
+    table = pd.read_parquet(chunked)
+    pd.testing.assert_frame_equal(table, pd.read_parquet(whole))
+    assert [pq.ParquetFile(chunked).metadata.row_group(i).num_rows for i in range(5)] == [2, 2, 2, 2, 2]
+    assert list(table["id"].astype(str)) == [str(i) for i in range(1, 11)]
+    assert list(table["api_status"]) == ["ok", "error", *["ok"] * 4, "error", *["ok"] * 3]
+    assert list(kept["api_status"]) == list(table["api_status"])
+
+
 def test_collate_failure_midway_keeps_the_old_output_whole(project, monkeypatch):
     project.write_rows(8)
     project.write_config(batch_size=2, output_file="output.csv")

@@ -63,15 +63,16 @@ class LineBreakCells:
     first_rows: list[int] = field(default_factory=list)  # 1-based data rows, the header not counted
 
     def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
-        if not any(_may_hold_line_break(batch.column(name)) for name in columns):
-            return  # most tables: neither byte is in the text at all
-        import pyarrow.compute as pc  # its import takes a tenth of a second: only where it is needed
+        searched = [column for column in (batch.column(name) for name in columns) if _may_hold_line_break(column)]
+        if not searched:
+            return  # nearly every block: neither byte is in its text
+        import pyarrow.compute as pc  # a tenth of a second to import: only for a block that needs it
 
         spans = None
-        for name in columns:
+        for column in searched:
             # Empty cells match as null: sum and indices_nonzero skip them, or_kleene keeps a true.
             # (fill_null would make a scalar, which imports pandas.)
-            found = pc.match_substring_regex(batch.column(name), "[\r\n]")
+            found = pc.match_substring_regex(column, "[\r\n]")
             self.count += pc.sum(found).as_py() or 0
             spans = found if spans is None else pc.or_kleene(spans, found)
         if spans is not None and len(self.first_rows) < FIRST_ROWS_LISTED:
@@ -80,14 +81,15 @@ class LineBreakCells:
 
 
 def _may_hold_line_break(column: pa.Array) -> bool:
-    """False when no cell of a text column can hold a line break: neither byte is in its text's bytes."""
+    """False when no cell of a text column can hold a line break: its bytes hold none (the regex per cell is
+    slower than reading the block, and nearly every block has none); True for any other column."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        return True  # other layouts are searched cell by cell
-    text = column.buffers()[2]  # every cell's bytes, one after another (a slice's neighbours too)
-    if text is None:
-        return False
-    data = text.to_pybytes()
-    return b"\n" in data or b"\r" in data
+        return True
+    data = column.buffers()[2]
+    if data is None:
+        return False  # every cell empty or null
+    text = memoryview(data).tobytes()  # the bytes of the cells (a slice's neighbours too: a false alarm at most)
+    return b"\n" in text or b"\r" in text
 
 
 def is_missing(value: Any) -> bool:

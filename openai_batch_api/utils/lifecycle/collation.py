@@ -44,6 +44,8 @@ JSONL_SLICE_ROWS = 10_000
 # Collate joins the results onto at least this many input rows at a time (several shards when batches
 # are small, one shard when they are larger): its memory follows a chunk of rows, not the table.
 COLLATE_CHUNK_ROWS = 50_000
+# ... and joins them onto the rows, and writes them, at most this many rows at a time (a Parquet row group each).
+COLLATE_SLICE_ROWS = 10_000
 # What happened to a row that has no line in any result file, by its batch's final status.
 UNANSWERED = {
     "failed": ("error", "batch_failed", "the batch failed before this request ran"),
@@ -234,22 +236,40 @@ class _LaterAttempts:
         self.attempts = retry_attempt_counts(ledger, data_path)
 
 
+@dataclass
+class _GroupResults:
+    """What a group of the first attempt's shards answered: read once, joined onto its rows a slice at a time."""
+
+    files: list[Path]
+    results: pd.DataFrame  # by custom_id
+    unanswered: dict[str, tuple[str, str | None, str | None]]
+
+    @classmethod
+    def read(
+        cls, ledger: Ledger, data_path: Path, shards: list[ShardRecord], available: Collection[Path]
+    ) -> _GroupResults:
+        files = _files_of(shards, data_path, available)
+        return cls(files, load_results(files), unanswered_outcomes(ledger, data_path, shards=shards))
+
+
+def _slices(rows: int) -> list[int]:
+    """`rows` cut into near-equal slices of at most COLLATE_SLICE_ROWS (one slice of 0 rows for 0)."""
+    count = max(1, -(-rows // COLLATE_SLICE_ROWS))
+    return [rows // count + (1 if number < rows % count else 0) for number in range(count)]
+
+
 def _collate_chunk(
     config: Config,
     ledger: Ledger,
     table: pd.DataFrame,
-    shards: list[ShardRecord],
+    group: _GroupResults,
     later: _LaterAttempts,
-    available: Collection[Path],
 ) -> CollatedChunk:
-    """Join the results onto `table`, the input rows that `shards` of the first attempt hold."""
+    """Join the results of `group` onto `table`, input rows that its shards of the first attempt hold."""
     ids = table[config.id_column]
     index = pd.Index(ids)
-    files = _files_of(shards, config.data_path, available)
-    results = load_results(files)
     # Reindexing by an Index of the ids, not by an array of them, saves making a Python string of each.
-    joined = results.reindex(index)
-    del results  # its values now live in `joined`: let the rest go before the output table is made
+    joined = group.results.reindex(index)
     if later.results is not None and len(later.results):
         again = later.results.reindex(index)
         sent_again = again[columns.STATUS].notna().to_numpy()
@@ -258,14 +278,14 @@ def _collate_chunk(
                 joined[column] = joined[column].where(~sent_again, again[column])
     joined.index = table.index
 
-    unanswered = unanswered_outcomes(ledger, config.data_path, shards=shards)
+    unanswered = group.unanswered
     outcome = ids.map(unanswered) if unanswered else None
     if later.unanswered:
         again_outcome = ids.map(later.unanswered)
         outcome = again_outcome if outcome is None else again_outcome.where(again_outcome.notna(), outcome)
     retries = later.attempts
     attempts = 1 + (ids.map(retries).fillna(0).astype(int) if retries else 0)
-    return _with_results(config, ledger, table, joined, outcome, attempts, [*files, *later.files], stale={})
+    return _with_results(config, ledger, table, joined, outcome, attempts, [*group.files, *later.files], stale={})
 
 
 def _collate_continued(
@@ -368,28 +388,40 @@ def collated_chunks(
 ) -> Iterator[CollatedChunk]:
     """Join the results in `result_files` onto every input row, in input order, a group of shards at a time.
 
-    Memory follows the largest group (about COLLATE_CHUNK_ROWS rows, or one shard when shards are
-    larger), not the table; `whole=True` makes it one chunk of every row. A run whose table changed
+    A group's result lines (about COLLATE_CHUNK_ROWS rows, or one shard when shards are larger) are
+    read once and joined onto its rows in chunks of at most COLLATE_SLICE_ROWS, so memory follows a
+    group's results and a slice, not the table; `whole=True` makes it one chunk of every row. A run whose table changed
     (`stale`: per source, a shard key or the pilot, the requests the table no longer asks) or that
     had a pilot (`pilot_ids`: the rows it answered) is always one chunk.
     """
     continued = bool(stale) or bool(pilot_ids)
     available = set(result_files)
+    groups: list[list[ShardRecord]] = []
+    in_group: list[int] = []  # per frame, the group of shards whose rows it holds
+    later = None
     if continued:
-        groups: list[list[ShardRecord]] = []
-        later = None
         frames: Iterable[pd.DataFrame] = [read_input_table(config.input_file, id_column=config.id_column)]
     else:
         groups = _shard_groups(ledger, whole=whole)
         later = _LaterAttempts(ledger, config.data_path, available)
         if whole:
             frames = [read_input_table(config.input_file, id_column=config.id_column)]
+            in_group = [0]
         else:
-            sizes = [sum(s.rows for s in group) for group in groups]
+            # A group's results are read once and joined onto its rows a slice at a time: the frames made
+            # for a slice (the input rows, the joined results, the output and its Arrow table) follow
+            # COLLATE_SLICE_ROWS, and only the group's result lines follow its shards.
+            sizes: list[int] = []
+            for number, group in enumerate(groups):
+                slices = _slices(sum(s.rows for s in group))
+                sizes.extend(slices)
+                in_group.extend([number] * len(slices))
             frames = iter_input_frames(config.input_file, id_column=config.id_column, sizes=sizes)
     # The rows are matched by the ids' text; the output gives a typed format's id column back as it was.
     typed_ids = typed_id_column(config.input_file, id_column=config.id_column)
     offset = 0
+    results: _GroupResults | None = None
+    results_of = -1
     for number, table in enumerate(frames):
         if number == 0:
             # create-batch refuses such a table; a run begun before it did is refused here, before anything is lost.
@@ -399,8 +431,13 @@ def collated_chunks(
         if later is None:
             chunk = _collate_continued(config, ledger, table, result_files, stale=stale or {}, pilot_ids=pilot_ids)
         else:
-            shards = groups[number] if number < len(groups) else []
-            chunk = _collate_chunk(config, ledger, table, shards, later, available)
+            group = in_group[number] if number < len(in_group) else len(groups)  # rows after the shards': none
+            if group != results_of:
+                results = None  # the last group's results go before the next group's are read
+                shards = groups[group] if group < len(groups) else []
+                results, results_of = _GroupResults.read(ledger, config.data_path, shards, available), group
+            assert results is not None
+            chunk = _collate_chunk(config, ledger, table, results, later)
         if typed_ids is not None:
             label = next(c for c in chunk.table.columns if str(c) == config.id_column)
             chunk.table[label] = typed_ids.iloc[offset : offset + len(chunk.table)].set_axis(chunk.table.index)

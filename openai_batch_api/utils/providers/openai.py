@@ -26,9 +26,10 @@ from ..files.parallel import run_in_parallel
 from ..state.batch_state import BatchState, batch_state_from_openai
 from .api_key import api_key_for
 from .base import Capabilities, ListingMissing, Lookup, ProviderError
-from .local import check_local_settings, local_backend, local_state_dir
+from .local import local_backend, local_state_dir
 from .openai_errors import classify, describe_api_error, provider_error, retry_delay
 from .retries import DEFAULT_RETRY, CallsStopped, Retrier, RetryPolicy
+from .sessions import check_openai_settings as check_api_settings  # where callers have found it
 
 T = TypeVar("T")
 # Looking for a batch made from an input file, the listing is read back to that file's creation, less
@@ -332,14 +333,6 @@ class BatchApi:
             if exc.status == 409:
                 return self.retrieve(batch_id)
             raise
-
-
-def check_api_settings(config: Config) -> None:
-    """Fail before any work on what open_api would refuse: a missing key, bad local_backend options."""
-    if config.is_local:
-        check_local_settings(config)
-    else:
-        api_key_for(config)
 
 
 @contextmanager

@@ -16,9 +16,18 @@ def check_api_settings(config: Config) -> None:
 
         check_anthropic_settings(config)
     else:
-        from .openai import check_api_settings as check_openai_settings
-
         check_openai_settings(config)
+
+
+def check_openai_settings(config: Config) -> None:
+    """Provider openai's checks, without its SDK (a second to import, and a dry run never calls the API)."""
+    from .api_key import api_key_for
+    from .local import check_local_settings
+
+    if config.is_local:
+        check_local_settings(config)
+    else:
+        api_key_for(config)
 
 
 @contextmanager

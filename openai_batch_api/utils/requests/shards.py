@@ -7,9 +7,10 @@ import os
 import re
 import shutil
 import tempfile
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,18 @@ class ShardPlan:
     line_breaks: LineBreakCells = field(default_factory=LineBreakCells)
 
 
+@dataclass
+class _ChunkLines:
+    """The request lines made of a chunk of rows, with what a shard keeps of them, handed to the writer at once
+    (a call per row is a measurable part of the build)."""
+
+    lines: list[bytes] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # each line's row id
+    texts: list[str] = field(default_factory=list)  # the text each line sends, for the token estimate
+    image_rows: list[int] = field(default_factory=list)  # the positions of the lines with an image, ascending
+    ends: list[int] = field(default_factory=list)  # per line: the bytes of the lines up to it, itself included
+
+
 class _ShardFile:
     """One shard being written: buffered, hashed as it is written, with its token tally."""
 
@@ -74,22 +87,29 @@ class _ShardFile:
         self._buffer: list[bytes] = []
         self._buffered = 0
 
-    def write(self, line: bytes, row_id: str, *, text: str, has_image: bool) -> None:
-        """Add one request line; `text` is the text it sends, for the token estimate."""
+    def add(self, lines: _ChunkLines, start: int, stop: int) -> None:
+        """Add lines[start:stop] of a chunk, which fit the shard's limits."""
+        rows = self.rows
+        texts = lines.texts
+        # The token sample: the shard's rows below TOKEN_SAMPLE_HEAD, then every TOKEN_SAMPLE_EVERY-th row.
+        head = range(rows, min(TOKEN_SAMPLE_HEAD, rows + stop - start))
+        first_every = max(TOKEN_SAMPLE_HEAD, rows) + (-max(TOKEN_SAMPLE_HEAD, rows)) % TOKEN_SAMPLE_EVERY
+        every = range(first_every, rows + stop - start, TOKEN_SAMPLE_EVERY)
+        sampled = [texts[start + row - rows] for row in (*head, *every)]
         tokens = self.tokens
-        if self.rows < TOKEN_SAMPLE_HEAD or self.rows % TOKEN_SAMPLE_EVERY == 0:  # inlined: once per row
-            tokens.sampled.append(text)
-            tokens.sampled_chars += len(text)
-        else:
-            tokens.unsampled_chars += len(text)
-        if not self.rows:
-            self.first_id = row_id
-        self.last_id = row_id
-        self.images += has_image
-        self.rows += 1
-        self.bytes += len(line)
-        self._buffer.append(line)
-        self._buffered += len(line)
+        sampled_chars = sum(map(len, sampled))
+        tokens.sampled.extend(sampled)
+        tokens.sampled_chars += sampled_chars
+        tokens.unsampled_chars += sum(map(len, texts[start:stop])) - sampled_chars
+        if not rows:
+            self.first_id = lines.ids[start]
+        self.last_id = lines.ids[stop - 1]
+        self.images += bisect_left(lines.image_rows, stop) - bisect_left(lines.image_rows, start)
+        self.rows += stop - start
+        size = lines.ends[stop - 1] - (lines.ends[start - 1] if start else 0)
+        self.bytes += size
+        self._buffer.append(b"".join(lines.lines[start:stop]))
+        self._buffered += size
         if self._buffered >= WRITE_BUFFER_BYTES:
             self._flush()
 
@@ -130,16 +150,25 @@ class _ShardWriter:
         self.shards: list[Shard] = []
         self._current: _ShardFile | None = None
 
-    def shard_for(self, line_bytes: int) -> _ShardFile:
-        """The shard the next line of `line_bytes` goes into, opening a new one when it would not fit."""
-        shard = self._current
-        if shard is None or shard.rows >= self.max_rows or shard.bytes + line_bytes > self.max_bytes:
-            if shard is not None:
-                self.shards.append(shard.close())
-            index = len(self.shards) + 1
-            name = f"shard-{index:04d}.jsonl"
-            shard = self._current = _ShardFile(index, self.folder / name, self.final_folder / name, self.costs)
-        return shard
+    def write(self, lines: _ChunkLines) -> None:
+        """Add a chunk's lines in order, closing each shard before it would pass a limit (every line fits one)."""
+        ends = lines.ends = list(accumulate(map(len, lines.lines)))
+        start = 0
+        while start < len(ends):
+            before = ends[start - 1] if start else 0
+            shard = self._current
+            if shard is None or shard.rows >= self.max_rows or shard.bytes + ends[start] - before > self.max_bytes:
+                if shard is not None:
+                    self.shards.append(shard.close())
+                index = len(self.shards) + 1
+                name = f"shard-{index:04d}.jsonl"
+                shard = self._current = _ShardFile(index, self.folder / name, self.final_folder / name, self.costs)
+            # As many lines as the shard has room for, by rows and by bytes.
+            stop = min(
+                len(ends), start + self.max_rows - shard.rows, bisect_right(ends, before + self.max_bytes - shard.bytes)
+            )
+            shard.add(lines, start, stop)
+            start = stop
 
     def finish(self) -> list[Shard]:
         if self._current is not None:
@@ -268,6 +297,7 @@ def _write_rows(
     head, before, after, image_line = lines.head, lines.before, lines.after, lines.image_line
     inside_string = lines.inside_string
     dumps = orjson.dumps
+    max_bytes = writer.max_bytes
     no_missing: list[str] = []
     problems = Problems()
     hashes: list[np.ndarray] = []
@@ -293,6 +323,8 @@ def _write_rows(
         hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
         images = chunk[config.image_url_column] if config.image_url_column else repeat(None)
         contents = _contents(chunk, config, template, len(ids))
+        made = _ChunkLines()
+        add_line, add_id, add_text = made.lines.append, made.ids.append, made.texts.append
         for row_id, content, image in zip(ids, contents, images, strict=False):
             row += 1
             if wanted is not None and row_id in wanted:
@@ -304,11 +336,13 @@ def _write_rows(
                 except TypeError as exc:
                     problems.add("not_text", f"row {row} (id {short(row_id)}): {exc}")
                     continue
-            if (
+            if (  # has_text(content) and has_text(row_id), inlined: this runs once per row
                 type(content) is str
                 and not image
-                and has_text(content)
-                and has_text(row_id)
+                and content
+                and not content.isspace()
+                and row_id
+                and not row_id.isspace()
                 and "\n" not in row_id
                 and "\r" not in row_id
             ):
@@ -333,7 +367,7 @@ def _write_rows(
                 problem = f"row {row} (id {short(row_id)}): its id or content is not valid Unicode text"
                 problems.add("not_text", problem)
                 continue
-            if len(line) > writer.max_bytes:
+            if len(line) > max_bytes:
                 problems.add(
                     "too_large",
                     f"row {row} (id {short(row_id)}): its request is {len(line):,} bytes, more than a "
@@ -342,10 +376,16 @@ def _write_rows(
                 continue
             if problems.found:
                 continue  # nothing will be kept: go on checking, stop writing
-            writer.shard_for(len(line)).write(line, row_id, text=text, has_image=source is not None)
-            written += 1
+            if source is not None:
+                made.image_rows.append(len(made.lines))
+            add_line(line)
+            add_id(row_id)
+            add_text(text)
             for column in missing:
                 missing_counts[column] += 1
+        if made.lines and not problems.found:
+            writer.write(made)
+            written += len(made.lines)
     if row == 0:
         raise InputError(f"{path}: the input has no rows; add the rows to send")
     _check_added_columns(config, all_columns)

@@ -12,8 +12,10 @@ from ..config import Config
 from ..costs.tokens import get_estimator
 from .request_lines import config_request_body
 
-TOKEN_SAMPLE_HEAD = 200
-TOKEN_SAMPLE_EVERY = 100
+# 200 rows of a 50,000-row shard: on the benchmarks' table the estimate of a shard was within 0.3% of
+# its exact count (0.1% with 700 rows, which took a sixth of the build's time).
+TOKEN_SAMPLE_HEAD = 100
+TOKEN_SAMPLE_EVERY = 500
 # Tokens per character of text when a shard has no sampled text to measure it by.
 DEFAULT_TOKENS_PER_CHAR = 0.25
 
@@ -55,9 +57,8 @@ class TokenCosts:
 class TokenTally:
     """The sampled and unsampled text of one shard, and its estimate.
 
-    The shard writer fills it once per row, inline, as a method call per row is a measurable part of
-    the time: rows below TOKEN_SAMPLE_HEAD and every TOKEN_SAMPLE_EVERY-th row go to `sampled`, counted
-    at once when the shard is estimated.
+    The shard writer fills it a chunk of rows at a time: rows below TOKEN_SAMPLE_HEAD and every
+    TOKEN_SAMPLE_EVERY-th row go to `sampled`, counted at once when the shard is estimated.
     """
 
     def __init__(self, costs: TokenCosts):
