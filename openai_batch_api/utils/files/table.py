@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -64,11 +63,13 @@ class LineBreakCells:
     first_rows: list[int] = field(default_factory=list)  # 1-based data rows, the header not counted
 
     def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
+        searched = [column for column in (batch.column(name) for name in columns) if _may_hold_line_break(column)]
+        if not searched:
+            return  # nearly every block: neither byte is in its text
+        import pyarrow.compute as pc  # a tenth of a second to import: only for a block that needs it
+
         spans = None
-        for name in columns:
-            column = batch.column(name)
-            if not _may_hold_line_break(column):
-                continue
+        for column in searched:
             # Empty cells match as null: sum and indices_nonzero skip them, or_kleene keeps a true.
             # (fill_null would make a scalar, which imports pandas.)
             found = pc.match_substring_regex(column, "[\r\n]")
