@@ -150,3 +150,29 @@ def test_batch_with_provider_anthropic_returns_the_table_with_its_answers(tmp_pa
     assert list(answered["id"]) == ROW_IDS
     assert set(answered["api_status"]) == {"ok"}
     assert answered["api_output"].str.startswith("Answer to: review").all()
+
+
+def test_anthropic_base_url_comes_from_the_environment_when_the_config_has_none(tmp_path, server, monkeypatch):
+    project = Project(tmp_path, base_url="unused")
+    project.write_table(pd.DataFrame({"id": ["a", "b"], "content": ["one", "two"]}))
+    project.config.update(provider="anthropic", model_params={"model": "claude-haiku-4-5", "max_tokens": 50})
+    project.write_config(base_url=None, poll_interval=0.1)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url.removesuffix("/v1"))
+    created = project.run("create-batch")
+    assert created.exit_code == 0, created.err
+    assert "submitted 1 batch now" in created.out
+    waited = project.run("status-jobs", "--wait")
+    assert waited.exit_code == 0, waited.err
+    assert "rows: 2 done, 0 failed, 0 pending of 2" in waited.out
+    with anthropic.Anthropic(base_url=server.base_url.removesuffix("/v1"), api_key="local") as client:
+        assert len(list(client.messages.batches.list(limit=100))) == 1  # on the server the variable names
+
+
+def test_image_detail_with_provider_anthropic_is_refused_naming_the_key(project):
+    project.write_config(image_detail="high")
+    refused = project.run("create-batch")
+    assert refused.exit_code == 1
+    assert refused.err == (
+        f"error: {project.config_path}: 'image_detail' is for provider openai; Anthropic sizes images itself: remove it\n"
+    )
+    assert not project.data_path.exists()
