@@ -176,3 +176,21 @@ def test_image_detail_with_provider_anthropic_is_refused_naming_the_key(project)
         f"error: {project.config_path}: 'image_detail' is for provider openai; Anthropic sizes images itself: remove it\n"
     )
     assert not project.data_path.exists()
+
+
+def test_settle_of_a_message_batch_is_refused_as_it_cannot_be_checked(project):
+    project.write_config(batch_size=10, local_backend={"http_error_rate": 1.0, "http_error_kinds": ["drop_after"],
+                                                        "http_error_paths": "^POST /v1/messages/batches$",
+                                                        "line_latency": 0.2})
+    assert project.run("create-batch").exit_code == 1  # the create's answer was lost, its batch still runs
+    [batch] = server_batches(project)
+    settled = project.run("create-batch", "--settle", f"a1-s0001={batch.id}")
+    assert settled.exit_code == 1
+    assert settled.err == (
+        f"error: --settle a1-s0001={batch.id}: shard a1-s0001 was sent with its creation, not as an uploaded file, "
+        f"so batch {batch.id} cannot be checked as its own; once that batch has ended, run create-batch again "
+        "without --settle: it finds the shard's batch by the ids of its results\n"
+    )
+    again = project.run("create-batch")  # the run is as it was: the batch is found by its results
+    assert again.exit_code == 0, again.err
+    assert [b.id for b in server_batches(project)] == [batch.id]
