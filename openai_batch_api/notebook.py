@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from .run import Run
 from .utils.errors import InputError
 from .utils.files.atomic_files import atomic_path
-from .utils.files.table import check_unique_columns, is_missing
+from .utils.files.table import check_named_columns, check_unique_columns, is_missing
 from .utils.layout import BATCH_INPUT_NAME
+from .utils.requests.shards import named_columns
 from .utils.state.ledger import file_sha256
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def save_table(run: Run, frame: pd.DataFrame) -> None:
     if config.id_column not in frame.columns and frame.index.name == config.id_column:
         frame = frame.reset_index()
     check_unique_columns(FRAME_LABEL, list(frame.columns))
+    check_named_columns(FRAME_LABEL, [str(label) for label in frame.columns], named_columns(config))
     config.data_path.mkdir(parents=True, exist_ok=True)
     with atomic_path(config.input_file) as scratch:
         write_frame(frame, scratch)

@@ -89,6 +89,14 @@ def settle_shards(api: Provider, store: RunStore, settlements: Mapping[str, str 
 def check_batch(api: Provider, shard: ShardRecord, batch_id: str, *, taken: set[str]) -> None:
     """Refuse a batch that does not exist, belongs to another shard, or was made from another file."""
     where = flag(shard.key, batch_id)
+    if shard.file_id is None:
+        # No input file to check the batch against (a provider that takes the requests in the creation):
+        # taking the user's word could put another batch's answers on this shard's rows.
+        raise BatchToolError(
+            f"{where}: shard {shard.key} was sent with its creation, not as an uploaded file, so batch {batch_id} "
+            "cannot be checked as its own; once that batch has ended, run create-batch again without --settle: "
+            "it finds the shard's batch by the ids of its results"
+        )
     if batch_id in taken or batch_id in shard.requeued_batch_ids:
         raise BatchToolError(f"{where}: batch {batch_id} is already another submission's of this run; check the id")
     try:

@@ -266,6 +266,19 @@ def _duplicate_groups(config: Config, hashes: np.ndarray) -> list[tuple[str, lis
     return sorted(((i, rows) for i, rows in rows_by_id.items() if len(rows) > 1), key=lambda group: group[1][0])
 
 
+def named_columns(config: Config) -> dict[str, str]:
+    """The columns the config names, each with the key that names it (for a message when one is missing)."""
+    column_keys = {config.id_column: "id_column"}
+    if config.content_template is None:
+        column_keys.setdefault(config.content_column, "content_column")
+    else:
+        for column in _Template(config.content_template).columns:
+            column_keys.setdefault(column, "a placeholder of content_template")
+    if config.image_url_column:
+        column_keys.setdefault(config.image_url_column, "image_url_column")
+    return column_keys
+
+
 def _check_added_columns(config: Config, names: list[str]) -> None:
     """Refuse input columns that collate-output's results would overwrite, before anything is paid for."""
     from ..answers.added_columns import added_columns, column_clash_message
@@ -304,14 +317,7 @@ def _write_rows(
     row = written = 0
     template = _Template(config.content_template) if config.content_template is not None else None
     missing_counts = template.missing if template is not None else {}
-    column_keys = {config.id_column: "id_column"}
-    if template is None:
-        column_keys.setdefault(config.content_column, "content_column")
-    else:
-        for column in template.columns:
-            column_keys.setdefault(column, "a placeholder of content_template")
-    if config.image_url_column:
-        column_keys.setdefault(config.image_url_column, "image_url_column")
+    column_keys = named_columns(config)
     all_columns: list[str] = []
     chunks = iter_input_chunks(
         path, columns=list(column_keys), column_keys=column_keys, line_breaks=line_breaks, all_columns=all_columns
