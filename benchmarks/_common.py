@@ -141,9 +141,16 @@ def command(name: str, config: Path, *extra: str) -> list[str]:
     return [PYTHON, "-m", f"openai_batch_api.commands.{module}", "--config", str(config), *extra]
 
 
+# Compiled bytecode of the measured processes, kept between runs as an installed package keeps it
+# (pip compiles it at install); outside the source tree, and also where PYTHONDONTWRITEBYTECODE is set.
+PYCACHE = Path(tempfile.gettempdir()) / "openai-batch-api-benchmarks-pycache"
+
+
 def child_env() -> dict[str, str]:
-    """The environment of the measured processes: a key for the local backend, nothing else changed."""
-    return {**os.environ, "OPENAI_API_KEY": "local"}
+    """The environment of the measured processes: a key for the local backend, and bytecode kept."""
+    env = {**os.environ, "OPENAI_API_KEY": "local", "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 # -- the local backend as its own process -------------------------------------------------------

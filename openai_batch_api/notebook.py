@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from .run import Run
 from .utils.errors import InputError
 from .utils.files.atomic_files import atomic_path
-from .utils.files.table import check_unique_columns, is_missing
+from .utils.files.table import check_named_columns, check_unique_columns, is_missing
+from .utils.layout import BATCH_INPUT_NAME
+from .utils.requests.shards import named_columns
 from .utils.state.ledger import file_sha256
 
 if TYPE_CHECKING:
@@ -19,9 +21,6 @@ if TYPE_CHECKING:
 
     from .utils.lifecycle.waiting import WaitUpdate
 
-# The name a DataFrame given to batch() is saved under in data_path: the run's input file. A name of
-# the tool's own, so that a user's `input.parquet` (or any table) in data_path is never the one written.
-TABLE_NAME = "batch_input.parquet"
 # How messages name a DataFrame given to batch(): it has no file name.
 FRAME_LABEL = "the DataFrame given to batch()"
 # batch()'s own keywords: a mistyped keyword is matched among these and the config's keys.
@@ -72,7 +71,7 @@ def batch(
     if frame is None:
         mapping["input_file"] = os.fspath(table)
     else:
-        mapping["input_file"] = os.path.join(os.fspath(data_path), TABLE_NAME)
+        mapping["input_file"] = os.path.join(os.fspath(data_path), BATCH_INPUT_NAME)
     run = Run.from_mapping(mapping, base_dir=Path.cwd(), source="batch()", keywords=BATCH_KEYWORDS)
     with run.locked("batch()"):
         saved_now = frame is not None and not run.config.input_file.exists()
@@ -126,6 +125,7 @@ def save_table(run: Run, frame: pd.DataFrame) -> None:
     if config.id_column not in frame.columns and frame.index.name == config.id_column:
         frame = frame.reset_index()
     check_unique_columns(FRAME_LABEL, list(frame.columns))
+    check_named_columns(FRAME_LABEL, [str(label) for label in frame.columns], named_columns(config))
     config.data_path.mkdir(parents=True, exist_ok=True)
     with atomic_path(config.input_file) as scratch:
         write_frame(frame, scratch)

@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .step_results import Cancelled, Collated, Created, Deleted, Piloted, Retried, RunStatus, Submitted
+from .step_results import Cancelled, Collated, Created, Deleted, Piloted, PilotUsage, Retried, RunStatus, Submitted
 from .utils.config import (
     REQUIRED_KEYS,
     Config,
@@ -31,23 +31,15 @@ from .utils.config import (
     validate_config_mapping,
 )
 from .utils.errors import BatchApiToolError, ConfigError, CostOverLimitError, LostCreationError, RunLockedError
+from .utils.layout import DRY_RUN_PREFIX, STORE_NAME, imported_ledger_path, lock_path, store_path, tasks_dir
 from .utils.lifecycle.result_files import download_results, recorded_result_files, results_on_disk, run_result_files
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.next_steps import next_step, option
-from .utils.state.ledger import LEDGER_NAME, Ledger, check_same_inputs, request_shape
-from .utils.state.row_requests import answer_sources
+from .utils.state.ledger import Ledger, check_same_inputs, request_shape
+from .utils.state.row_requests import PilotAnswer, answer_sources, answer_usage, pilot_answers
 from .utils.state.run_inputs import record_inputs
-from .utils.state.run_lock import LOCK_NAME, run_lock
-from .utils.state.run_store import (
-    IMPORTED_SUFFIX,
-    STORE_NAME,
-    RunStore,
-    has_run,
-    open_run,
-    require_run,
-    sidecars,
-    store_path,
-)
+from .utils.state.run_lock import run_lock
+from .utils.state.run_store import RunStore, has_run, open_run, require_run, sidecars
 from .utils.state.step_traces import StepTraces
 from .utils.words import plural
 
@@ -255,9 +247,9 @@ class Run:
         if dry_run:
             with self.locked("Run.create"):
                 config.data_path.mkdir(parents=True, exist_ok=True)
-                scratch = tempfile.mkdtemp(prefix=".dry-run-", dir=config.data_path)
+                scratch = tempfile.mkdtemp(prefix=DRY_RUN_PREFIX, dir=config.data_path)
                 try:
-                    plan, cost = plan_attempt(config, out_dir=Path(scratch) / "tasks")
+                    plan, cost = plan_attempt(config, out_dir=tasks_dir(Path(scratch)))
                 finally:
                     shutil.rmtree(scratch, ignore_errors=True)
             return Created(
@@ -573,6 +565,7 @@ class Run:
                 refresh(api, store, workers=config.concurrency)
                 files = run_result_files(api, store, workers=config.concurrency)
             answered = answer_sources(store)
+            answers = pilot_answers(store)
             if config.output_file is not None:
                 collation = collate_to_file(
                     config, ledger, files, path=config.output_file, keep_table=table, **answered
@@ -583,6 +576,8 @@ class Run:
             if not counts.get("pending"):
                 store.mark_collated()
         summary = collation.summary
+        # The table's rows the pilot answered: their usage is the pilot's, billed apart at full price.
+        in_table = [answer_usage(a) for a in answers if a.custom_id in answered["pilot_ids"]]
         return Collated(
             table=collation.table,
             output_file=config.output_file,
@@ -594,8 +589,9 @@ class Run:
             json_errors=summary.json_errors,
             finish_reasons=dict(summary.finish_reasons),
             refusals=summary.refusals,
-            input_tokens=summary.input_tokens,
-            output_tokens=summary.output_tokens,
+            input_tokens=summary.input_tokens - sum(u[0] for u in in_table),
+            output_tokens=summary.output_tokens - sum(u[1] for u in in_table),
+            pilot=self._pilot_usage(answers),
         )
 
     def delete(
@@ -640,10 +636,10 @@ class Run:
                 remove_local_backend_state(config)
             # The run's state goes last: a crash before this line leaves a run delete can finish.
             database = store_path(config.data_path)
-            backup = config.data_path / (LEDGER_NAME + IMPORTED_SUFFIX)
+            backup = imported_ledger_path(config.data_path)
             for path in (backup, *sidecars(database), database):
                 path.unlink(missing_ok=True)
-        (config.data_path / LOCK_NAME).unlink(missing_ok=True)
+        lock_path(config.data_path).unlink(missing_ok=True)
         try:
             config.data_path.rmdir()
         except OSError:
@@ -699,7 +695,25 @@ class Run:
             input_tokens=sum(b.input_tokens for b in batches),
             output_tokens=sum(b.output_tokens for b in batches),
             api_calls=api.calls - since_calls if api is not None else 0,
+            pilot=self._pilot_usage(pilot_answers(store)),
         )
+
+    def _pilot_usage(self, answers: list[PilotAnswer]) -> PilotUsage | None:
+        """What the pilot's answers used, and cost at the full price they were bought at."""
+        from .utils.costs.pricing import estimate_cost
+
+        if not answers:
+            return None
+        used = [answer_usage(answer) for answer in answers]
+        input_tokens, output_tokens = sum(u[0] for u in used), sum(u[1] for u in used)
+        cost = estimate_cost(
+            model=self.config.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            overrides=self.config.prices,
+            batch=False,
+        )
+        return PilotUsage(rows=len(answers), input_tokens=input_tokens, output_tokens=output_tokens, cost=cost)
 
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
         if force:

@@ -150,3 +150,47 @@ def test_batch_with_provider_anthropic_returns_the_table_with_its_answers(tmp_pa
     assert list(answered["id"]) == ROW_IDS
     assert set(answered["api_status"]) == {"ok"}
     assert answered["api_output"].str.startswith("Answer to: review").all()
+
+
+def test_anthropic_base_url_comes_from_the_environment_when_the_config_has_none(tmp_path, server, monkeypatch):
+    project = Project(tmp_path, base_url="unused")
+    project.write_table(pd.DataFrame({"id": ["a", "b"], "content": ["one", "two"]}))
+    project.config.update(provider="anthropic", model_params={"model": "claude-haiku-4-5", "max_tokens": 50})
+    project.write_config(base_url=None, poll_interval=0.1)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url.removesuffix("/v1"))
+    created = project.run("create-batch")
+    assert created.exit_code == 0, created.err
+    assert "submitted 1 batch now" in created.out
+    waited = project.run("status-jobs", "--wait")
+    assert waited.exit_code == 0, waited.err
+    assert "rows: 2 done, 0 failed, 0 pending of 2" in waited.out
+    with anthropic.Anthropic(base_url=server.base_url.removesuffix("/v1"), api_key="local") as client:
+        assert len(list(client.messages.batches.list(limit=100))) == 1  # on the server the variable names
+
+
+def test_image_detail_with_provider_anthropic_is_refused_naming_the_key(project):
+    project.write_config(image_detail="high")
+    refused = project.run("create-batch")
+    assert refused.exit_code == 1
+    assert refused.err == (
+        f"error: {project.config_path}: 'image_detail' is for provider openai; Anthropic sizes images itself: remove it\n"
+    )
+    assert not project.data_path.exists()
+
+
+def test_settle_of_a_message_batch_is_refused_as_it_cannot_be_checked(project):
+    project.write_config(batch_size=10, local_backend={"http_error_rate": 1.0, "http_error_kinds": ["drop_after"],
+                                                        "http_error_paths": "^POST /v1/messages/batches$",
+                                                        "line_latency": 0.2})
+    assert project.run("create-batch").exit_code == 1  # the create's answer was lost, its batch still runs
+    [batch] = server_batches(project)
+    settled = project.run("create-batch", "--settle", f"a1-s0001={batch.id}")
+    assert settled.exit_code == 1
+    assert settled.err == (
+        f"error: --settle a1-s0001={batch.id}: shard a1-s0001 was sent with its creation, not as an uploaded file, "
+        f"so batch {batch.id} cannot be checked as its own; once that batch has ended, run create-batch again "
+        "without --settle: it finds the shard's batch by the ids of its results\n"
+    )
+    again = project.run("create-batch")  # the run is as it was: the batch is found by its results
+    assert again.exit_code == 0, again.err
+    assert [b.id for b in server_batches(project)] == [batch.id]

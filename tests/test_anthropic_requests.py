@@ -14,12 +14,12 @@ from anthropic_support import *  # noqa: F403 - the shared fixtures
 from anthropic_support import claude, ended
 from test_local_server_support import *  # noqa: F403 - the shared fixtures
 
-from openai_batch_api.utils.answers.message_results import write_mapped_results
 from openai_batch_api.utils.answers.results import expand_structured_answers, load_results
 from openai_batch_api.utils.config import validate_config_mapping
 from openai_batch_api.utils.costs.pricing import estimate_cost, resolve_price
 from openai_batch_api.utils.costs.tokens import get_estimator
 from openai_batch_api.utils.errors import BatchToolError
+from openai_batch_api.utils.providers.anthropic_results import write_mapped_results
 from openai_batch_api.utils.requests.custom_ids import CUSTOM_ID, CustomIdMap, parse_custom_id, run_tag
 from openai_batch_api.utils.requests.message_params import as_response_format
 from openai_batch_api.utils.requests.request_lines import RequestLines

@@ -183,7 +183,20 @@ def test_run_from_python_names_methods_not_commands(server, tmp_path):
 def test_batch_refused_input_leaves_nothing_on_disk(server, tmp_path):
     with pytest.raises(InputError) as raised:
         ask(pd.DataFrame({"ident": [1], "text": ["alpha"]}), server, base_url="local")
-    assert str(raised.value).startswith(f"{tmp_path}/run/batch_input.parquet: no column 'id'")
+    assert str(raised.value) == (
+        "the DataFrame given to batch(): no column 'id' (named by id_column); the table has columns 'ident', "
+        "'text': fix the keyword argument or rename the column"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_batch_missing_column_names_the_keyword_and_the_closest_column(server, tmp_path):
+    with pytest.raises(InputError) as raised:
+        ask(pd.DataFrame({"id": [1], "Text": ["alpha"]}), server, content_column="text")
+    assert str(raised.value) == (
+        "the DataFrame given to batch(): no column 'text' (named by content_column, did you mean 'Text'?); the table "
+        "has columns 'id', 'Text': fix the keyword argument or rename the column"
+    )
     assert not (tmp_path / "run").exists()
 
 

@@ -18,6 +18,7 @@ from .content_template import TemplateError, parse_template
 from .errors import ConfigError
 from .files.storage import ObjectUrl, is_url
 from .json_kinds import json_kind
+from .layout import OWNED_FOLDERS
 from .yaml_keys import RepeatedKeyError, safe_load_unique
 
 # OpenAI's limits on one batch input file; other providers differ (see max_requests_per_batch).
@@ -550,9 +551,6 @@ def _anthropic_problems(raw: dict, values: dict[str, Any]) -> list[str]:
     return problems
 
 
-# The folders of data_path the tool writes and removes files in (task files, downloaded results, the
-# local backend's state): a table or an output file in one of them could be overwritten or deleted.
-OWNED_FOLDERS = ("tasks", "results", "local_backend")
 
 
 def owned_folder(file: Path | ObjectUrl | None, *, data_path: Path) -> Path | None:

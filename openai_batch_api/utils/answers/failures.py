@@ -1,4 +1,4 @@
-"""What a failed request is (its code, its message, whether a later attempt may fix it), and why a run's rows failed.
+"""Why a run's rows failed: the failed requests of its error files, grouped by error code.
 
 Light to import (orjson, no pandas): status-jobs reads the error files of thousands of batches with it.
 """
@@ -9,60 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..errors import BatchToolError
 from ..lifecycle.result_files import result_file_path
+from ..providers.result_lines import read_result_file
 from ..state.ledger import Ledger
-
-# Codes of failures that a later attempt can fix: capacity, limits, outages, time running out, and
-# a server behind the local backend that could not be reached (it may be up by the next attempt).
-# Other 4xx errors (a bad request, a missing model, content policy) fail the same way every time.
-RETRYABLE_CODES = frozenset(
-    {
-        "batch_expired",
-        "upstream_unreachable",
-        "token_limit_exceeded",
-        "rate_limit_exceeded",
-        "server_error",
-        "internal_error",
-        "service_unavailable",
-        "engine_overloaded",
-        "timeout",
-        "request_timeout",
-    }
-)
-# Statuses meaning "try again later": request timeout, too many requests, and every server error.
-RETRYABLE_STATUS = frozenset({408, 429})
-# A cancelled row is not retried by default: someone chose to stop the batch, and an automatic
-# retry would undo that choice.
-_STATUS_OF_CODE = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
-
-
-def one_line(text: Any) -> str:
-    return " ".join(str(text).split()) if text is not None else ""
-
-
-def request_failure(response: dict | None, error: dict | None) -> tuple[str, str, str, bool]:
-    """(api_status, api_error, api_error_code, api_retryable) of a request that did not succeed."""
-    if error is None:
-        status_code = response.get("status_code")
-        body = response.get("body")
-        detail = body.get("error") if isinstance(body, dict) else None
-        detail = detail if isinstance(detail, dict) else {}
-        code = str(detail.get("code") or detail.get("type") or f"http_{status_code}")
-        message = one_line(detail.get("message") or body or "no error message")
-        retryable = (
-            code in RETRYABLE_CODES
-            or "timeout" in code
-            or status_code in RETRYABLE_STATUS
-            or (isinstance(status_code, int) and status_code >= 500)
-        )
-        return "error", f"{status_code} {code}: {message}", code, retryable
-    code = str(error.get("code") or "unknown_error")
-    message = one_line(error.get("message") or "no error message")
-    status = _STATUS_OF_CODE.get(code, "error")
-    return status, f"{code}: {message}", code, code in RETRYABLE_CODES or "timeout" in code
 
 
 @dataclass(frozen=True)
@@ -79,35 +28,10 @@ class FailureGroup:
 def error_file_failures(path: Path) -> dict[str, tuple[str, str, bool]]:
     """{custom_id: (error, code, retryable)} of the failed lines of one error file; a custom_id's last line wins."""
     failed: dict[str, tuple[str, str, bool]] = {}
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise BatchToolError(f"{path}: result file not found") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-                custom_id = record["custom_id"]
-                if custom_id is None:
-                    raise KeyError("custom_id")
-                response, error = record.get("response"), record.get("error")
-                custom_id = custom_id if isinstance(custom_id, str) else str(custom_id)
-                failed.pop(custom_id, None)  # kept in the order last seen
-                if response is not None and error is None and response.get("status_code") == 200:
-                    continue
-                _, message, code, retryable = request_failure(response, error)
-            except orjson.JSONDecodeError as exc:
-                raise BatchToolError(
-                    f"{path}, line {number}: not valid JSON ({exc}); the file is truncated or is not "
-                    "a Batch API output or error file"
-                ) from None
-            except (KeyError, TypeError, AttributeError, IndexError, ValueError):
-                raise BatchToolError(
-                    f"{path}, line {number}: not a Batch API result line (expected custom_id with a "
-                    "response or an error); pass the batch's output or error file"
-                ) from None
+    for custom_id, _, failure in read_result_file(path, answers=False):
+        failed.pop(custom_id, None)  # kept in the order last seen
+        if failure is not None:
+            _, message, code, retryable = failure
             failed[custom_id] = (message, code, retryable)
     return failed
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-import orjson
-
+from ..providers.result_lines import line_provenance
 from ..requests.request_hashes import shard_hashes
 from ..state.row_requests import PILOT
 from . import result_columns as columns
@@ -30,18 +29,8 @@ def provenance_columns(
         source, batch_id = sources.get(path, (None, None))
         if source is None:
             continue
-        skipped = stale.get(source, ())
-        with open(path, "rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                record = orjson.loads(line)
-                custom_id = str(record["custom_id"])
-                if custom_id in skipped:
-                    continue
-                response = record.get("response") or {}
-                body = response.get("body") if isinstance(response.get("body"), dict) else {}
-                answered_by[custom_id] = (source, batch_id, body.get("model"), record.get("request_sha256"))
+        for custom_id, model, digest in line_provenance(path, skip=stale.get(source, ())):
+            answered_by[custom_id] = (source, batch_id, model, digest)
     hashes: dict[str, dict[str, str]] = {}
     batch_ids: dict[str, str | None] = {}
     models: dict[str, str | None] = {}

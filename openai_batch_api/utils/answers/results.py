@@ -1,13 +1,12 @@
-"""Read the Batch API's output and error files into one row per request, and make sense of the failures.
+"""A run's results as one row per request, and what the failures and the JSON answers say.
 
-A result line is `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`. A request
-that ran has a response (status 200 with the completion, or 4xx/5xx with `body.error`); a request that
-never ran has `"response": null` and an `error` such as `batch_expired` or `batch_cancelled`.
+The result files are read through the providers' readers (providers/result_lines.py), which give each
+line as a neutral result record: the row's id, its answer and its failure. Nothing here knows what a
+provider's result line looks like.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Collection, Iterable, Mapping
 from os import PathLike
 from pathlib import Path
@@ -17,68 +16,16 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ..errors import BatchToolError
+from ..providers.result_lines import read_result_file
 from . import result_columns as columns
 from .added_columns import schema_of
 from .failures import FailureGroup  # noqa: F401 - where callers have found it
-from .failures import request_failure as _failure
-from .message_results import is_message_result, message_answer, message_failure
-
-# Responses-API reasons a reply stopped early, in the chat completions' finish_reason words.
-_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
-
-
-def _joined_text(parts: list) -> str | None:
-    """Text of a list of content parts (chat content given as parts)."""
-    texts = [p.get("text") for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return "".join(texts) if texts else None
-
-
-def _responses_output(body: dict) -> tuple[str | None, str | None, str | None]:
-    """(text, refusal, finish_reason) of a /v1/responses body."""
-    texts: list[str] = []
-    refusals: list[str] = []
-    for item in body.get("output") or ():
-        if not isinstance(item, dict) or item.get("type") != "message":
-            continue  # reasoning summaries and tool calls are not the answer
-        for part in item.get("content") or ():
-            kind = part.get("type")
-            if kind == "output_text":
-                texts.append(part.get("text") or "")
-            elif kind == "refusal":
-                refusals.append(part.get("refusal") or "")
-    status = body.get("status")
-    if status == "incomplete":
-        reason = (body.get("incomplete_details") or {}).get("reason")
-        finish = _INCOMPLETE_REASONS.get(reason, reason)
-    else:
-        finish = "stop" if status == "completed" else status
-    return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None), finish
-
-
-def embedding_vector(embedding: Any) -> np.ndarray:
-    """An embedding as float32: from its list of floats, or from base64 (`encoding_format: base64`)."""
-    if isinstance(embedding, str):
-        return np.frombuffer(base64.b64decode(embedding), dtype="<f4").astype(np.float32)
-    return np.asarray(embedding, dtype=np.float32)
-
-
-def _moderation_output(body: dict) -> tuple[bool, str]:
-    """(flagged, the flagged categories joined by ", ") of a /v1/moderations body."""
-    result = body["results"][0]
-    categories = result.get("categories") or {}
-    return bool(result.get("flagged")), ", ".join(name for name, hit in categories.items() if hit is True)
-
-
-# A success's values, in this order: the answer, refusal, finish reason, flagged categories, and the
-# prompt, completion and total token counts.
-_Answer = tuple[Any, str | None, str | None, str | None, int | None, int | None, int | None]
 
 
 def load_results(
     paths: Iterable[str | PathLike[str]], *, skip: Mapping[Path, Collection[str]] | None = None
 ) -> pd.DataFrame:
-    """One row per request from Batch API output and error files, indexed by custom_id.
+    """One row per request from a run's result files (output and error files, any provider's), indexed by custom_id.
 
     Files are read in the order given, oldest attempt first: when a custom_id appears more than once,
     the last line wins. Columns are result_columns.LOADED; token counts are nullable Int64. A line
@@ -113,64 +60,26 @@ class _ResultLines:
         self.failures: list[tuple[int, str, str, str, bool]] = []
 
     def read(self, path: Path, *, skip: Collection[str] | None = None) -> None:
-        """Add the lines of one output or error file, streamed: it can hold a million; `skip`'s ids are left out."""
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise BatchToolError(f"{path}: result file not found") from None
-        # The per-line work is kept to the few lookups each column needs, with the appends bound once.
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        """Add the records of one result file, streamed: it can hold a million; `skip`'s ids are left out."""
+        # The per-record work is kept to the appends each column needs, bound once.
         add_id, add_output, add_refusal = self.ids.append, self.outputs.append, self.refusals.append
         add_finish, add_categories = self.finishes.append, self.categories.append
         add_prompt, add_completion = self.prompt_tokens.append, self.completion_tokens.append
         add_total, add_failure = self.total_tokens.append, self.failures.append
         # A million lines share a handful of finish reasons: keep one string of each, not one per line.
         reasons: dict[str | None, str | None] = {}
-        with handle:
-            for number, line in enumerate(handle, 1):
-                try:
-                    record = loads(line)
-                except decode_error as exc:
-                    if not line.strip():
-                        continue
-                    raise BatchToolError(
-                        f"{path}, line {number}: not valid JSON ({exc}); the file is truncated or is not "
-                        "a Batch API output or error file"
-                    ) from None
-                try:
-                    custom_id = record["custom_id"]
-                    if custom_id is None:
-                        raise KeyError("custom_id")
-                    if skip and custom_id in skip:
-                        continue
-                    response = record.get("response")
-                    error = record.get("error")
-                    if response is not None and error is None and response.get("status_code") == 200:
-                        answer = _answer(response.get("body") or {})
-                    elif is_message_result(record):  # Anthropic's Message Batches
-                        result = record["result"]
-                        if result["type"] == "succeeded":
-                            answer = message_answer(result["message"])
-                        else:
-                            add_failure((len(self.ids), *message_failure(result)))
-                            answer = _NO_ANSWER
-                    else:
-                        add_failure((len(self.ids), *_failure(response, error)))
-                        answer = _NO_ANSWER
-                except (KeyError, TypeError, AttributeError, IndexError, ValueError):
-                    raise BatchToolError(
-                        f"{path}, line {number}: not a Batch API result line (expected custom_id with a "
-                        "response or an error); pass the batch's output or error file"
-                    ) from None
-                output, refusal, finish, flagged_categories, prompt, completion, total = answer
-                add_id(custom_id if isinstance(custom_id, str) else str(custom_id))
-                add_output(output)
-                add_refusal(refusal)
-                add_finish(reasons.setdefault(finish, finish))
-                add_categories(flagged_categories)
-                add_prompt(prompt)
-                add_completion(completion)
-                add_total(total)
+        for custom_id, answer, failure in read_result_file(path, skip=skip):
+            if failure is not None:
+                add_failure((len(self.ids), *failure))
+            output, refusal, finish, flagged_categories, prompt, completion, total = answer
+            add_id(custom_id)
+            add_output(output)
+            add_refusal(refusal)
+            add_finish(reasons.setdefault(finish, finish))
+            add_categories(flagged_categories)
+            add_prompt(prompt)
+            add_completion(completion)
+            add_total(total)
 
     def frame(self) -> pd.DataFrame:
         """The lines as a frame of result_columns.LOADED, indexed by custom_id (repeats included)."""
@@ -205,38 +114,6 @@ class _ResultLines:
         )
         frame.index = pd.Index(self.ids, name="custom_id", dtype=str)
         return frame
-
-
-_NO_ANSWER: _Answer = (None, None, None, None, None, None, None)
-
-
-def _answer(body: dict) -> _Answer:
-    """The values of a successful response's body, whichever endpoint it came from."""
-    usage = body.get("usage") or {}
-    choices = body.get("choices")
-    if choices is not None:  # chat completions, or legacy completions
-        choice = choices[0] if choices else {}
-        message = choice.get("message")
-        if message is not None:
-            output = message.get("content")
-            if output is not None and not isinstance(output, str):
-                output = _joined_text(output)
-            refusal = message.get("refusal")
-        else:
-            output, refusal = choice.get("text"), None
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        return output, refusal, choice.get("finish_reason"), None, prompt, completion, usage.get("total_tokens")
-    if "output" in body:  # /v1/responses
-        output, refusal, finish = _responses_output(body)
-        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
-        return output, refusal, finish, None, prompt, completion, usage.get("total_tokens")
-    if "results" in body:  # /v1/moderations: free, no usage
-        flagged, categories = _moderation_output(body)
-        return flagged, None, None, categories, None, None, usage.get("total_tokens")
-    # /v1/embeddings: one input per request, so one vector; input tokens only
-    vector = embedding_vector(body["data"][0]["embedding"])
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    return vector, None, None, None, prompt, None, usage.get("total_tokens")
 
 
 def _last_attempt_only(frame: pd.DataFrame) -> pd.DataFrame:

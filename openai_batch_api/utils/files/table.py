@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -64,11 +63,13 @@ class LineBreakCells:
     first_rows: list[int] = field(default_factory=list)  # 1-based data rows, the header not counted
 
     def add_batch(self, batch: pa.RecordBatch, columns: Sequence[str], *, first_row: int) -> None:
+        searched = [column for column in (batch.column(name) for name in columns) if _may_hold_line_break(column)]
+        if not searched:
+            return  # nearly every block: neither byte is in its text
+        import pyarrow.compute as pc  # a tenth of a second to import: only for a block that needs it
+
         spans = None
-        for name in columns:
-            column = batch.column(name)
-            if not _may_hold_line_break(column):
-                continue
+        for column in searched:
             # Empty cells match as null: sum and indices_nonzero skip them, or_kleene keeps a true.
             # (fill_null would make a scalar, which imports pandas.)
             found = pc.match_substring_regex(column, "[\r\n]")
@@ -248,9 +249,17 @@ def _closest(name: str, available: Sequence[str]) -> str | None:
 
 
 def _check_columns(
-    path: Path, available: Sequence[str], columns: Sequence[str], column_keys: Mapping[str, str]
+    path: Path | str,
+    available: Sequence[str],
+    columns: Sequence[str],
+    column_keys: Mapping[str, str],
+    *,
+    keywords: bool = False,
 ) -> None:
-    """Raise naming every missing column, the config key that names it and its closest match."""
+    """Raise naming every missing column, the config key that names it and its closest match.
+
+    With `keywords`, the columns were named by a function's keyword arguments (`batch()`), not a config file.
+    """
     missing = [column for column in columns if column not in available]
     if not missing:
         return
@@ -258,7 +267,8 @@ def _check_columns(
     for column in missing:
         details = []
         if column in column_keys:
-            details.append(f"{column_keys[column]} in the config")
+            key = column_keys[column]
+            details.append((f"named by {key}" if key.isidentifier() else key) if keywords else f"{key} in the config")
         close = _closest(column, available)
         if close is not None:
             details.append(f"did you mean '{close}'?")
@@ -266,8 +276,15 @@ def _check_columns(
     listed = ", ".join(f"'{name}'" for name in available[:MAX_LISTED_COLUMNS])
     if len(available) > MAX_LISTED_COLUMNS:
         listed += f" and {len(available) - MAX_LISTED_COLUMNS} more"
-    has = f"the file has columns {listed}" if available else "the file has no columns"
-    raise InputError(f"{path}: {'; '.join(parts)}; {has}: fix the config or rename the column")
+    what = "the table" if keywords else "the file"
+    has = f"{what} has columns {listed}" if available else f"{what} has no columns"
+    fix = "fix the keyword argument" if keywords else "fix the config"
+    raise InputError(f"{path}: {'; '.join(parts)}; {has}: {fix} or rename the column")
+
+
+def check_named_columns(label: str, available: Sequence[str], column_keys: Mapping[str, str]) -> None:
+    """Raise, naming the keyword arguments, when a table given from Python lacks a column they name."""
+    _check_columns(label, available, list(column_keys), column_keys, keywords=True)
 
 
 def check_unique_columns(path: Path | str, names: Sequence[Any]) -> None:

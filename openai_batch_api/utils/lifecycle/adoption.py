@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 from ..config import Config
 from ..errors import LostRunError
+from ..layout import STORE_NAME, shard_file_name
 from ..next_steps import next_step, option
 from ..providers.base import ListingMissing, Provider, ProviderError
 from ..requests import ShardPlan
 from ..state.batch_state import ANSWERING_STATUSES, BatchState
 from ..state.ledger import Ledger, ShardRecord, file_sha256, request_sha256
-from ..state.run_store import STORE_NAME, RunStore
+from ..state.run_store import RunStore
 from .planning import CostReport, attempt_dir, new_ledger, plan_attempt
 
 RUN_TAG = "openai_batch_api_run"
@@ -178,12 +179,14 @@ def check_no_lost_run(api: Provider, config: Config, *, input_hash: str, config_
 
 
 def check_uploads(api: Provider, config: Config, draft: Ledger, earlier: EarlierRuns, *, adopt: bool) -> None:
-    """On a server that keeps no batch metadata, refuse when a lost run of this input is found by its uploads."""
+    """On a server that keeps no batch metadata, refuse when a lost run of this input is found by its uploads.
+
+    Called only with `earlier.untagged`: batches with no metadata, by the input file they were made
+    from, which only a provider that uploads has.
+    """
     from .upload_search import find_run_by_uploads
     from .upload_search import refusal as uploads_refusal
 
-    if not api.capabilities.upload_needed:
-        return  # no uploads to find it by
     try:
         found = find_run_by_uploads(api, tag=draft.upload_tag(data_path=config.data_path), untagged=earlier.untagged)
     except ListingMissing:
@@ -250,7 +253,7 @@ def downloaded_shard(api: Provider, config: Config, *, key: str, batch: BatchSta
             f"{config.data_path}: batch {batch.id} carries shard tag '{key}', which this input does not make; "
             "the run cannot be taken up again safely: set another data_path to start a new run"
         )
-    path = attempt_dir(config.data_path, attempt) / f"shard-{index:04d}.jsonl"
+    path = attempt_dir(config.data_path, attempt) / shard_file_name(index)
     try:
         api.download(batch.input_file_id, path)
     except ProviderError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
+from ..layout import TABLE_CHECK_PREFIX, tasks_dir
 from ..requests import write_shards
 from ..requests.request_hashes import shard_hashes
 from ..state.row_requests import PILOT, pilot_answers, record_continuation
@@ -49,9 +50,9 @@ class Continued:
 def current_requests(config: Config) -> dict[str, str]:
     """custom_id -> request body hash of every row of the table as it is now (every row is checked)."""
     config.data_path.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".table-", dir=config.data_path))
+    scratch = Path(tempfile.mkdtemp(prefix=TABLE_CHECK_PREFIX, dir=config.data_path))
     try:
-        plan = write_shards(config, out_dir=scratch / "tasks")
+        plan = write_shards(config, out_dir=tasks_dir(scratch))
         current: dict[str, str] = {}
         for shard in plan.shards:
             current.update(shard_hashes(shard.path))

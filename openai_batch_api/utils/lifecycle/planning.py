@@ -10,14 +10,10 @@ from pathlib import Path
 from ..config import Config
 from ..costs.pricing import CostEstimate, estimate_cost, format_usd, max_output_tokens
 from ..errors import BatchToolError, ConfigError, CostOverLimitError, InputError, with_filename
+from ..layout import TASKS_DIR as TASKS_DIR
+from ..layout import attempt_dir as attempt_dir
 from ..requests import ShardPlan, remove_shards, write_shards
 from ..state.ledger import Ledger, ShardRecord, new_run_id, request_sha256
-
-TASKS_DIR = "tasks"
-
-
-def attempt_dir(data_path: Path, attempt: int) -> Path:
-    return data_path / TASKS_DIR / f"attempt-{attempt}"
 
 
 def input_sha256(config: Config) -> str:

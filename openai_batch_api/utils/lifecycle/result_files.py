@@ -10,19 +10,20 @@ from pathlib import Path
 
 from ..files.atomic_files import write_atomically
 from ..files.parallel import run_in_parallel
+from ..layout import RESULTS_DIR as RESULTS_DIR
+from ..layout import pilot_result_path as pilot_result_path
+from ..layout import result_file_path as _result_file_path
 from ..providers.base import Provider
 from ..state.ledger import Ledger, ShardRecord
 from ..state.row_requests import PILOT, pilot_answers
 from ..state.run_store import RunStore
+from .submission import Submissions
 
-RESULTS_DIR = "results"
 RESULT_KINDS = ("output", "errors")
-# The pilot's answers, as one output file: written from the run store each time the run is collated.
-PILOT_RESULTS = "pilot-output.jsonl"
 
 
 def result_file_path(data_path: Path, shard: ShardRecord, kind: str) -> Path:
-    return data_path / RESULTS_DIR / f"{shard.key}-{shard.batch_id}-{kind}.jsonl"
+    return _result_file_path(data_path, shard.key, shard.batch_id, kind)
 
 
 def finished_result_files(
@@ -32,13 +33,19 @@ def finished_result_files(
 
     `kinds` chooses among "output" and "errors" files.
     """
+    return [(file_id, path) for file_id, path, _ in _finished_result_files(ledger, data_path, kinds=kinds)]
+
+
+def _finished_result_files(
+    ledger: Ledger, data_path: Path, *, kinds: Collection[str]
+) -> list[tuple[str, Path, ShardRecord]]:
     files = []
     for shard in sorted(ledger.shards, key=lambda s: (s.attempt, s.index)):
         if not shard.finished or shard.batch is None:
             continue
         for kind, file_id in (("output", shard.batch.output_file_id), ("errors", shard.batch.error_file_id)):
             if kind in kinds and file_id:
-                files.append((file_id, result_file_path(data_path, shard, kind)))
+                files.append((file_id, result_file_path(data_path, shard, kind), shard))
     return files
 
 
@@ -53,28 +60,20 @@ def download_results(
     `kinds=("errors",)` fetches only the error files: enough to say why requests failed, and a small
     part of the output files' size (hundreds of MB at a million rows).
     """
-    files = recorded_result_files(store, kinds=kinds)
-    missing = [(file_id, path) for file_id, path in files if not path.exists()]
-    if api.capabilities.upload_needed:
-        run_in_parallel(lambda item: api.download(item[0], item[1]), missing, workers=workers)
-    else:
-        # One stream per batch, whose custom ids the shard's request file turns back into row ids.
-        from .submission import inline_shard
+    ledger = store.ledger
+    files = _finished_result_files(ledger, store.data_path, kinds=kinds)
+    # All of them, not only the missing: a status-jobs without the run lock records nothing.
+    store.record_local_files((path for _, path, _ in files), kind="result")
+    missing = [item for item in files if not item[1].exists()]
+    # The shards' creations: a provider that marks the requests by custom ids maps the results back by them.
+    submissions = Submissions(ledger, store.data_path) if missing else None
 
-        ledger = store.ledger
-        shards = {result_file_path(store.data_path, s, "output"): s for s in ledger.shards if s.batch_id}
-        run_in_parallel(
-            lambda item: api.download_inline(
-                item[0], item[1], shard=inline_shard(ledger, shards[item[1]], store.data_path)
-            ),
-            missing,
-            workers=workers,
-        )
-    return [path for _, path in files]
+    def fetch(item: tuple[str, Path, ShardRecord]) -> None:
+        file_id, path, shard = item
+        api.fetch_results(file_id, path, shard=submissions.of(shard))  # type: ignore[union-attr]
 
-
-def pilot_result_path(data_path: Path) -> Path:
-    return data_path / RESULTS_DIR / PILOT_RESULTS
+    run_in_parallel(fetch, missing, workers=workers)
+    return [path for _, path, _ in files]
 
 
 def result_sources(ledger: Ledger, data_path: Path) -> dict[Path, tuple[str, str]]:

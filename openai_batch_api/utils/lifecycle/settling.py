@@ -17,6 +17,7 @@ from ..providers.base import Provider, ProviderError
 from ..state.batch_state import BatchState
 from ..state.ledger import ShardRecord
 from ..state.run_store import RunStore
+from .submission import Submissions, run_batch_ids
 
 # How a settlement says that the lost creation made no batch.
 NO_BATCH = "none"
@@ -88,6 +89,14 @@ def settle_shards(api: Provider, store: RunStore, settlements: Mapping[str, str 
 def check_batch(api: Provider, shard: ShardRecord, batch_id: str, *, taken: set[str]) -> None:
     """Refuse a batch that does not exist, belongs to another shard, or was made from another file."""
     where = flag(shard.key, batch_id)
+    if shard.file_id is None:
+        # No input file to check the batch against (a provider that takes the requests in the creation):
+        # taking the user's word could put another batch's answers on this shard's rows.
+        raise BatchToolError(
+            f"{where}: shard {shard.key} was sent with its creation, not as an uploaded file, so batch {batch_id} "
+            "cannot be checked as its own; once that batch has ended, run create-batch again without --settle: "
+            "it finds the shard's batch by the ids of its results"
+        )
     if batch_id in taken or batch_id in shard.requeued_batch_ids:
         raise BatchToolError(f"{where}: batch {batch_id} is already another submission's of this run; check the id")
     try:
@@ -107,10 +116,7 @@ def check_no_batch(api: Provider, store: RunStore, shard: ShardRecord) -> None:
     """Where the server lists batches, refuse "none" for a shard whose input file has a batch."""
     ledger = store.ledger
     try:
-        lookup = api.find_submission(
-            tags=ledger.batch_metadata(shard), since=ledger.created_at, input_file_id=shard.file_id,
-            exclude=shard.requeued_batch_ids,
-        )
+        lookup = api.find_lost_submission(Submissions(ledger, store.data_path, exclude=run_batch_ids(ledger)).of(shard))
     except LostCreationError:
         return  # the server cannot be searched: the user's word is taken
     if lookup.unknowable:

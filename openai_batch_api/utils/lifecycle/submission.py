@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
 from ..errors import ApiError, LostCreationError
 from ..files.parallel import run_in_parallel
-from ..providers.base import InlineShard, Provider
+from ..providers.base import Provider, ShardSubmission
 from ..state.ledger import Ledger, ShardRecord
 from ..state.run_store import RunStore
 
@@ -28,28 +29,19 @@ def reconcile(api: Provider, store: RunStore) -> list[str]:
     names = {s.key: ledger.upload_name(s, data_path=store.data_path) for s in in_doubt if s.open_intent == "upload"}
     uploading = {names[s.key]: s.bytes for s in in_doubt if s.open_intent == "upload"}
     uploaded = api.find_uploads(uploading) if uploading else {}  # one listing for them all
+    submissions = Submissions(ledger, store.data_path, exclude=run_batch_ids(ledger))
     for shard in in_doubt:
         if shard.open_intent == "upload":
             file_id = uploaded.get(names[shard.key])
             store.settle_upload(shard, file_id)
             if file_id:
                 found.append(f"{shard.key}: file {file_id}")
-        if shard.open_intent == "create" and not api.capabilities.upload_needed:
-            lookup = api.find_inline_submission(
-                inline_shard(ledger, shard, store.data_path), since=ledger.created_at, exclude=run_batch_ids(ledger)
-            )
-        elif shard.open_intent == "create":
+        if shard.open_intent == "create":
             try:
-                lookup = api.find_submission(
-                    tags=ledger.batch_metadata(shard),
-                    since=ledger.created_at,
-                    input_file_id=shard.file_id,
-                    exclude=shard.requeued_batch_ids,
-                )
+                lookup = api.find_lost_submission(submissions.of(shard))
             except LostCreationError as lost:
                 unsettled.append(lost)  # the others are settled still; all of these are named together
                 continue
-        if shard.open_intent == "create":
             if lookup.unknowable:
                 raise ApiError(lookup.unknowable)  # creating another could pay twice: the shard stays in doubt
             store.settle_create(shard, lookup.batch)
@@ -60,19 +52,56 @@ def reconcile(api: Provider, store: RunStore) -> list[str]:
     return found
 
 
-def inline_shard(ledger: Ledger, shard: ShardRecord, data_path: Path) -> InlineShard:
-    """A shard as a provider without uploads sends it: its request file, and this creation's tags."""
-    return InlineShard(path=data_path / shard.path, index=shard.index, tags=ledger.batch_metadata(shard))
+class Submissions:
+    """The run's shards as a provider submits them, finds a lost one again, and fetches its results: each
+    shard's next (or latest) creation. What the run's tags hash is worked out once for them all."""
+
+    def __init__(self, ledger: Ledger, data_path: Path, *, endpoint: str = "", exclude: Collection[str] = ()):
+        self.ledger = ledger
+        self.data_path = data_path
+        self.endpoint = endpoint
+        self.exclude = exclude
+        self.origin = ledger.origin_tags(data_path=data_path)  # how a lost run is found again (adoption.py)
+        self.upload_tag = ledger.upload_tag(data_path=data_path)
+
+    def of(self, shard: ShardRecord) -> ShardSubmission:
+        return ShardSubmission(
+            path=self.data_path / shard.path,
+            index=shard.index,
+            name=self.ledger.upload_name(shard, data_path=self.data_path, tag=self.upload_tag),
+            endpoint=self.endpoint,
+            tags=self.ledger.batch_metadata(shard),
+            origin=self.origin,
+            since=self.ledger.created_at,
+            exclude=self.exclude,
+            file_id=shard.file_id,
+        )
 
 
 def run_batch_ids(ledger: Ledger) -> set[str]:
     """Every batch the run knows as its own: none of them is the one a lost creation made.
 
     Without tags, a lost creation is looked for among batches of its size; the run's other shards'
-    batches are often of the same size, and are known already.
+    batches are often of the same size, and are known already. With tags but none on the server, among
+    the batches made from its input file, which its own earlier (requeued) batches were made from too.
     """
     known = {shard.batch_id for shard in ledger.shards if shard.batch_id}
     return known.union(*(shard.requeued_batch_ids for shard in ledger.shards))
+
+
+class ShardIntents:
+    """A shard's submission steps, each saved in the run store before the provider's call (base.Intents)."""
+
+    def __init__(self, store: RunStore, shard: ShardRecord) -> None:
+        self.store = store
+        self.shard = shard
+
+    def begin(self, step: str) -> None:
+        if self.shard.open_intent != step:  # else begun already, with the other shards' (submit_waiting)
+            self.store.begin([self.shard], kind=step)
+
+    def uploaded(self, file_id: str) -> None:
+        self.store.settle_upload(self.shard, file_id)
 
 
 def refresh(api: Provider, store: RunStore, *, workers: int) -> list[ShardRecord]:
@@ -113,43 +142,30 @@ def shards_that_fit(ledger: Ledger, max_enqueued_tokens: int | None) -> list[Sha
 
 
 def submit_waiting(api: Provider, store: RunStore, config: Config) -> list[ShardRecord]:
-    """Upload and create batches for the waiting shards that fit; return those submitted.
+    """Make the batches of the waiting shards that fit; return those submitted.
 
-    The intent of each call is saved before it is made, so `reconcile` can settle it
-    after a crash; an upload already made is reused, never made twice. The uploads' intents
-    are saved together up front (one fsync, not one per shard); each creation's just before it.
+    The provider makes each through its submission steps (an upload then a creation, or one creation
+    carrying the requests), and the intent of each call is saved before it is made, so `reconcile` can
+    settle it after a crash; an upload already made is reused, never made twice. The steps before the
+    creation are begun for all the chosen shards together up front (one fsync, not one per shard); each
+    creation's just before it.
     """
     ledger = store.ledger
     chosen = shards_that_fit(ledger, config.max_enqueued_tokens)
-    origin = ledger.origin_tags(data_path=config.data_path)  # how a lost run is found again (adoption.py)
-    uploads = api.capabilities.upload_needed  # else the requests go in the creation itself
-    store.begin([s for s in chosen if s.needs_upload and uploads], kind="upload")
+    for step in api.capabilities.submission_steps[:-1]:
+        store.begin([s for s in chosen if s.needs(step)], kind=step)
+    # The batches the run knows, kept up to date as this step makes more: a lost creation is none of them.
+    known = run_batch_ids(ledger)
+    submissions = Submissions(ledger, config.data_path, endpoint=config.endpoint, exclude=known)
 
     def submit(shard: ShardRecord) -> None:
-        if not uploads:
-            store.begin([shard], kind="create")
-            batch = api.create_inline(
-                inline_shard(ledger, shard, config.data_path), since=ledger.created_at, exclude=run_batch_ids(ledger)
-            )
-            store.settle_create(shard, batch)
-            return
-        if shard.open_intent == "upload":
-            name = ledger.upload_name(shard, data_path=config.data_path)
-            file_id = api.upload(config.data_path / shard.path, name=name)
-            store.settle_upload(shard, file_id)
-        store.begin([shard], kind="create")
         try:
-            batch = api.create(
-                input_file_id=shard.file_id,
-                endpoint=config.endpoint,
-                tags={**ledger.batch_metadata(shard), **origin},
-                since=ledger.created_at,
-                exclude=shard.requeued_batch_ids,
-            )
+            batch = api.submit_shard(submissions.of(shard), ShardIntents(store, shard))
         except LostCreationError as exc:
             lost.append(exc)  # the other shards go on; all of these are named together
             return
         store.settle_create(shard, batch)
+        known.add(batch.id)
 
     lost: list[LostCreationError] = []
     run_in_parallel(submit, chosen, workers=config.concurrency)

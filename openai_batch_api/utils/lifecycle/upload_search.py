@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import LostRunError
+from ..layout import STORE_NAME
 from ..providers.base import Provider
 from ..state.batch_state import BatchState
-from ..state.run_store import STORE_NAME
 
 UPLOAD_NAME = re.compile(r"(?P<run>.+)-(?P<shard>a\d+-s\d+)-(?P<tag>[0-9a-f]{16})\.jsonl")
 LISTED = 2

@@ -1,9 +1,10 @@
 """Anthropic's Message Batches behind the provider seam: one create carrying the requests, no upload, no tags.
 
 The one module (with `anthropic_errors.py`) that imports the anthropic SDK. A shard's request file
-is the run's usual one (a line per row: its id and the request body); here its lines become
+is the run's neutral one (a line per row: its id and the request body); here its lines are encoded as
 `{"custom_id": "<run tag>-<shard>-<line>", "params": body}` (see requests/custom_ids.py) and go in
-the body of one create call.
+the body of one create call. The results come back on those custom ids, and are written to disk each
+on its row's id again (anthropic_results.write_mapped_results), for result_lines.py to read.
 
 Exactly once with no tags: the API keeps no metadata and takes no idempotency key, and a batch shows
 only counts and times until it ends. A create whose answer was lost (a dropped connection after the
@@ -27,13 +28,13 @@ from typing import Any
 import anthropic
 import orjson
 
-from ..answers.message_results import write_mapped_results
 from ..config import Config
 from ..requests.custom_ids import CustomIdMap, creation_tag, parse_custom_id
 from ..state.batch_state import BatchState
 from .anthropic_errors import classify, provider_error
 from .anthropic_key import ANTHROPIC_BASE_URL_ENV, anthropic_api_key
-from .base import Capabilities, InlineShard, Lookup, ProviderError
+from .anthropic_results import write_mapped_results
+from .base import Capabilities, Intents, Lookup, ProviderError, ShardSubmission
 from .local import check_local_settings, local_backend
 from .retries import DEFAULT_RETRY, Retrier, RetryPolicy
 
@@ -95,8 +96,9 @@ def shard_ids(path: Path, *, tag: str, shard: int) -> CustomIdMap:
     return CustomIdMap(tag, shard, row_ids)
 
 
-def message_requests(path: Path, ids: CustomIdMap) -> list[dict[str, Any]]:
-    """The requests of a create call: each line's body under its custom id."""
+def encode_requests(path: Path, ids: CustomIdMap) -> list[dict[str, Any]]:
+    """The requests of a create call, each of the shard's neutral request lines encoded as a Message
+    Batches request: its body as the params, under its custom id."""
     requests = []
     with path.open("rb") as handle:
         for line in handle:
@@ -105,7 +107,7 @@ def message_requests(path: Path, ids: CustomIdMap) -> list[dict[str, Any]]:
     return requests
 
 
-def inline_ids(shard: InlineShard) -> CustomIdMap:
+def creation_ids(shard: ShardSubmission) -> CustomIdMap:
     """The custom ids of one creation of a shard: its tags' tag, its number, its rows' lines."""
     return shard_ids(shard.path, tag=creation_tag(shard.tags), shard=shard.index)
 
@@ -113,7 +115,7 @@ def inline_ids(shard: InlineShard) -> CustomIdMap:
 class AnthropicProvider:
     """One session with Anthropic's Message Batches API (or the local backend speaking it)."""
 
-    capabilities = Capabilities(upload_needed=False, tags_kept=False, batches_listed=True, files_listed=False)
+    capabilities = Capabilities(submission_steps=("create",), tags_kept=False, batches_listed=True, files_listed=False)
 
     def __init__(self, client: anthropic.Anthropic, *, policy: RetryPolicy = DEFAULT_RETRY) -> None:
         self.client = client
@@ -138,18 +140,24 @@ class AnthropicProvider:
 
     # The seam's calls (see base.py): no upload, one create carrying the requests, results as one stream
 
-    def create_inline(self, shard: InlineShard, *, since: int, exclude: Collection[str] = ()) -> BatchState:
+    def submit_shard(self, shard: ShardSubmission, intents: Intents) -> BatchState:
+        """One creation carrying the shard's requests, its intent saved first; the run's tags go in their custom ids."""
+        intents.begin("create")
         name = shard.tags.get("shard")
-        return self.create_from_file(shard.path, ids=inline_ids(shard), since=since, exclude=exclude, name=name)
+        return self.create_from_file(
+            shard.path, ids=creation_ids(shard), since=shard.since, exclude=shard.exclude, name=name
+        )
 
-    def find_inline_submission(self, shard: InlineShard, *, since: int, exclude: Collection[str] = ()) -> Lookup:
-        ids = inline_ids(shard)
+    def find_lost_submission(self, shard: ShardSubmission) -> Lookup:
+        ids = creation_ids(shard)
         name = shard.tags.get("shard")
-        return self.find_submission(ids=ids, count=len(ids.row_ids), since=since, exclude=exclude, name=name)
+        count = len(ids.row_ids)
+        return self.find_submission(ids=ids, count=count, since=shard.since, exclude=shard.exclude, name=name)
 
-    def download_inline(self, batch_id: str, dest: Path, *, shard: InlineShard) -> Path:
+    def fetch_results(self, file_id: str, dest: Path, *, shard: ShardSubmission) -> Path:
+        """A batch's results (its id stands for its one result file), each custom id back to its row's id."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self.download_results(batch_id, dest, ids=inline_ids(shard))
+        self.download_results(file_id, dest, ids=creation_ids(shard))
         return dest
 
     def delete_file(self, file_id: str) -> bool:
@@ -168,11 +176,8 @@ class AnthropicProvider:
     def find_uploads(self, sizes: dict[str, int]) -> dict[str, str]:
         return {}  # nothing is ever uploaded
 
-    def upload(self, path: Path, *, name: str) -> str:
-        raise TypeError("Message Batches take their requests in the creation: nothing is uploaded")
-
     def download(self, file_id: str, dest: Path) -> Path:
-        raise TypeError("a Message Batch's results are fetched with download_inline, which maps them to the rows")
+        raise TypeError("a Message Batch has no input file, and its results are fetched with fetch_results")
 
     # Creating, and finding a lost creation
 
@@ -180,7 +185,7 @@ class AnthropicProvider:
         self, path: Path, *, ids: CustomIdMap, since: int, exclude: Collection[str] = (), name: str | None = None
     ) -> BatchState:
         """Make the batch of a shard's request file; after a lost answer, the one it made is found or refused."""
-        requests = message_requests(path, ids)
+        requests = encode_requests(path, ids)
 
         def create() -> BatchState:
             return batch_state(self.client.messages.batches.create(requests=requests))  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import BatchToolError, ConfigError
+from ..layout import local_backend_dir
 from .api_key import LOOPBACK_PLACEHOLDER_KEY
 
 # Seconds a local in-process backend gets to finish its batches before the command exits.
@@ -24,7 +25,7 @@ LOCAL_SETTLE_SECONDS = 3.0
 
 
 def local_state_dir(config: Config) -> Path:
-    return config.data_path / "local_backend"
+    return local_backend_dir(config.data_path)
 
 
 def check_local_settings(config: Config) -> None:

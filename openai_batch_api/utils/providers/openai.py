@@ -25,7 +25,7 @@ from ..files.atomic_files import atomic_writer
 from ..files.parallel import run_in_parallel
 from ..state.batch_state import BatchState, batch_state_from_openai
 from .api_key import api_key_for
-from .base import Capabilities, ListingMissing, Lookup, ProviderError
+from .base import Capabilities, Intents, ListingMissing, Lookup, ProviderError, ShardSubmission
 from .local import local_backend, local_state_dir
 from .openai_errors import classify, describe_api_error, provider_error, retry_delay
 from .retries import DEFAULT_RETRY, CallsStopped, Retrier, RetryPolicy
@@ -39,7 +39,9 @@ CLOCK_SKEW_SECONDS = 300
 # Batches a page of `GET /v1/batches` holds (the API's maximum).
 LIST_PAGE = 100
 
-OPENAI_CAPABILITIES = Capabilities(upload_needed=True, tags_kept=True, batches_listed=True, files_listed=True)
+OPENAI_CAPABILITIES = Capabilities(
+    submission_steps=("upload", "create"), tags_kept=True, batches_listed=True, files_listed=True
+)
 
 __all__ = [
     "BatchApi",
@@ -100,6 +102,34 @@ class BatchApi:
     def _notice(self, text: str) -> None:
         if text not in self.notices:
             self.notices.append(text)
+
+    # The seam's calls (see base.py): upload, then create with tags; results as output and error files
+
+    def submit_shard(self, shard: ShardSubmission, intents: Intents) -> BatchState:
+        """Upload the shard's file as it is (unless an upload was made already), then make its batch, carrying
+        the creation's tags and the run's origin; each call's intent saved first."""
+        file_id = shard.file_id
+        if file_id is None:
+            intents.begin("upload")
+            file_id = self.upload(shard.path, name=shard.name)
+            intents.uploaded(file_id)
+        intents.begin("create")
+        return self.create(
+            input_file_id=file_id,
+            endpoint=shard.endpoint,
+            tags={**shard.tags, **shard.origin},
+            since=shard.since,
+            exclude=shard.exclude,
+        )
+
+    def find_lost_submission(self, shard: ShardSubmission) -> Lookup:
+        return self.find_submission(
+            tags=shard.tags, since=shard.since, input_file_id=shard.file_id, exclude=shard.exclude
+        )
+
+    def fetch_results(self, file_id: str, dest: Path, *, shard: ShardSubmission) -> Path:
+        """An output or error file, as the API wrote it (its lines carry the rows' ids already)."""
+        return self.download(file_id, dest)
 
     # Files
 

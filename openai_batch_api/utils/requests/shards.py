@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 from bisect import bisect_left, bisect_right
@@ -21,6 +20,7 @@ from ..config import Config
 from ..content_template import parse_template, template_columns
 from ..errors import BatchToolError, InputError
 from ..files.table import LineBreakCells, id_text, is_missing, iter_input_chunks
+from ..layout import SHARD_NAME, shard_file_name
 from .images import BadImage, data_url, image_source
 from .problems import Problems, short
 from .repeated_ids import RepeatedHashes
@@ -29,7 +29,6 @@ from .token_sampling import TOKEN_SAMPLE_EVERY, TOKEN_SAMPLE_HEAD, TokenCosts, T
 
 WRITE_BUFFER_BYTES = 8 << 20
 # The names of the shard files write_shards writes: the only files remove_shards removes.
-SHARD_NAME = re.compile(r"shard-[0-9]{4,}\.jsonl")
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ class _ShardWriter:
                 if shard is not None:
                     self.shards.append(shard.close())
                 index = len(self.shards) + 1
-                name = f"shard-{index:04d}.jsonl"
+                name = shard_file_name(index)
                 shard = self._current = _ShardFile(index, self.folder / name, self.final_folder / name, self.costs)
             # As many lines as the shard has room for, by rows and by bytes.
             stop = min(
@@ -266,6 +265,19 @@ def _duplicate_groups(config: Config, repeated: set[int]) -> list[tuple[str, lis
     return sorted(((i, rows) for i, rows in rows_by_id.items() if len(rows) > 1), key=lambda group: group[1][0])
 
 
+def named_columns(config: Config) -> dict[str, str]:
+    """The columns the config names, each with the key that names it (for a message when one is missing)."""
+    column_keys = {config.id_column: "id_column"}
+    if config.content_template is None:
+        column_keys.setdefault(config.content_column, "content_column")
+    else:
+        for column in _Template(config.content_template).columns:
+            column_keys.setdefault(column, "a placeholder of content_template")
+    if config.image_url_column:
+        column_keys.setdefault(config.image_url_column, "image_url_column")
+    return column_keys
+
+
 def _check_added_columns(config: Config, names: list[str]) -> None:
     """Refuse input columns that collate-output's results would overwrite, before anything is paid for."""
     from ..answers.added_columns import added_columns, column_clash_message
@@ -308,14 +320,7 @@ def _write_rows(
     row = written = 0
     template = _Template(config.content_template) if config.content_template is not None else None
     missing_counts = template.missing if template is not None else {}
-    column_keys = {config.id_column: "id_column"}
-    if template is None:
-        column_keys.setdefault(config.content_column, "content_column")
-    else:
-        for column in template.columns:
-            column_keys.setdefault(column, "a placeholder of content_template")
-    if config.image_url_column:
-        column_keys.setdefault(config.image_url_column, "image_url_column")
+    column_keys = named_columns(config)
     all_columns: list[str] = []
     chunks = iter_input_chunks(
         path, columns=list(column_keys), column_keys=column_keys, line_breaks=line_breaks, all_columns=all_columns

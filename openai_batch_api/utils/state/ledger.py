@@ -22,8 +22,6 @@ from ..endpoints import DEFAULT_ENDPOINT
 from ..errors import BatchToolError, RunChangedError
 from .batch_state import BatchState, batch_state_from_openai
 
-# The state file of earlier versions, imported once into the run store.
-LEDGER_NAME = "ledger.json"
 LEDGER_VERSION = 1
 
 # Shard states, in the order a shard moves through them.
@@ -84,6 +82,11 @@ class ShardRecord:
     def needs_upload(self) -> bool:
         """Queued with no file on the API side yet."""
         return self.state == PENDING
+
+    def needs(self, step: str) -> bool:
+        """Whether this shard's submission still has `step` ("upload", "create") to make: it waits, and an
+        upload is made once."""
+        return self.needs_upload if step == "upload" else self.is_waiting
 
     @property
     def in_doubt(self) -> bool:
@@ -175,13 +178,14 @@ class Ledger:
     pilot_rows: int = 0
     stale_rows: int = 0
 
-    def upload_name(self, shard: ShardRecord, *, data_path: Path) -> str:
+    def upload_name(self, shard: ShardRecord, *, data_path: Path, tag: str | None = None) -> str:
         """The filename a shard is uploaded under: how a re-run finds an upload it lost track of.
 
-        It carries the run, the shard and `upload_tag`: on a server that keeps no batch metadata, the
-        uploads are what tie a lost run to its input and data folder (lifecycle/upload_search.py).
+        It carries the run, the shard and `upload_tag` (`tag`, when worked out already): on a server
+        that keeps no batch metadata, the uploads are what tie a lost run to its input and data folder
+        (lifecycle/upload_search.py).
         """
-        return f"{self.run_id}-{shard.key}-{self.upload_tag(data_path=data_path)}.jsonl"
+        return f"{self.run_id}-{shard.key}-{tag or self.upload_tag(data_path=data_path)}.jsonl"
 
     def upload_tag(self, *, data_path: Path) -> str:
         """A short digest of `origin_tags`: the input, the request shape and the data folder."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, RunLockedError
 from ..files.file_lock import LockHeld, take_lock
+from ..layout import lock_path
 
-LOCK_NAME = ".lock"
 # A read-only file system, or a folder this user may not write in (EPERM: an immutable one).
 NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -29,7 +29,7 @@ def run_lock(data_path: Path, *, command: str) -> Iterator[None]:
     """Hold the run's lock for the block; refuse at once, naming the holder, if it is taken."""
     try:
         data_path.mkdir(parents=True, exist_ok=True)
-        fd = take_lock(data_path / LOCK_NAME, holder=f"{command} (pid {os.getpid()})")
+        fd = take_lock(lock_path(data_path), holder=f"{command} (pid {os.getpid()})")
     except LockHeld as held:
         raise RunLockedError(
             f"{data_path}: {held.holder} is working on this run; wait for it to finish "

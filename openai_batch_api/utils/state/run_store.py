@@ -26,12 +26,12 @@ import orjson
 
 from ..config import Config
 from ..errors import BatchToolError
+from ..layout import STORE_NAME, imported_ledger_path, legacy_ledger_path
+from ..layout import store_path as store_path
 from .batch_state import BatchState
-from .ledger import LEDGER_NAME, Ledger, ShardRecord, read_legacy_ledger
+from .ledger import Ledger, ShardRecord, read_legacy_ledger
 
-STORE_NAME = "run.sqlite3"
 SCHEMA_VERSION = 1
-IMPORTED_SUFFIX = ".imported"
 # Rows per fetch when walking the recorded files: memory stays flat in their number.
 FETCH_ROWS = 1000
 
@@ -125,10 +125,6 @@ SAVE_SHARD = (
 )
 
 
-def store_path(data_path: Path) -> Path:
-    return data_path / STORE_NAME
-
-
 def damaged(path: Path, reason: object) -> BatchToolError:
     return BatchToolError(
         f"{path}: the run database is damaged ({reason}); restore it from a backup, or move it away "
@@ -212,7 +208,7 @@ class RunStore:
         and renames it to `ledger.json.imported`; a read-only open reads it where it is.
         """
         path = store_path(data_path)
-        legacy = data_path / LEDGER_NAME
+        legacy = legacy_ledger_path(data_path)
         if not path.exists():
             if not legacy.exists():
                 return None
@@ -220,7 +216,7 @@ class RunStore:
             if not writable:
                 return cls(path, sqlite3.connect(":memory:", check_same_thread=False), ledger, writable=False)
             store = cls.create(data_path, ledger, imported_sha256=file_digest(legacy))
-            os.replace(legacy, legacy.with_name(legacy.name + IMPORTED_SUFFIX))
+            os.replace(legacy, imported_ledger_path(data_path))
             return store
         db = open_existing(path, writable=writable)
         try:
@@ -236,7 +232,7 @@ class RunStore:
                     f"move {legacy.name} away (run {ledger.run_id} in {path.name} goes on)"
                 )
             if writable:  # imported before a crash left no time to rename it
-                os.replace(legacy, legacy.with_name(legacy.name + IMPORTED_SUFFIX))
+                os.replace(legacy, imported_ledger_path(data_path))
         return cls(path, db, ledger, writable=writable)
 
     def close(self) -> None:
@@ -590,7 +586,7 @@ def load_run(data_path: Path) -> Ledger | None:
 
 def has_run(data_path: Path) -> bool:
     """Whether data_path holds a run (its database, or the ledger.json of an earlier version)."""
-    return store_path(data_path).exists() or (data_path / LEDGER_NAME).exists()
+    return store_path(data_path).exists() or legacy_ledger_path(data_path).exists()
 
 
 def require_run(config: Config, *, config_arg: str) -> None:

@@ -12,11 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
-from .run_lock import LOCK_NAME
+from ..layout import local_backend_dir, lock_path, tasks_dir
 from .run_store import has_run
-
-TASKS_DIR = "tasks"
-LOCAL_BACKEND_DIR = "local_backend"
 
 
 class StepTraces:
@@ -26,7 +23,7 @@ class StepTraces:
         self.config = config
         data_path = config.data_path
         self.missing = {
-            path for path in (data_path, data_path / LOCK_NAME, data_path / TASKS_DIR, data_path / LOCAL_BACKEND_DIR)
+            path for path in (data_path, lock_path(data_path), tasks_dir(data_path), local_backend_dir(data_path))
             if not path.exists()
         }
 
@@ -35,7 +32,7 @@ class StepTraces:
         data_path = self.config.data_path
         if not self.missing or has_run(data_path):
             return
-        backend = data_path / LOCAL_BACKEND_DIR
+        backend = local_backend_dir(data_path)
         if backend in self.missing and backend.is_dir():
             from ...local_server.server import StateDirInUse
             from ..providers.local import remove_local_backend_state
@@ -44,13 +41,13 @@ class StepTraces:
                 remove_local_backend_state(self.config)
             except StateDirInUse:
                 pass  # another process serves it now: it is that one's
-        tasks = data_path / TASKS_DIR
+        tasks = tasks_dir(data_path)
         if tasks in self.missing and tasks.is_dir():
             for folder in tasks.iterdir():
                 _remove_empty(folder)
             _remove_empty(tasks)
-        if data_path / LOCK_NAME in self.missing:
-            (data_path / LOCK_NAME).unlink(missing_ok=True)
+        if lock_path(data_path) in self.missing:
+            lock_path(data_path).unlink(missing_ok=True)
         if data_path in self.missing:
             _remove_empty(data_path)
 

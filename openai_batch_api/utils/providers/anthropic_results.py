@@ -1,4 +1,4 @@
-"""Anthropic's Message Batches result lines, read into the same values as OpenAI's result lines.
+"""Anthropic's Message Batches result lines, read into the run's neutral result records (base.Answer, base.Failure).
 
 A line is `{"custom_id", "result": {"type": ...}}`: `succeeded` with the Message, `errored` with the
 error envelope (`{"type": "error", "error": {"type", "message"}}`), or `canceled` / `expired` for a
@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import BatchToolError
 from ..files.atomic_files import atomic_writer
-from ..requests.custom_ids import CustomIdMap
+from .base import NO_ANSWER, Answer, Failure
+
+if TYPE_CHECKING:
+    from ..requests.custom_ids import CustomIdMap  # the requests package loads numpy: readers of results stay light
 
 # Error types a later attempt can fix: the API's own failure, overload, rate limits, timeouts.
 # invalid_request_error (a bad request) and the rest fail the same way every time.
@@ -41,7 +44,21 @@ def is_message_result(record: dict[str, Any]) -> bool:
     return "result" in record and "response" not in record
 
 
-def message_answer(message: dict[str, Any]) -> tuple[Any, ...]:
+def message_result(record: dict[str, Any]) -> tuple[Answer, Failure | None]:
+    """The answer of a result line, and its failure (None when the request succeeded)."""
+    result = record["result"]
+    if result["type"] == "succeeded":
+        return message_answer(result["message"]), None
+    return NO_ANSWER, message_failure(result)
+
+
+def message_failure_only(record: dict[str, Any]) -> tuple[Answer, Failure | None]:
+    """As message_result, a success's answer left unread (NO_ANSWER): for a reader of failures only."""
+    result = record["result"]
+    return NO_ANSWER, (None if result["type"] == "succeeded" else message_failure(result))
+
+
+def message_answer(message: dict[str, Any]) -> Answer:
     """(answer, refusal, finish reason, categories, prompt, completion and total tokens) of a Message."""
     texts = [block.get("text") or "" for block in message.get("content") or () if block.get("type") == "text"]
     output = "".join(texts) if texts else None
@@ -57,7 +74,7 @@ def message_answer(message: dict[str, Any]) -> tuple[Any, ...]:
     return output, refusal, FINISH_REASONS.get(stop, stop), None, prompt, completion, total
 
 
-def message_failure(result: dict[str, Any]) -> tuple[str, str, str, bool]:
+def message_failure(result: dict[str, Any]) -> Failure:
     """(api_status, api_error, api_error_code, api_retryable) of a request that did not succeed."""
     kind = result["type"]
     if kind in NOT_RUN:
