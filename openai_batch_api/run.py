@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .step_results import Cancelled, Collated, Created, Deleted, Piloted, Retried, RunStatus, Submitted
+from .step_results import Cancelled, Collated, Created, Deleted, Piloted, PilotUsage, Retried, RunStatus, Submitted
 from .utils.config import (
     REQUIRED_KEYS,
     Config,
@@ -36,7 +36,7 @@ from .utils.lifecycle.result_files import download_results, recorded_result_file
 from .utils.lifecycle.submission import cancel_batches, reconcile, refresh, run_progress, submit_waiting
 from .utils.next_steps import next_step, option
 from .utils.state.ledger import Ledger, check_same_inputs, request_shape
-from .utils.state.row_requests import answer_sources
+from .utils.state.row_requests import PilotAnswer, answer_sources, answer_usage, pilot_answers
 from .utils.state.run_inputs import record_inputs
 from .utils.state.run_lock import run_lock
 from .utils.state.run_store import RunStore, has_run, open_run, require_run, sidecars
@@ -565,6 +565,7 @@ class Run:
                 refresh(api, store, workers=config.concurrency)
                 files = run_result_files(api, store, workers=config.concurrency)
             answered = answer_sources(store)
+            answers = pilot_answers(store)
             if config.output_file is not None:
                 collation = collate_to_file(
                     config, ledger, files, path=config.output_file, keep_table=table, **answered
@@ -575,6 +576,8 @@ class Run:
             if not counts.get("pending"):
                 store.mark_collated()
         summary = collation.summary
+        # The table's rows the pilot answered: their usage is the pilot's, billed apart at full price.
+        in_table = [answer_usage(a) for a in answers if a.custom_id in answered["pilot_ids"]]
         return Collated(
             table=collation.table,
             output_file=config.output_file,
@@ -586,8 +589,9 @@ class Run:
             json_errors=summary.json_errors,
             finish_reasons=dict(summary.finish_reasons),
             refusals=summary.refusals,
-            input_tokens=summary.input_tokens,
-            output_tokens=summary.output_tokens,
+            input_tokens=summary.input_tokens - sum(u[0] for u in in_table),
+            output_tokens=summary.output_tokens - sum(u[1] for u in in_table),
+            pilot=self._pilot_usage(answers),
         )
 
     def delete(
@@ -691,7 +695,25 @@ class Run:
             input_tokens=sum(b.input_tokens for b in batches),
             output_tokens=sum(b.output_tokens for b in batches),
             api_calls=api.calls - since_calls if api is not None else 0,
+            pilot=self._pilot_usage(pilot_answers(store)),
         )
+
+    def _pilot_usage(self, answers: list[PilotAnswer]) -> PilotUsage | None:
+        """What the pilot's answers used, and cost at the full price they were bought at."""
+        from .utils.costs.pricing import estimate_cost
+
+        if not answers:
+            return None
+        used = [answer_usage(answer) for answer in answers]
+        input_tokens, output_tokens = sum(u[0] for u in used), sum(u[1] for u in used)
+        cost = estimate_cost(
+            model=self.config.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            overrides=self.config.prices,
+            batch=False,
+        )
+        return PilotUsage(rows=len(answers), input_tokens=input_tokens, output_tokens=output_tokens, cost=cost)
 
     def _check_deletable(self, ledger: Ledger, *, force: bool) -> None:
         if force:

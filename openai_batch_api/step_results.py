@@ -85,15 +85,26 @@ class Retried:
 
 
 @dataclass(frozen=True)
+class PilotUsage:
+    """What the pilot's answers used and cost: they were answered at once, at the full price."""
+
+    rows: int
+    input_tokens: int
+    output_tokens: int
+    cost: CostEstimate | None  # None when the model has no known price
+
+
+@dataclass(frozen=True)
 class RunStatus:
     """Where the run stands: its shards with their batches, counts, and why rows failed."""
 
     ledger: Ledger
     progress: RunProgress
     failures: list[FailureGroup]
-    input_tokens: int
+    input_tokens: int  # the usage the API reported for the batches
     output_tokens: int
     api_calls: int  # the HTTP calls this look made
+    pilot: PilotUsage | None = None  # the pilot's answers, billed apart at full price
 
     @property
     def run_id(self) -> str:
@@ -134,8 +145,9 @@ class Collated:
     json_errors: int = 0  # answers that did not parse as the JSON asked for (api_json_error)
     finish_reasons: dict[str, int] = field(default_factory=dict)  # answers per api_finish_reason
     refusals: int = 0  # answers the model refused (api_refusal)
-    input_tokens: int = 0  # the usage the API reported, over every row
+    input_tokens: int = 0  # the usage the API reported, over every row the batches answered
     output_tokens: int = 0
+    pilot: PilotUsage | None = None  # the pilot's answers, billed apart at full price
 
     @property
     def pending(self) -> int:

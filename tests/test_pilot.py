@@ -239,3 +239,22 @@ def test_pilot_killed_midway_buys_again_only_the_calls_it_lacked(tmp_path, monke
     output = project.output()
     assert (output["api_status"] == "ok").all() and len(output) == 8
     assert output["api_output"].tolist() == [f"Answer to: message number {i}" for i in range(1, 9)]
+
+
+def test_tokens_used_count_the_pilot_apart_at_full_price(project):
+    """The batches' usage is priced at batch prices; the pilot's answers were bought at the full price."""
+    project.write_rows(6)
+    project.write_config(batch_size=10)
+    assert project.run("create-batch", "--pilot", "2").exit_code == 0
+    assert project.run("create-batch").exit_code == 0
+    waited = project.run("status-jobs", "--wait")
+    assert waited.exit_code == 0, waited.err
+    # The local backend's usage: 20 input tokens a row here, and the answer's words as output.
+    pilot_line = "the pilot's 2 answers: 40 input, 14 output tokens; cost $0.000014 at full price"
+    assert "tokens used: 80 input, 28 output; cost $0.000014 at batch prices" in waited.out
+    assert pilot_line in waited.out
+    collated = project.run("collate-output")
+    assert collated.exit_code == 0, collated.err
+    assert "tokens used: 80 input, 28 output; cost $0.000014 at batch prices" in collated.out  # the batches' rows
+    assert pilot_line in collated.out
+    assert list(project.output()["api_prompt_tokens"]) == [20] * 6

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..utils.words import next_command, plural
 
 if TYPE_CHECKING:
-    from ..step_results import Cancelled, Collated, Created, Piloted, Retried, RunStatus, Submitted
+    from ..step_results import Cancelled, Collated, Created, Piloted, PilotUsage, Retried, RunStatus, Submitted
     from ..utils.config import Config
     from ..utils.files.table import LineBreakCells
     from ..utils.lifecycle.planning import CostReport
@@ -95,6 +95,19 @@ def actual_cost_line(*, model: str, input_tokens: int, output_tokens: int, price
         f"{format_usd(estimate.total_usd)} at batch prices" if estimate else f"no known price for '{model}'"
     )
     return f"tokens used: {input_tokens:,} input, {output_tokens:,} output; cost {cost}"
+
+
+def pilot_usage_lines(pilot: PilotUsage | None) -> list[str]:
+    """What the pilot used and cost, apart from the batches: it was bought at the full price."""
+    if pilot is None:
+        return []
+    from ..utils.costs.pricing import format_usd
+
+    cost = f"{format_usd(pilot.cost.total_usd)} at full price" if pilot.cost else "no known price"
+    return [
+        f"the pilot's {plural(pilot.rows, 'answer')}: {pilot.input_tokens:,} input, {pilot.output_tokens:,} output "
+        f"tokens; cost {cost}"
+    ]
 
 
 def failure_lines(failures: list) -> list[str]:
@@ -291,6 +304,7 @@ def collated_lines(collated: Collated, config: Config, *, config_arg: str) -> li
             actual_cost_line(model=config.model, input_tokens=used_in, output_tokens=used_out, prices=config.prices)
         )
         lines += estimate_check_lines(collated, used_in)
+    lines += pilot_usage_lines(collated.pilot)
     if collated.pending:
         lines.append(
             f"{plural(collated.pending, 'row')} still pending: run collate-output again once "
@@ -411,7 +425,7 @@ def closing_lines(status: RunStatus, *, config: Config, config_arg: str) -> list
                 prices=config.prices,
             )
         )
-    return lines + next_lines(status, config_arg=config_arg)
+    return lines + pilot_usage_lines(status.pilot) + next_lines(status, config_arg=config_arg)
 
 
 def next_lines(status: RunStatus, *, config_arg: str) -> list[str]:

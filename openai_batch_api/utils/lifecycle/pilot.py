@@ -29,7 +29,7 @@ from ..providers.base import Provider
 from ..requests import write_shards
 from ..requests.request_hashes import line_requests
 from ..state.ledger import Ledger, new_run_id, request_sha256
-from ..state.row_requests import PilotAnswer, save_pilot_answer
+from ..state.row_requests import PilotAnswer, answer_usage, save_pilot_answer
 from ..state.run_store import RunStore
 
 if TYPE_CHECKING:
@@ -140,15 +140,6 @@ def answer_rows(api: Provider, store: RunStore, config: Config, chosen: list[Pil
     return calls
 
 
-def output_tokens_of(answer: PilotAnswer) -> tuple[int, int]:
-    """(input tokens, output tokens) the answer's usage reports."""
-    body = orjson.loads(answer.line)["response"]["body"]
-    usage = body.get("usage") or {}
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
-    completion = usage.get("completion_tokens", usage.get("output_tokens")) or 0
-    return int(prompt), int(completion)
-
-
 @dataclass(frozen=True)
 class PilotEstimate:
     """The run's cost estimated again from the output the pilot measured."""
@@ -166,7 +157,7 @@ class PilotEstimate:
 
 
 def estimate_from_pilot(config: Config, table: TableRequests, answers: list[PilotAnswer]) -> PilotEstimate:
-    measured = sum(output_tokens_of(answer)[1] for answer in answers)
+    measured = sum(answer_usage(answer)[1] for answer in answers)
     rows = len(table.requests)
     per_row = measured / len(answers) if answers else 0.0
     estimate = estimate_cost(
@@ -193,7 +184,7 @@ def check_pilot_cost(config: Config, estimate: PilotEstimate) -> str | None:
 
 def pilot_cost(config: Config, answers: list[PilotAnswer]) -> CostEstimate | None:
     """What the pilot's answers cost, at the synchronous endpoint's full price."""
-    used = [output_tokens_of(answer) for answer in answers]
+    used = [answer_usage(answer) for answer in answers]
     return estimate_cost(
         model=config.model,
         input_tokens=sum(u[0] for u in used),

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .ledger import ShardRecord
 from .run_store import RunStore
 
@@ -76,6 +78,15 @@ def pilot_answers(store: RunStore) -> list[PilotAnswer]:
             return []
         rows = db.execute("SELECT custom_id, request_sha256, line FROM pilot_answers ORDER BY answered_at, custom_id")
         return [PilotAnswer(custom_id, digest, bytes(line)) for custom_id, digest, line in rows]
+
+
+def answer_usage(answer: PilotAnswer) -> tuple[int, int]:
+    """(input tokens, output tokens) the answer's usage reports."""
+    body = orjson.loads(answer.line)["response"]["body"]
+    usage = body.get("usage") or {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
+    completion = usage.get("completion_tokens", usage.get("output_tokens")) or 0
+    return int(prompt), int(completion)
 
 
 def stale_requests(store: RunStore) -> dict[str, set[str]]:
