@@ -29,7 +29,9 @@ def reconcile(api: Provider, store: RunStore) -> list[str]:
     names = {s.key: ledger.upload_name(s, data_path=store.data_path) for s in in_doubt if s.open_intent == "upload"}
     uploading = {names[s.key]: s.bytes for s in in_doubt if s.open_intent == "upload"}
     uploaded = api.find_uploads(uploading) if uploading else {}  # one listing for them all
-    submissions = Submissions(ledger, store.data_path, exclude=run_batch_ids(ledger))
+    # The batches the run knows, kept up to date as this finds more: a lost creation is none of them.
+    known = run_batch_ids(ledger)
+    submissions = Submissions(ledger, store.data_path, exclude=known)
     for shard in in_doubt:
         if shard.open_intent == "upload":
             file_id = uploaded.get(names[shard.key])
@@ -46,6 +48,7 @@ def reconcile(api: Provider, store: RunStore) -> list[str]:
                 raise ApiError(lookup.unknowable)  # creating another could pay twice: the shard stays in doubt
             store.settle_create(shard, lookup.batch)
             if lookup.batch:
+                known.add(lookup.batch.id)
                 found.append(f"{shard.key}: batch {lookup.batch.id}")
     if unsettled:
         raise LostCreationError([pair for lost in unsettled for pair in lost.shards], status=unsettled[0].status)
