@@ -14,6 +14,7 @@ import pytest
 
 from openai_batch_api.commands import create_batch
 from openai_batch_api.local_server import LocalServer, ServerOptions
+from openai_batch_api.utils.costs import tokens
 from openai_batch_api.utils.state.ledger import CREATING, UPLOADING
 from openai_batch_api.utils.state.run_lock import run_lock
 from openai_batch_api.utils.state.run_store import load_run as load_ledger
@@ -55,8 +56,11 @@ def fast_server(tmp_path):
 def test_create_batch_killed_at_random_moments_one_batch_per_shard(tmp_path, fast_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     rng = random.Random(20261125)
-    # Warm up in this process (the tokenizer loads once), then time an uninterrupted child run:
-    # the kills land anywhere inside such a run.
+    # Warm up in this process (the tokenizer loads once, here, so that every forked child has it rather
+    # than a counting process of this one's), then time an uninterrupted child run: the kills land
+    # anywhere inside such a run.
+    tokens.clear_caches()
+    tokens.get_estimator("gpt-4o-mini").count("warm up")
     probes = []
     for name in ("warm-up", "probe"):
         probe = Project(root=tmp_path / name, base_url=fast_server.base_url)

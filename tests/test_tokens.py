@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import socket
 import sys
+import time
 
 import pytest
 import tiktoken
@@ -272,14 +274,20 @@ def test_a_forked_copy_counts_on_its_own_and_leaves_the_parents_counter_alone(tm
     estimator = get_estimator("gpt-4o")
     assert estimator.count_many(TEXTS) == expected
     read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the copy: counts, reports, and leaves at once
-        try:
-            os.write(write_end, repr(estimator.count_many(TEXTS)).encode())
-        finally:
-            os._exit(0)
+    with estimator._worker._lock:  # as a thread of this process counting at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # the copy: counts, reports, and leaves at once
+            try:
+                os.write(write_end, repr(estimator.count_many(TEXTS)).encode())
+            finally:
+                os._exit(0)
     os.close(write_end)
-    os.waitpid(pid, 0)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the forked copy waited for a lock no thread of its own holds")
+        time.sleep(0.05)
     with os.fdopen(read_end) as answer:
         assert answer.read() == repr(expected)
     assert estimator.count_many(TEXTS) == expected  # the parent's counter still answers

@@ -55,10 +55,8 @@ class TokenWorker:
 
     def header(self) -> dict:
         """The child's method label and whether its counts are exact (waits for its encoding to load)."""
+        self._forked()
         with self._lock:
-            if self._pid != os.getpid() and self._local is None:
-                self._process = None  # the pipes are the parent's
-                self._local = _load_encoding(self.encoding_name)
             if self._header is None and self._local is None:
                 try:
                     header = self._read()
@@ -72,6 +70,15 @@ class TokenWorker:
                 return {"method": method, "exact": counter is not None}
             assert self._header is not None
             return self._header
+
+    def _forked(self) -> None:
+        """In a forked copy of the parent, count here alone: the pipes are the parent's, and so is the lock,
+        which a thread of the parent may have held at the fork (no thread here would ever release it)."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._process = None
+            self._local = _load_encoding(self.encoding_name)
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         header = self.header()
