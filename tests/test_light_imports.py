@@ -16,6 +16,16 @@ def modules_loaded_by(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
+def create_batch_code(config, *flags: str) -> str:
+    """Code running create-batch on `config` to its end (exit 0), its output kept quiet."""
+    return (
+        "import contextlib, io\n"
+        "from openai_batch_api.commands import create_batch\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert create_batch.main({['--config', str(config), *flags]!r}) == 0\n"
+    )
+
+
 @pytest.mark.parametrize("module", ["create_batch", "status_jobs", "collate_output", "delete_tasks"])
 def test_command_help_imports_no_heavy_library(module):
     code = (
@@ -48,11 +58,7 @@ def test_create_batch_of_a_csv_imports_no_pandas_and_loads_no_encoding(project):
     """pandas is for collating; the estimate's encoding loads in a process of its own."""
     project.write_rows(10)
     config = project.write_config()
-    code = (
-        "import contextlib, io\n"
-        "from openai_batch_api.commands import create_batch\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    assert create_batch.main(['--config', {str(config)!r}]) == 0\n"
+    code = create_batch_code(config) + (
         "from openai_batch_api.utils.costs.tokens import get_estimator\n"
         "assert type(get_estimator('gpt-4o-mini')).__name__ == 'WorkerEstimator'"
     )
@@ -65,12 +71,6 @@ def test_create_batch_dry_run_imports_no_sdk(project):
     """A dry run calls no API: the SDK (most of a second to import) stays out of its time."""
     project.write_rows(10)
     config = project.write_config()
-    code = (
-        "import contextlib, io\n"
-        "from openai_batch_api.commands import create_batch\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    assert create_batch.main(['--config', {str(config)!r}, '--dry-run']) == 0\n"
-    )
-    loaded = modules_loaded_by(code)
+    loaded = modules_loaded_by(create_batch_code(config, "--dry-run"))
     assert "openai_batch_api.utils.requests.shards" in loaded
     assert "openai" not in loaded
