@@ -7,7 +7,7 @@ provider's result line looks like.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
-from ..providers.result_lines import read_result_file
+from ..providers.result_lines import read_answer_table, read_result_file
 from . import result_columns as columns
 from .added_columns import schema_of
 from .failures import FailureGroup  # noqa: F401 - where callers have found it
@@ -35,13 +36,49 @@ def load_results(
     (embeddings) or whether the input was flagged (moderations, with the flagged `api_categories`).
     `skip` names, per file, the custom_ids whose lines are left out (requests the table no longer asks).
     """
-    lines = _ResultLines()
+    parts: list[pd.DataFrame] = []
+    lines: _ResultLines | None = None
     for path in paths:
         path = Path(path)
-        lines.read(path, skip=skip.get(path) if skip else None)
-    frame = lines.frame()
+        # A file of successes (most output files) is read at once as columns; any other, a line at a time.
+        answers = None if skip else read_answer_table(path)
+        if answers is None:
+            lines = lines or _ResultLines()
+            lines.read(path, skip=skip.get(path) if skip else None)
+            continue
+        if lines is not None:  # the files before it, in order: a later line of a custom_id wins
+            parts.append(lines.frame())
+            lines = None
+        parts.append(_answer_frame(answers))
+        del answers
+    if lines is not None or not parts:
+        parts.append((lines or _ResultLines()).frame())
     del lines  # the frame holds the values now: the million objects of its lists can go
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts)
+    del parts
     return _last_attempt_only(frame)
+
+
+def _answer_frame(answers: pa.Table) -> pd.DataFrame:
+    """The frame of result_columns.LOADED of a file whose every line succeeded, from its answer columns."""
+
+    def text(name: str) -> np.ndarray:
+        return answers.column(name).to_numpy(zero_copy_only=False)  # str objects, None for null
+
+    def tokens(name: str) -> pd.api.extensions.ExtensionArray:
+        return answers.column(name).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
+
+    return _frame(
+        ids=answers.column("custom_id").to_pandas(),  # pandas keeps Arrow's strings: no str object made for an id
+        outputs=text("output"),
+        refusals=text("refusal"),
+        finishes=text("finish_reason"),
+        categories=np.full(answers.num_rows, None, dtype=object),
+        prompt_tokens=tokens("prompt_tokens"),
+        completion_tokens=tokens("completion_tokens"),
+        total_tokens=tokens("total_tokens"),
+        failures=[],
+    )
 
 
 class _ResultLines:
@@ -83,37 +120,61 @@ class _ResultLines:
 
     def frame(self) -> pd.DataFrame:
         """The lines as a frame of result_columns.LOADED, indexed by custom_id (repeats included)."""
-        count = len(self.ids)
-        statuses = np.full(count, "ok", dtype=object)
-        errors = np.full(count, None, dtype=object)
-        codes = np.full(count, None, dtype=object)
-        retryables = np.zeros(count, dtype=bool)
-        if self.failures:
-            positions, failure_statuses, failure_errors, failure_codes, failure_retryables = zip(
-                *self.failures, strict=True
-            )
-            rows = np.fromiter(positions, dtype=np.intp, count=len(self.failures))
-            statuses[rows] = failure_statuses
-            errors[rows] = failure_errors
-            codes[rows] = failure_codes
-            retryables[rows] = failure_retryables
-        frame = pd.DataFrame(
-            {
-                columns.STATUS: pd.Series(statuses, dtype=object),
-                columns.OUTPUT: pd.Series(self.outputs, dtype=object),
-                columns.ERROR: pd.Series(errors, dtype=object),
-                columns.ERROR_CODE: pd.Series(codes, dtype=object),
-                columns.FINISH_REASON: pd.Series(self.finishes, dtype=object),
-                columns.REFUSAL: pd.Series(self.refusals, dtype=object),
-                columns.CATEGORIES: pd.Series(self.categories, dtype=object),
-                columns.PROMPT_TOKENS: pd.array(self.prompt_tokens, dtype="Int64"),
-                columns.COMPLETION_TOKENS: pd.array(self.completion_tokens, dtype="Int64"),
-                columns.TOTAL_TOKENS: pd.array(self.total_tokens, dtype="Int64"),
-                columns.RETRYABLE: retryables,
-            }
+        return _frame(
+            ids=self.ids,
+            outputs=self.outputs,
+            refusals=self.refusals,
+            finishes=self.finishes,
+            categories=self.categories,
+            prompt_tokens=pd.array(self.prompt_tokens, dtype="Int64"),
+            completion_tokens=pd.array(self.completion_tokens, dtype="Int64"),
+            total_tokens=pd.array(self.total_tokens, dtype="Int64"),
+            failures=self.failures,
         )
-        frame.index = pd.Index(self.ids, name="custom_id", dtype=str)
-        return frame
+
+
+def _frame(
+    *,
+    ids: Sequence[str] | pd.Series,
+    outputs: Sequence[Any],
+    refusals: Sequence[str | None],
+    finishes: Sequence[str | None],
+    categories: Sequence[str | None],
+    prompt_tokens: Any,
+    completion_tokens: Any,
+    total_tokens: Any,
+    failures: list[tuple[int, str, str, str, bool]],
+) -> pd.DataFrame:
+    """A frame of result_columns.LOADED indexed by custom_id; `failures` as _ResultLines keeps them, the rest ok."""
+    count = len(ids)
+    statuses = np.full(count, "ok", dtype=object)
+    errors = np.full(count, None, dtype=object)
+    codes = np.full(count, None, dtype=object)
+    retryables = np.zeros(count, dtype=bool)
+    if failures:
+        positions, failure_statuses, failure_errors, failure_codes, failure_retryables = zip(*failures, strict=True)
+        rows = np.fromiter(positions, dtype=np.intp, count=len(failures))
+        statuses[rows] = failure_statuses
+        errors[rows] = failure_errors
+        codes[rows] = failure_codes
+        retryables[rows] = failure_retryables
+    frame = pd.DataFrame(
+        {
+            columns.STATUS: pd.Series(statuses, dtype=object),
+            columns.OUTPUT: pd.Series(outputs, dtype=object),
+            columns.ERROR: pd.Series(errors, dtype=object),
+            columns.ERROR_CODE: pd.Series(codes, dtype=object),
+            columns.FINISH_REASON: pd.Series(finishes, dtype=object),
+            columns.REFUSAL: pd.Series(refusals, dtype=object),
+            columns.CATEGORIES: pd.Series(categories, dtype=object),
+            columns.PROMPT_TOKENS: prompt_tokens,
+            columns.COMPLETION_TOKENS: completion_tokens,
+            columns.TOTAL_TOKENS: total_tokens,
+            columns.RETRYABLE: retryables,
+        }
+    )
+    frame.index = pd.Index(ids, name="custom_id", dtype=str)
+    return frame
 
 
 def _last_attempt_only(frame: pd.DataFrame) -> pd.DataFrame:

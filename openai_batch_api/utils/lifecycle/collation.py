@@ -155,8 +155,13 @@ class CollationSummary:
     def add(self, chunk: CollatedChunk) -> None:
         table = chunk.table
         self.rows += len(table)
-        for name, counts in ((columns.STATUS, self.status_counts), (columns.FINISH_REASON, self.finish_reasons)):
-            for value, count in table[name].value_counts().items():
+        # Most rows are ok, as the chunk counted: only the other statuses are compared and counted here.
+        if chunk.ok_rows:
+            self.status_counts["ok"] = self.status_counts.get("ok", 0) + chunk.ok_rows
+        statuses = table[columns.STATUS]
+        not_ok = statuses[statuses != "ok"] if chunk.ok_rows < len(table) else statuses.iloc[:0]
+        for counts, values in ((self.status_counts, not_ok), (self.finish_reasons, table[columns.FINISH_REASON])):
+            for value, count in values.value_counts().items():
                 counts[str(value)] = counts.get(str(value), 0) + int(count)
         self.retryable_rows += int(chunk.retryable.sum())
         if columns.JSON_ERROR in table:
@@ -179,6 +184,7 @@ class CollatedChunk:
     retryable: pd.Series  # per row: whether a retry may succeed
     failures: list[FailureGroup]
     ids: pd.Series  # per row: the text of its id, as its requests were sent (custom_id)
+    ok_rows: int  # rows whose api_status is ok
 
 
 @dataclass
@@ -371,11 +377,18 @@ def _with_results(
         where = provenance_columns(result_files, sources, config.data_path, stale=stale, shard_paths=shard_paths)
         for column, values in where.items():
             out[column] = pd.Series([values.get(i) for i in ids], index=out.index, dtype=object)
-    # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
-    retryable = (joined[columns.RETRYABLE].fillna(True).astype(bool) | (out[columns.STATUS] == "cancelled")) & ~ok
-    return CollatedChunk(
-        table=out, retryable=retryable, failures=summarize_failures(joined.set_axis(pd.Index(ids))), ids=ids
-    )
+    # Most rows succeed: what the failures say is read from the failed rows alone.
+    failed = ~ok.to_numpy()
+    retryable = pd.Series(False, index=out.index)
+    failures: list[FailureGroup] = []
+    if failed.any():
+        failed_rows = joined[failed]
+        # A cancelled row has no answer: an explicit retry sends it again (wait mode never retries a cancelled run).
+        again = failed_rows[columns.RETRYABLE].fillna(True).astype(bool) | (failed_rows[columns.STATUS] == "cancelled")
+        retryable[failed] = again.to_numpy()
+        failures = summarize_failures(failed_rows.set_axis(pd.Index(ids[failed])))
+    ok_rows = len(out) - int(failed.sum())
+    return CollatedChunk(table=out, retryable=retryable, failures=failures, ids=ids, ok_rows=ok_rows)
 
 
 def collated_chunks(

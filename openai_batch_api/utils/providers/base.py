@@ -6,7 +6,8 @@ again, polling many batches, cancelling, fetching results, and listing and delet
 made. Batches are `BatchState`s; failures are the package's errors (`ProviderError`), never a
 provider SDK's own. A shard's request file is the neutral form of its requests (`ShardSubmission`),
 which the provider encodes as it sends them; the result files it fetches are read by
-`result_lines.py` into neutral result records (`ResultRecord`), all that `utils/answers/` sees.
+`result_lines.py` into neutral result records (`ResultRecord`), or a file of successes at once into
+their columns (`ANSWER_TABLE_COLUMNS`): all that `utils/answers/` sees.
 
 | operation            | OpenAI files + batches (`openai.py`)     | Anthropic Message Batches (`anthropic.py`)  |
 |----------------------|------------------------------------------|---------------------------------------------|
@@ -80,6 +81,18 @@ NO_ANSWER: Answer = (None, None, None, None, None, None, None)
 Failure = tuple[str, str, str, bool]
 # One result line: (the row's id, its answer, and its failure: None when it succeeded).
 ResultRecord = tuple[str, Answer, Failure | None]
+# A result file whose every line succeeded, as columns instead of records (result_lines.read_answer_table):
+# an Arrow table of the row ids and the answers' fields, in Answer's order less the categories (a
+# moderation's, which no columnar reader gives).
+ANSWER_TABLE_COLUMNS = (
+    "custom_id",
+    "output",
+    "refusal",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+)
 
 
 @dataclass(frozen=True)

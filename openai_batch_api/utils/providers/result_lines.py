@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ..errors import BatchToolError
 from .anthropic_results import message_failure_only, message_result
 from .base import ResultRecord
-from .openai_results import openai_failure, openai_result
+from .openai_results import chat_answer_table, openai_failure, openai_result
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def read_result_file(
@@ -83,3 +87,12 @@ def line_provenance(path: Path, *, skip: Collection[str] = ()) -> Iterator[tuple
             response = record.get("response") or {}
             body = response.get("body") if isinstance(response.get("body"), dict) else {}
             yield custom_id, body.get("model"), record.get("request_sha256")
+
+
+def read_answer_table(path: Path) -> pa.Table | None:
+    """The answers of a result file whose every line succeeded, at once as columns (base.ANSWER_TABLE_COLUMNS).
+
+    None when no columnar reader knows every line (a failure among them, a Message Batch's results):
+    read_result_file reads such a file, a line at a time.
+    """
+    return chat_answer_table(path)
