@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from openai_batch_api.utils.files.table import iter_frames_with_typed_ids
+
 
 def collated(project, server, table: pd.DataFrame, name: str, output: str) -> pd.DataFrame:
     project.write_table(table, name)
@@ -49,3 +51,18 @@ def test_collate_keeps_csv_ids_verbatim(project, server):
     assert server.wait_idle(timeout=10)
     assert project.run("collate-output").exit_code == 0
     assert project.output()["id"].tolist() == ["007", "1.0"]
+
+
+@pytest.mark.parametrize("name", ["input.parquet", "input.pkl", "input.csv"])
+def test_input_frames_come_with_their_own_typed_ids(project, name):
+    # Collate gives each slice of rows its ids back from the slice itself: a Parquet id column is never read whole.
+    table = pd.DataFrame({"id": [30, 10, 20, 40, 50], "content": list("abcde")})
+    project.write_table(table, name)
+    frames = list(iter_frames_with_typed_ids(project.root / name, id_column="id", sizes=[2, 2]))
+    assert [frame["id"].tolist() for frame, _ in frames] == [["30", "10"], ["20", "40"], ["50"]]
+    typed = [ids.tolist() if ids is not None else None for _, ids in frames]
+    if name == "input.csv":
+        assert typed == [None, None, None]  # CSV ids are their text
+    else:
+        assert typed == [[30, 10], [20, 40], [50]]
+        assert all(ids.dtype == "int64" for _, ids in frames)

@@ -457,6 +457,10 @@ def read_input_table(path: Path, *, id_column: str | None = None) -> pd.DataFram
     return table
 
 
+# The formats whose id cells have a type of their own, which the collated table gives back.
+_TYPED = ("Parquet", "pickle")
+
+
 def typed_id_column(path: Location, *, id_column: str) -> pd.Series | None:
     """The id column as a typed format holds it (Parquet, pickle: int64 stays int64), by position; else None.
 
@@ -470,7 +474,7 @@ def typed_id_column(path: Location, *, id_column: str) -> pd.Series | None:
     if fmt == "pickle":
         table = _load_pickle(path)  # type: ignore[arg-type]
         return table[_frame_column(path, table, id_column, "id_column")].reset_index(drop=True)
-    if fmt != "Parquet":
+    if fmt not in _TYPED:
         return None
     with _reading(path, fmt):
         schema, batches = _parquet_batches(path, columns=[id_column])
@@ -523,6 +527,17 @@ def iter_input_frames(path: Path, *, id_column: str, sizes: Sequence[int]) -> It
     Each frame's index continues the previous one's (0, 1, ... over the table), except a pickle's or
     a Parquet file's own index, which is kept.
     """
+    for frame, _ in iter_frames_with_typed_ids(path, id_column=id_column, sizes=sizes):
+        yield frame
+
+
+def iter_frames_with_typed_ids(
+    path: Path, *, id_column: str, sizes: Sequence[int]
+) -> Iterator[tuple[pd.DataFrame, pd.Series | None]]:
+    """As iter_input_frames, each frame with its id column as typed_id_column gives it (None for CSV, JSONL).
+
+    The typed ids come with their frame, so a Parquet table's are never read whole.
+    """
     import pandas as pd
 
     path = as_location(path)
@@ -545,8 +560,9 @@ def iter_input_frames(path: Path, *, id_column: str, sizes: Sequence[int]) -> It
             if fmt != "pickle" and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
                 frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
-            _ids_as_text(path, frame, id_column, raw_ids)
-            yield frame
+            typed = frame[_frame_column(path, frame, id_column, "id_column")] if fmt in _TYPED else None
+            _ids_as_text(path, frame, id_column, raw_ids)  # replaces the column: `typed` keeps the cells as read
+            yield frame, typed
 
 
 def _sizes_then_rest(sizes: Sequence[int]) -> Iterator[int | None]:

@@ -29,7 +29,7 @@ from ..errors import BatchToolError, ConfigError, with_filename
 from ..files import storage
 from ..files.atomic_files import atomic_path
 from ..files.storage import ObjectUrl
-from ..files.table import iter_input_frames, read_input_table, typed_id_column
+from ..files.table import iter_frames_with_typed_ids, read_input_table, typed_id_column
 from ..state.ledger import Ledger, ShardRecord
 from .result_files import (  # noqa: F401 - where callers have found them
     RESULT_KINDS,
@@ -413,13 +413,15 @@ def collated_chunks(
     groups: list[list[ShardRecord]] = []
     in_group: list[int] = []  # per frame, the group of shards whose rows it holds
     later = None
+    # Each frame of input rows with its id column as a typed format holds it: the rows are matched by the
+    # ids' text, and the output gives a typed format's id column back as it was.
     if continued:
-        frames: Iterable[pd.DataFrame] = [read_input_table(config.input_file, id_column=config.id_column)]
+        frames: Iterable[tuple[pd.DataFrame, pd.Series | None]] = [_whole_input(config)]
     else:
         groups = _shard_groups(ledger, whole=whole)
         later = _LaterAttempts(ledger, config.data_path, available)
         if whole:
-            frames = [read_input_table(config.input_file, id_column=config.id_column)]
+            frames = [_whole_input(config)]
             in_group = [0]
         else:
             # A group's results are read once and joined onto its rows a slice at a time: the frames made
@@ -430,13 +432,10 @@ def collated_chunks(
                 slices = _slices(sum(s.rows for s in group))
                 sizes.extend(slices)
                 in_group.extend([number] * len(slices))
-            frames = iter_input_frames(config.input_file, id_column=config.id_column, sizes=sizes)
-    # The rows are matched by the ids' text; the output gives a typed format's id column back as it was.
-    typed_ids = typed_id_column(config.input_file, id_column=config.id_column)
-    offset = 0
+            frames = iter_frames_with_typed_ids(config.input_file, id_column=config.id_column, sizes=sizes)
     results: _GroupResults | None = None
     results_of = -1
-    for number, table in enumerate(frames):
+    for number, (table, typed_ids) in enumerate(frames):
         if number == 0:
             # create-batch refuses such a table; a run begun before it did is refused here, before anything is lost.
             clashes = [c for c in added_columns(config) if c in table.columns]
@@ -454,9 +453,14 @@ def collated_chunks(
             chunk = _collate_chunk(config, ledger, table, results, later)
         if typed_ids is not None:
             label = next(c for c in chunk.table.columns if str(c) == config.id_column)
-            chunk.table[label] = typed_ids.iloc[offset : offset + len(chunk.table)].set_axis(chunk.table.index)
-            offset += len(chunk.table)
+            chunk.table[label] = typed_ids.set_axis(chunk.table.index)
         yield chunk
+
+
+def _whole_input(config: Config) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The input table read whole, with its id column as a typed format holds it (None for CSV, JSONL)."""
+    table = read_input_table(config.input_file, id_column=config.id_column)
+    return table, typed_id_column(config.input_file, id_column=config.id_column)
 
 
 def collate_results(

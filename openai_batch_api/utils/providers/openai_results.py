@@ -72,6 +72,9 @@ def chat_answer_table(path: Path) -> pa.Table | None:
 
     try:
         lines = pj.read_json(path, parse_options=_chat_line_options())
+        # The reader's buffers (the file's blocks, parsed on every core) are freed now; handed back, or
+        # the allocator keeps them and a collate's peak grows with the files it has read.
+        pa.default_memory_pool().release_unused()
         response = lines.column("response")
         body = pc.struct_field(response, "body")
         choices = pc.struct_field(body, "choices")
