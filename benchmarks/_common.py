@@ -113,7 +113,14 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def run_measured(args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> Measurement:
-    """Run a process to its end; its wall time and its own peak RSS (ru_maxrss from wait4)."""
+    """Run a process to its end; its wall time and its own peak RSS (ru_maxrss from wait4).
+
+    Files written before it (a table of gigabytes, the last process's task files) are flushed to disk
+    first: the kernel writes them back in the background, and a process measured meanwhile would
+    share the disk with that, and the one measured after it would not.
+    """
+    if hasattr(os, "sync"):
+        os.sync()
     with tempfile.TemporaryDirectory() as scratch:
         figures = Path(scratch) / "figures.json"
         out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"

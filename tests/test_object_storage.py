@@ -188,3 +188,15 @@ def test_folder_without_parquet_files_error():
         f"{Path('empty').resolve()}: holds no .parquet files; input_file must name a table file, or a folder or "
         "glob of Parquet files"
     )
+
+
+def test_az_url_without_an_account_is_a_config_error(project, monkeypatch):
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    project.write_config(input_file="az://tables/in/input.csv")
+    refused = project.run("create-batch", "--dry-run")
+    assert refused.exit_code == 1
+    assert refused.err == (
+        "error: az://tables/in/input.csv: set AZURE_STORAGE_ACCOUNT_NAME (or AZURE_STORAGE_CONNECTION_STRING) "
+        "to the storage account of an az:// URL, or give the URL as abfs://container@account.dfs.core.windows.net/key\n"
+    )

@@ -3,9 +3,10 @@
 They are read and written through pyarrow's filesystems, which ship in the pyarrow wheel the package
 already needs (no second stack of SDKs), stream both ways, and take credentials where each provider's
 own tools do: for S3 the AWS_* variables, ~/.aws, or the machine's role, and AWS_ENDPOINT_URL for any
-S3-compatible store; for Google Cloud Storage the application default credentials; for Azure the
-AZURE_STORAGE_* variables or the default Azure credential. data_path stays a local folder: the run's
-state and locks need a real filesystem.
+S3-compatible store; for Google Cloud Storage the application default credentials, and
+STORAGE_EMULATOR_HOST for an emulator (no credentials); for Azure AZURE_STORAGE_CONNECTION_STRING,
+or AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_KEY or the default Azure credential. data_path
+stays a local folder: the run's state and locks need a real filesystem.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, InputError
 
@@ -69,13 +71,21 @@ def filesystem(url: ObjectUrl) -> Any:
     One per bucket, endpoint and account: making one may ask the store for the bucket's region.
     """
     bucket = url.key.split("/", 1)[0]
-    cache_key = (url.scheme, bucket, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AZURE_STORAGE_ACCOUNT_NAME"))
+    cache_key = (url.scheme, bucket, *(os.environ.get(name) for name in _STORE_VARIABLES))
     if cache_key not in _FILESYSTEMS:
         _FILESYSTEMS[cache_key] = _new_filesystem(url)
     return _FILESYSTEMS[cache_key]
 
 
 _FILESYSTEMS: dict[tuple[str | None, ...], Any] = {}
+# The variables that choose a store's endpoint or account: a filesystem made under others is not reused.
+_STORE_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "STORAGE_EMULATOR_HOST",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_KEY",
+)
 
 
 def _new_filesystem(url: ObjectUrl) -> Any:
@@ -83,19 +93,70 @@ def _new_filesystem(url: ObjectUrl) -> Any:
 
     try:
         if url.scheme == "az":
-            # az://container/key, as fsspec spells it: the account comes from the environment.
-            account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
-            if not account:
-                raise ConfigError(
-                    f"{url}: set AZURE_STORAGE_ACCOUNT_NAME to the storage account of an az:// URL, or give the "
-                    "URL as abfs://container@account.dfs.core.windows.net/key"
-                )
-            return pafs.AzureFileSystem(account_name=account)
+            return _azure(url)
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if url.scheme in ("gs", "gcs") and emulator:
+            return _gcs_emulator(emulator)
         # From the URL, pyarrow takes AWS_ENDPOINT_URL, the keys and the bucket's region as the AWS SDKs do
         # (S3FileSystem() made directly ignores AWS_ENDPOINT_URL).
         return pafs.FileSystem.from_uri(str(url))[0]
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid and ArrowIOError are both
         raise ConfigError(f"{url}: cannot open its object store ({_first_line(exc)})") from None
+
+
+def _azure(url: ObjectUrl) -> Any:
+    """Azure Blob Storage for az://container/key, as fsspec spells it: the account comes from the environment.
+
+    AZURE_STORAGE_CONNECTION_STRING, as the Azure CLI and SDKs read it (its account, key or SAS token, and
+    blob endpoint: Azurite's, say), else AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_KEY or, without a
+    key, the default Azure credential.
+    """
+    import pyarrow.fs as pafs
+
+    settings = _connection_settings(os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+    account = settings.get("AccountName") or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+    if not account:
+        raise ConfigError(
+            f"{url}: set AZURE_STORAGE_ACCOUNT_NAME (or AZURE_STORAGE_CONNECTION_STRING) to the storage account of "
+            "an az:// URL, or give the URL as abfs://container@account.dfs.core.windows.net/key"
+        )
+    options: dict[str, str] = {}
+    key = settings.get("AccountKey") or (None if settings else os.environ.get("AZURE_STORAGE_KEY"))
+    if key:
+        options["account_key"] = key
+    elif settings.get("SharedAccessSignature"):
+        options["sas_token"] = settings["SharedAccessSignature"]
+    endpoint = urlsplit(settings.get("BlobEndpoint", ""))
+    if endpoint.netloc:  # an emulator's or a private endpoint, its account in the path: Arrow adds it there
+        for service in ("blob", "dfs"):
+            options[f"{service}_storage_scheme"] = endpoint.scheme or "https"
+            options[f"{service}_storage_authority"] = endpoint.netloc
+    return pafs.AzureFileSystem(account_name=account, **options)
+
+
+def _connection_settings(text: str) -> dict[str, str]:
+    """The `Name=value;...` pairs of an Azure Storage connection string (a value may hold `=`)."""
+    pairs = (part.split("=", 1) for part in text.split(";") if "=" in part)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def _gcs_emulator(address: str) -> Any:
+    """Google Cloud Storage at an emulator's address (fake-gcs-server and the like), without credentials.
+
+    STORAGE_EMULATOR_HOST is the variable Google's own client libraries and gcsfs read for it, as
+    `http://127.0.0.1:4443` or `127.0.0.1:4443` (then http).
+    """
+    from datetime import timedelta
+
+    import pyarrow.fs as pafs
+
+    scheme, found, host = address.partition("://")
+    if not found:
+        scheme, host = "http", address
+    # An emulator that is not running is named within seconds, not retried for the cloud client's minutes.
+    retries = timedelta(seconds=5)
+    endpoint = host.rstrip("/")
+    return pafs.GcsFileSystem(anonymous=True, scheme=scheme, endpoint_override=endpoint, retry_time_limit=retries)
 
 
 def path_in_store(url: ObjectUrl) -> str:
@@ -236,7 +297,7 @@ def atomic_output(url: ObjectUrl) -> Iterator[Any]:
     try:
         yield stream
         stream.close()
-        store.move(temporary, final)
+        _move(store, temporary, final)
     except BaseException:
         stream.close()
         try:
@@ -244,3 +305,18 @@ def atomic_output(url: ObjectUrl) -> Iterator[Any]:
         except OSError:
             pass  # an upload that never completed left no object to delete
         raise
+
+
+def _move(store: Any, source: str, destination: str) -> None:
+    """Move an object within its store: a copy made by the store, then the source deleted.
+
+    pyarrow's move is that on S3 and Google Cloud Storage; on an Azure account without a hierarchical
+    namespace (most blob accounts) it has none, so the copy and the delete are asked for here.
+    """
+    import pyarrow as pa
+
+    try:
+        store.move(source, destination)
+    except pa.ArrowNotImplementedError:
+        store.copy_file(source, destination)
+        store.delete_file(source)
